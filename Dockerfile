@@ -1,0 +1,89 @@
+# syntax=docker/dockerfile:1
+#
+# The ccrelay worker image: Ollama + the ccrelay handler, for RunPod serverless (queue mode, the
+# default) or any GPU host (HTTP mode: `--http`, or CCRELAY_WORKER_MODE=http).
+#
+# The model is NOT baked in. At boot the worker looks for it on the network volume
+# (OLLAMA_MODELS=/runpod-volume/ollama) and pulls it there once, under a lock, when it is missing.
+# See docs/deploy.md.
+#
+#   docker build -t ghcr.io/you/ccrelay-worker:0.1.0 .
+#   docker run --gpus all -v ollama:/runpod-volume -p 8000:8000 ghcr.io/you/ccrelay-worker:0.1.0 --http
+#
+# Layers go from the least to the most often changed: system packages, Ollama, Python
+# dependencies, then our code (a code change rebuilds only the last two small layers).
+
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim-bookworm
+
+ARG OLLAMA_VERSION=0.13.5
+ARG TARGETARCH=amd64
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# 1. System packages.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
+
+# 2. Ollama from its pinned release tarball (binary + its bundled CUDA runtime libraries; the
+#    NVIDIA driver comes from the host through the container toolkit).
+RUN curl -fsSL --retry 3 \
+        "https://github.com/ollama/ollama/releases/download/v${OLLAMA_VERSION}/ollama-linux-${TARGETARCH}.tgz" \
+        -o /tmp/ollama.tgz \
+    && tar -xzf /tmp/ollama.tgz -C /usr \
+    && rm /tmp/ollama.tgz \
+    && test -x /usr/bin/ollama
+
+WORKDIR /app
+
+# 3. Python dependencies only: read from pyproject.toml, so this layer is rebuilt when the
+#    dependencies change, not when our code does.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# 4. Our code (one distribution: the worker, its handler, and the shared packages).
+COPY README.md ./
+COPY config ./config
+COPY client ./client
+COPY handler ./handler
+COPY worker ./worker
+RUN pip install --no-deps . \
+    && rm -rf /app/build /app/*.egg-info
+
+# Defaults; serverless.yml's `env` (or `docker run -e`) overrides any of them.
+#   OLLAMA_MODELS       the model store: on the network volume, pulled once for all workers
+#   OLLAMA_HOST         Ollama stays on loopback; the handler / HTTP mode are the public faces
+#   OLLAMA_NOPRUNE      a starting worker must not prune blobs another worker is pulling
+#   OLLAMA_KEEP_ALIVE   keep the model loaded while the worker lives (-1: forever)
+#   OLLAMA_NUM_PARALLEL requests one worker serves at once (each gets its own context)
+#   OLLAMA_CONTEXT_LENGTH  Claude Code sends long prompts; the OpenAI route cannot set num_ctx
+ENV OLLAMA_MODELS=/runpod-volume/ollama \
+    OLLAMA_HOST=127.0.0.1:11434 \
+    OLLAMA_NOPRUNE=1 \
+    OLLAMA_KEEP_ALIVE=-1 \
+    OLLAMA_NUM_PARALLEL=4 \
+    OLLAMA_MAX_LOADED_MODELS=1 \
+    OLLAMA_FLASH_ATTENTION=1 \
+    OLLAMA_CONTEXT_LENGTH=32768 \
+    CCRELAY_MODEL=qwen3-coder:30b \
+    CCRELAY_VOLUME_ROOT=/runpod-volume \
+    CCRELAY_HTTP_PORT=8000
+
+EXPOSE 8000
+
+# Ollama answers on loopback and, in HTTP mode, GET /health answers 200. The first boot on an
+# empty volume pulls ~19 GB, hence the long start period.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
+    CMD ["python", "-m", "worker.healthcheck"]
+
+ENTRYPOINT ["python", "-m", "worker"]
+CMD []

@@ -1,0 +1,1 @@
+"""Built-in backends, one per file. Each registers through pyproject's `ccrelay.backends` group."""

@@ -1,0 +1,688 @@
+"""A self-hosted Qwen3-Coder on a RunPod serverless endpoint (queue-based, scale to zero).
+
+The endpoint's worker (`handler/`) takes an OpenAI chat-completions request as the job
+``input`` and answers with an OpenAI completion (or, for ``stream: true``, one chunk per
+yielded output). This backend speaks RunPod's serverless API at ``endpoint_url``
+(default ``https://api.runpod.ai/v2/{endpoint_id}``, ``Authorization: Bearer <api_key>``):
+
+Non-streamed (`complete`)
+    ``POST /runsync?wait=<runsync_wait_ms>`` with ``{"input": <chat request>}``. A reply that
+    is still ``IN_QUEUE``/``IN_PROGRESS`` (a cold start from zero workers, or a long answer)
+    is followed with ``/status/{id}`` polls, backing off from ``poll_initial_s`` to
+    ``poll_max_s``. ``COMPLETED`` output is accepted bare (the completion) or in the
+    aggregate-stream list shape (``[completion]``, or a list of chunks).
+
+Streamed (`open_stream`), ``stream_mode``:
+    ``"poll"`` (default): ``POST /run`` with ``stream: true``, then ``/stream/{id}`` polls
+    (every ``stream_poll_s`` while the job runs, backing off while it is queued); each
+    batch's outputs are OpenAI chunks, fed through `OpenAIStreamTranslator` and passed on
+    as they arrive. ``"runsync"``: the job runs non-streamed (as above) and the completion
+    is replayed as Anthropic events: for short answers, and for the runpod SDK's local
+    test server (``--rp_serve_api``), whose ``/run`` only stores a job.
+    The SDK's local server answers ``/status`` and ``/stream`` to POST only; RunPod's API
+    to both (its own SDK uses GET): ``poll_method`` picks.
+
+Time limits. A job may sit ``IN_QUEUE`` for ``cold_start_timeout_s`` (a worker booting from
+zero loads Ollama and the model); once ``IN_PROGRESS`` it may run ``timeouts.total_s``, and a
+streamed job must produce its first output within ``timeouts.first_byte_s`` and then one at
+least every ``timeouts.idle_s``. Past a limit the job is cancelled (``POST /cancel/{id}``)
+and a `TotalTimeout` (`StreamStalled` for the gap) is raised. A caller that gives up
+(``CancelledError``, or a stream closed early) also cancels the job: shielded, bounded by
+``cancel_timeout_s``, best effort; then the cancellation propagates. During the ``/runsync``
+wait itself there is no job id yet, so a caller giving up then cannot cancel the job;
+``runsync_wait_ms`` (default 30 s) bounds that window.
+
+Retries (the base class) never resubmit a job that may exist: a submission is retried only
+when RunPod answered 429/5xx or the connection failed; a timeout while submitting, and every
+error once a job id is known, is final (``retryable = False``). A poll that fails with a
+retryable error is simply polled again, within the limits above, never resubmitted.
+
+Errors. ``FAILED``/``CANCELLED``/``TIMED_OUT`` raise `JobFailed` with the worker's error
+text (scrubbed of the key; the SDK's traceback JSON is reduced to its message). A worker
+error that carries a structured code (an ``{"error": ..., "code": ...}`` output, or an error
+string holding such JSON) maps by that code: ``model_not_allowed`` -> `UnknownModelError`,
+``invalid_input`` / ``invalid_request_error`` -> `UpstreamInvalidRequest`; never by text.
+
+Cache. ``cache`` (``{"mode": "default" | "no-cache" | "no-store", "ttl": s}``) is passed to
+the worker in the job input. A completion carrying ``x_ccrelay_cache`` reports the verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from client.backend import Backend, HealthReport, ModelInfo, RequestOptions
+from client.errors import (
+    BackendError,
+    BackendTimeout,
+    CcrelayError,
+    JobFailed,
+    ProtocolError,
+    StreamStalled,
+    TotalTimeout,
+    UnknownModelError,
+    UpstreamAuthError,
+    UpstreamInvalidRequest,
+    UpstreamStatusError,
+)
+from client.translate import (
+    OpenAIStreamTranslator,
+    anthropic_events_to_response,
+    anthropic_to_openai_request,
+    estimate_tokens,
+    openai_to_anthropic_response,
+    response_to_anthropic_events,
+)
+from client.upstream import UpstreamClient, UpstreamTarget
+from config.models import BackendSettings, check_http_url
+
+log = logging.getLogger("ccrelay.backends.runpod")
+
+RUNPOD_API = "https://api.runpod.ai/v2"
+DEFAULT_MODEL = "qwen3-coder:30b"
+
+QUEUED, RUNNING, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+FAILED_STATES = frozenset({"FAILED", "CANCELLED", "TIMED_OUT"})
+TERMINAL_STATES = FAILED_STATES | {COMPLETED}
+
+_MAX_MESSAGE = 500
+_COLD_START_NOTE_S = 5.0  # a job queued this long is logged once: a worker is cold-starting
+_CACHE_VERDICTS = ("hit", "miss", "bypass")
+
+
+class RunPodCacheControl(BaseModel):
+    """Per-request cache control the worker reads from the job input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["default", "no-cache", "no-store"] = "default"
+    ttl: int | None = Field(None, gt=0, description="seconds the answer stays cached")
+
+
+class RunPodSettings(BackendSettings):
+    endpoint_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]+$", description="the serverless endpoint's id"
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="overrides https://api.runpod.ai/v2/{endpoint_id}, e.g. a local test "
+        "server (base_url is accepted as the same)",
+    )
+    model: str | None = Field(DEFAULT_MODEL, description="the model the worker serves")
+    cold_start_timeout_s: float = Field(
+        600.0, gt=0, description="how long a job may wait IN_QUEUE for a worker"
+    )
+    poll_initial_s: float = Field(0.25, gt=0, description="first /status poll interval")
+    poll_max_s: float = Field(3.0, gt=0, description="longest /status poll interval")
+    stream_poll_s: float = Field(
+        0.1, gt=0, description="/stream poll interval while a streamed job runs"
+    )
+    runsync_wait_ms: int = Field(
+        30_000, ge=1_000, le=300_000, description="RunPod's ?wait= for /runsync"
+    )
+    stream_mode: Literal["poll", "runsync"] = "poll"
+    poll_method: Literal["GET", "POST"] = "GET"
+    cancel_timeout_s: float = Field(5.0, gt=0)
+    cache: RunPodCacheControl | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _where(self) -> RunPodSettings:
+        if self.endpoint_url and self.base_url and self.endpoint_url != self.base_url:
+            raise ValueError("set endpoint_url or base_url for a runpod backend, not both")
+        if not (self.endpoint_url or self.base_url or self.endpoint_id):
+            raise ValueError(
+                "a runpod backend needs endpoint_id (its URL is then "
+                "https://api.runpod.ai/v2/{endpoint_id}) or endpoint_url"
+            )
+        if self.poll_max_s < self.poll_initial_s:
+            raise ValueError("poll_max_s must be at least poll_initial_s")
+        if urlsplit(self.url).hostname == "api.runpod.ai" and self.api_key is None:
+            raise ValueError(
+                "api.runpod.ai needs an api_key: set api_key to ${RUNPOD_API_KEY} (a RunPod API key)"
+            )
+        return self
+
+    @property
+    def url(self) -> str:
+        """The endpoint's base URL, without a trailing slash."""
+        return self.endpoint_url or self.base_url or f"{RUNPOD_API}/{self.endpoint_id}"
+
+
+class _Job:
+    """One submitted job: its id, where it stands, and the limits it runs under."""
+
+    def __init__(self, backend: RunPodBackend, reply: Any) -> None:
+        if not isinstance(reply, dict) or not isinstance(reply.get("id"), str | int):
+            raise ProtocolError(backend.name, "RunPod answered a submission without a job id")
+        self.backend = backend
+        self.id = str(reply["id"])
+        self.submitted = time.monotonic()
+        self.status = ""
+        self.running_since: float | None = None
+        self.last_output: float | None = None
+        self.delay = backend.settings_.poll_initial_s
+        self._noted_queue = False
+        self.update(reply)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATES
+
+    def update(self, reply: Any) -> dict[str, Any]:
+        if not isinstance(reply, dict) or not isinstance(reply.get("status"), str):
+            raise ProtocolError(self.backend.name, f"job {self.id}: a reply without a status")
+        status = reply["status"]
+        if status not in TERMINAL_STATES and status not in (QUEUED, RUNNING):
+            log.debug("runpod job %s: unknown status %r, treated as queued", self.id, status)
+            status = QUEUED
+        if status != self.status:
+            log.debug("runpod job %s: %s", self.id, status)
+            self.delay = self.backend.settings_.poll_initial_s
+            self.status = status
+        if status == RUNNING and self.running_since is None:
+            self.running_since = time.monotonic()
+        return reply
+
+    def check_limits(self, *, streaming: bool = False) -> None:
+        """Raise the timeout a limit calls for (the caller then cancels the job)."""
+        settings = self.backend.settings_
+        now = time.monotonic()
+        name = self.backend.name
+        if self.running_since is None:
+            waited = now - self.submitted
+            if waited > _COLD_START_NOTE_S and not self._noted_queue:
+                self._noted_queue = True
+                log.info(
+                    "runpod job %s still queued after %.0f s: waiting for a worker to start "
+                    "(gives up after cold_start_timeout_s=%g s)",
+                    self.id,
+                    waited,
+                    settings.cold_start_timeout_s,
+                )
+            if waited > settings.cold_start_timeout_s:
+                raise _final(
+                    TotalTimeout(
+                        name,
+                        f"job {self.id} waited in the queue longer than cold_start_timeout_s="
+                        f"{settings.cold_start_timeout_s:g} s (no worker picked it up); cancelled",
+                    )
+                )
+            return
+        timeouts = settings.timeouts
+        if now - self.running_since > timeouts.total_s:
+            raise _final(
+                TotalTimeout(
+                    name, f"job {self.id} ran longer than {timeouts.total_s:g} s; cancelled"
+                )
+            )
+        if not streaming:
+            return
+        if self.last_output is None:
+            if now - self.running_since > timeouts.first_byte_s:
+                raise _final(
+                    StreamStalled(
+                        name,
+                        f"job {self.id} produced no output within {timeouts.first_byte_s:g} s "
+                        "of starting; cancelled",
+                    )
+                )
+        elif now - self.last_output > timeouts.idle_s:
+            raise _final(
+                StreamStalled(
+                    name, f"job {self.id} produced no output for {timeouts.idle_s:g} s; cancelled"
+                )
+            )
+
+    def next_delay(self, interval: float | None = None) -> float:
+        """Seconds until the next poll: `interval` when given, else the backoff."""
+        settings = self.backend.settings_
+        if interval is None:
+            interval = self.delay
+            self.delay = min(self.delay * 2, settings.poll_max_s)
+        return max(0.0, interval)
+
+
+class RunPodBackend(Backend):
+    """A RunPod serverless endpoint whose worker speaks OpenAI chat completions."""
+
+    type_name = "runpod"
+    Settings: ClassVar[type[BackendSettings]] = RunPodSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = self.settings_
+        secret = settings.api_key.get_secret_value() if settings.api_key else ""
+        headers = {"Accept": "application/json", **settings.headers}
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        target = UpstreamTarget(
+            backend=self.name,
+            base_url=settings.url,
+            headers=headers,
+            timeouts=settings.timeouts,
+            secrets=(secret,) if secret else (),
+        )
+        self.upstream = UpstreamClient(self.session, target)
+        # /runsync holds the request open for up to `wait` before it answers.
+        wait_s = settings.runsync_wait_ms / 1000
+        sync_timeouts = settings.timeouts.model_copy(
+            update={"first_byte_s": wait_s + settings.timeouts.first_byte_s}
+        )
+        self._runsync = UpstreamClient(self.session, replace(target, timeouts=sync_timeouts))
+        self._runsync_timeout_s = min(wait_s + settings.timeouts.first_byte_s, 3600.0)
+        self._poll_timeout_s = min(settings.timeouts.first_byte_s, 30.0)
+        self._cancels: set[asyncio.Task[None]] = set()
+
+    @property
+    def settings_(self) -> RunPodSettings:
+        settings = self.settings
+        assert isinstance(settings, RunPodSettings)
+        return settings
+
+    def job_input(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+        """The OpenAI chat request the worker receives as the job input."""
+        settings = self.settings_
+        body = anthropic_to_openai_request(
+            request,
+            model=model,
+            max_tokens_limit=settings.max_tokens_limit,
+            stream=stream,
+            include_usage=True,
+        )
+        if settings.cache is not None:
+            body["cache"] = settings.cache.model_dump(exclude_none=True)
+        return body
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    async def _complete_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> tuple[dict[str, Any], str | None]:
+        output = await self._run_to_completion(request, model)
+        return self._response_from_output(output, model)
+
+    async def _stream_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> AsyncIterator[dict[str, Any]]:
+        if self.settings_.stream_mode == "runsync":
+            output = await self._run_to_completion(request, model)
+            response, _cache = self._response_from_output(output, model)
+            for event in response_to_anthropic_events(response):
+                yield event
+            return
+        body = {"input": self.job_input(request, model, stream=True)}
+        job = _Job(self, await self._submit(self.upstream, "/run", body, model))
+        translator = OpenAIStreamTranslator(
+            model, input_tokens_estimate=estimate_tokens(request), backend=self.name
+        )
+        try:
+            while True:
+                if job.status not in TERMINAL_STATES:
+                    job.check_limits(streaming=True)
+                reply = await self._poll(job, "stream")
+                if reply is not None:
+                    for output in _stream_outputs(self.name, job.id, reply):
+                        job.last_output = time.monotonic()
+                        for chunk in _chunks(self.name, output):
+                            if _is_error(chunk):
+                                raise self._job_error(job, chunk)
+                            for event in translator.feed(chunk):
+                                yield event
+                    if job.status == COMPLETED:
+                        break
+                    if job.status in FAILED_STATES:
+                        raise await self._failure(job, reply)
+                # Quick polls while the job runs; back off while it is queued or polls fail.
+                running = reply is not None and job.status == RUNNING
+                interval = self.settings_.stream_poll_s if running else None
+                await self._wait(job, job.next_delay(interval))
+        except BackendError as exc:
+            _final(exc)
+            raise
+        finally:
+            if not job.terminal:
+                await self._cancel_shielded(job.id)
+        if not translator.finished_cleanly:
+            raise _final(
+                ProtocolError(
+                    self.name, f"job {job.id} completed without a finish_reason (truncated)"
+                )
+            )
+        for event in translator.finish():
+            yield event
+
+    async def _run_to_completion(self, request: dict[str, Any], model: str) -> Any:
+        """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
+        body = {"input": self.job_input(request, model, stream=False)}
+        path = f"/runsync?wait={self.settings_.runsync_wait_ms}"
+        reply = await self._submit(self._runsync, path, body, model)
+        job = _Job(self, reply)
+        try:
+            while not job.terminal:
+                job.check_limits()
+                await self._wait(job, job.next_delay())
+                polled = await self._poll(job, "status")
+                if polled is not None:
+                    reply = polled
+        except BackendError as exc:
+            _final(exc)
+            raise
+        finally:
+            if not job.terminal:
+                await self._cancel_shielded(job.id)
+        if job.status != COMPLETED:
+            raise await self._failure(job, reply)
+        return reply.get("output")
+
+    # -- the wire ---------------------------------------------------------------------------
+
+    async def _submit(
+        self, client: UpstreamClient, path: str, body: dict[str, Any], model: str
+    ) -> dict[str, Any]:
+        """POST a job. Retryable only when no job can exist (429/5xx, connection failed)."""
+        timeout_s = self._runsync_timeout_s if client is self._runsync else self._poll_timeout_s
+        try:
+            reply = await client.request_json("POST", path, body, model=model, timeout_s=timeout_s)
+        except BackendTimeout as exc:
+            # The request may have reached RunPod and queued a job: resubmitting could run
+            # the inference twice.
+            raise _final(exc) from None
+        except UnknownModelError as exc:
+            if exc.upstream_status == 404:
+                raise UpstreamStatusError(
+                    self.name,
+                    f"RunPod answered HTTP 404 for {self.settings_.url}{path.split('?')[0]}: "
+                    "check the backend's endpoint_id / endpoint_url",
+                    upstream_status=404,
+                ) from None
+            raise
+        if not isinstance(reply, dict):
+            raise _final(ProtocolError(self.name, "RunPod answered a submission with non-object"))
+        return reply
+
+    async def _poll(self, job: _Job, kind: Literal["status", "stream"]) -> dict[str, Any] | None:
+        """One /status or /stream poll; None when it failed in a way worth polling again."""
+        try:
+            reply = await self.upstream.request_json(
+                self.settings_.poll_method, f"/{kind}/{job.id}", timeout_s=self._poll_timeout_s
+            )
+        except BackendError as exc:
+            if exc.retryable:
+                log.info("runpod job %s: /%s poll failed (%s); polling again", job.id, kind, exc)
+                return None
+            if isinstance(exc, UpstreamAuthError):
+                raise
+            if isinstance(exc, UpstreamStatusError):
+                raise JobFailed(
+                    self.name, f"job {job.id}: /{kind} answered HTTP {exc.upstream_status}"
+                ) from None
+            raise
+        return job.update(reply)
+
+    async def _wait(self, job: _Job, seconds: float) -> None:
+        """Pace the polls (real time: the deadlines are real time too), never past a limit."""
+        if job.running_since is None:
+            left = job.submitted + self.settings_.cold_start_timeout_s - time.monotonic()
+            seconds = min(seconds, max(left, 0.0) + 0.001)
+        await asyncio.sleep(seconds)
+
+    async def _cancel(self, job_id: str) -> None:
+        try:
+            await self.upstream.request_json(
+                "POST", f"/cancel/{job_id}", timeout_s=self.settings_.cancel_timeout_s
+            )
+        except BackendError as exc:
+            log.warning("runpod job %s: cancel failed: %s", job_id, exc.message)
+        else:
+            log.info("runpod job %s: cancelled", job_id)
+
+    async def _cancel_shielded(self, job_id: str) -> None:
+        """Cancel the job even while our own task is being cancelled; best effort."""
+        task = asyncio.ensure_future(self._cancel(job_id))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+        # Cancelled again while waiting: the shielded request still goes out (it is held in
+        # `_cancels`, and `aclose` waits for it).
+        await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        if self._cancels:
+            await asyncio.wait(set(self._cancels), timeout=self.settings_.cancel_timeout_s)
+
+    # -- outputs and errors -----------------------------------------------------------------
+
+    def _response_from_output(self, output: Any, model: str) -> tuple[dict[str, Any], str | None]:
+        items = _items(self.name, output)
+        for item in items:
+            if _is_error(item):
+                raise _final(self._job_error(None, item))
+        if len(items) == 1 and _is_completion(items[0]):
+            completion = items[0]
+            response = openai_to_anthropic_response(completion, model=model, backend=self.name)
+            verdict = completion.get("x_ccrelay_cache")
+            return response, verdict if verdict in _CACHE_VERDICTS else None
+        if items and all(isinstance(item, dict) and "choices" in item for item in items):
+            translator = OpenAIStreamTranslator(model, backend=self.name)
+            events = [event for item in items for event in translator.feed(item)]
+            events += translator.finish()
+            return anthropic_events_to_response(events), None
+        raise _final(ProtocolError(self.name, "the job's output is not a chat completion"))
+
+    async def _failure(self, job: _Job, reply: dict[str, Any]) -> BackendError:
+        error = reply.get("error")
+        if error is None and job.status != "CANCELLED":
+            # /stream replies may leave the error out; /status has it.
+            try:
+                status = await self.upstream.request_json(
+                    self.settings_.poll_method,
+                    f"/status/{job.id}",
+                    timeout_s=self._poll_timeout_s,
+                )
+                if isinstance(status, dict):
+                    error = status.get("error")
+            except BackendError:
+                pass
+        return _final(self._job_error(job, {"error": error}, status=job.status))
+
+    def _job_error(
+        self, job: _Job | None, payload: dict[str, Any], *, status: str | None = None
+    ) -> BackendError:
+        """The error for a failed job or an error output, chosen by structured code only."""
+        message, code = _error_parts(payload.get("error"))
+        code = code or _opt_str(payload.get("code") or payload.get("error_type"))
+        message = self.upstream.scrub(message)[:_MAX_MESSAGE]
+        which = f"job {job.id}" if job is not None else "the job"
+        if code == "model_not_allowed":
+            return UnknownModelError(
+                self.name,
+                f"the worker does not serve this model: {message}; list valid models with "
+                f"`ccrelay models --backend {self.name}` and set `model` in the config",
+                upstream_status=404,
+            )
+        if code in ("invalid_input", "invalid_request_error"):
+            return UpstreamInvalidRequest(self.name, message, upstream_status=400)
+        if status == "CANCELLED":
+            return JobFailed(self.name, f"{which} was cancelled on RunPod" + _detail(message))
+        if status == "TIMED_OUT":
+            return JobFailed(
+                self.name,
+                f"{which} timed out on RunPod (the endpoint's execution timeout)"
+                + _detail(message),
+            )
+        return JobFailed(self.name, f"{which} failed: {message or '(no error text)'}")
+
+    # -- models and health ------------------------------------------------------------------
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The configured model, plus the worker's list when a worker is already up.
+
+        Listing through ``/openai/v1/models`` runs a job, so it is only asked when the
+        endpoint has an idle or running worker: listing never wakes a scaled-to-zero endpoint.
+        """
+        configured = self.settings_.model
+        models = [ModelInfo(configured, "runpod")] if configured else []
+        try:
+            health = await self._health_reply()
+        except UpstreamAuthError:
+            raise
+        except CcrelayError as exc:
+            log.info("runpod /health failed (%s): listing the configured model only", exc)
+            return models
+        if _active_workers(health) == 0:
+            return models
+        try:
+            reply = await self.upstream.request_json(
+                "GET", "/openai/v1/models", timeout_s=self._poll_timeout_s
+            )
+        except CcrelayError as exc:
+            log.info("runpod /openai/v1/models failed (%s): configured model only", exc)
+            return models
+        data = reply.get("data") if isinstance(reply, dict) else None
+        seen = {m.id for m in models}
+        for item in data if isinstance(data, list) else []:
+            if isinstance(item, dict) and item.get("id") and str(item["id"]) not in seen:
+                seen.add(str(item["id"]))
+                models.append(ModelInfo(str(item["id"]), _opt_str(item.get("owned_by"))))
+        return models
+
+    async def health(self) -> HealthReport:
+        started = time.perf_counter()
+        try:
+            reply = await self._health_reply()
+        except CcrelayError as exc:
+            return HealthReport(self.name, False, exc.message, _ms(started))
+        workers = reply.get("workers") if isinstance(reply.get("workers"), dict) else {}
+        jobs = reply.get("jobs") if isinstance(reply.get("jobs"), dict) else {}
+        count = {k: _int(v) for k, v in {**workers, **jobs}.items()}
+        active = _active_workers(reply)
+        detail = (
+            f"workers: {count.get('idle', 0)} idle, {count.get('running', 0)} running, "
+            f"{count.get('initializing', 0)} initializing"
+        )
+        for extra in ("throttled", "unhealthy"):
+            if count.get(extra):
+                detail += f", {count[extra]} {extra}"
+        detail += (
+            f"; jobs: {count.get('inQueue', 0)} in queue, {count.get('inProgress', 0)} in progress"
+        )
+        if active == 0 and not count.get("initializing"):
+            detail += "; scaled to zero: the first request cold-starts a worker"
+        ok = not (count.get("unhealthy", 0) > 0 and active == 0)
+        return HealthReport(self.name, ok, detail, _ms(started))
+
+    async def _health_reply(self) -> dict[str, Any]:
+        reply = await self.upstream.request_json("GET", "/health", timeout_s=self._poll_timeout_s)
+        if not isinstance(reply, dict):
+            raise ProtocolError(self.name, "GET /health did not return a JSON object")
+        return reply
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _final(exc: BackendError) -> BackendError:
+    """Mark an error as never to be retried: a job may exist, and a retry would resubmit it."""
+    exc.retryable = False
+    return exc
+
+
+def _items(backend: str, output: Any) -> list[Any]:
+    if isinstance(output, str):
+        try:
+            output = orjson.loads(output)
+        except orjson.JSONDecodeError:
+            raise _final(ProtocolError(backend, "the job's output is text, not JSON")) from None
+    if output is None:
+        raise _final(ProtocolError(backend, "the job completed without an output"))
+    return list(output) if isinstance(output, list) else [output]
+
+
+def _stream_outputs(backend: str, job_id: str, reply: dict[str, Any]) -> list[Any]:
+    stream = reply.get("stream")
+    if stream is None:
+        return []
+    if not isinstance(stream, list):
+        raise ProtocolError(backend, f"job {job_id}: /stream answered a `stream` that is no list")
+    return [item.get("output") if isinstance(item, dict) else item for item in stream]
+
+
+def _chunks(backend: str, output: Any) -> list[dict[str, Any]]:
+    items = output if isinstance(output, list) else [output]
+    for item in items:
+        if not isinstance(item, dict):
+            raise ProtocolError(backend, "a streamed output is not a JSON object (an OpenAI chunk)")
+    return items
+
+
+def _is_error(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("error") is not None and "choices" not in item
+
+
+def _is_completion(item: Any) -> bool:
+    if not isinstance(item, dict) or item.get("object") == "chat.completion.chunk":
+        return False
+    choices = item.get("choices")
+    return isinstance(choices, list) and bool(choices) and "message" in (choices[0] or {})
+
+
+def _error_parts(error: Any) -> tuple[str, str | None]:
+    """(message, structured code) from a worker error: a string, JSON text, or an object."""
+    if isinstance(error, str):
+        text = error.strip()
+        if text.startswith("{"):
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                return _error_parts(parsed)
+        return text, None
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        # The runpod SDK's captured-exception JSON: keep the message, drop the traceback.
+        for key in ("message", "error_message", "error", "detail"):
+            value = error.get(key)
+            if isinstance(value, str) and value:
+                return value, _opt_str(code)
+            if isinstance(value, dict):
+                message, inner = _error_parts(value)
+                return message, inner or _opt_str(code)
+        return "", _opt_str(code)
+    return ("" if error is None else str(error)), None
+
+
+def _detail(message: str) -> str:
+    return f": {message}" if message else ""
+
+
+def _active_workers(health: dict[str, Any]) -> int:
+    workers = health.get("workers")
+    if not isinstance(workers, dict):
+        return 0
+    return _int(workers.get("idle")) + _int(workers.get("running"))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

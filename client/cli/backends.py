@@ -1,0 +1,224 @@
+"""`ccrelay backends`: each configured backend, its endpoint, model, health and circuit state.
+
+Health checks (`Backend.health`, a ``GET /models`` upstream) run concurrently, each bounded by
+``--timeout``. Circuit breakers live in the process that sends requests: this command's own are
+always closed, so ``--gateway URL`` asks a running gateway (``GET /health``) for its states.
+No key is ever printed: endpoints are shown without any userinfo, settings without ``api_key``.
+
+Exit codes: 0 every backend answered its health check, 1 at least one did not, 2 bad config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import orjson
+
+from client.backend import Backend, HealthReport
+from client.cli._common import EXIT_BACKEND, EXIT_OK, environ, run_command
+from client.errors import CcrelayError
+from client.runtime import Runtime
+
+THIS_PROCESS = "this process"
+_UNKNOWN = "unknown"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "backends",
+        help="list the configured backends with their health and circuit state",
+        description=(
+            "For each configured backend: type, endpoint, model, a live health check and the "
+            "circuit state (from a running gateway with --gateway). Exits 1 when a health "
+            "check fails."
+        ),
+    )
+    parser.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="a running gateway (e.g. http://127.0.0.1:8082) to read circuit states from",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds each health check (and the gateway query) may take (default: 10)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Circuits:
+    states: dict[str, str]
+    source: str
+    problem: str | None = None
+
+
+def run(args: argparse.Namespace) -> int:
+    env = environ()
+    return run_command(args, lambda: _backends(args, env))
+
+
+async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
+    timeout = max(0.1, float(args.timeout))
+    async with Runtime.from_environ(env) as runtime:
+        config = runtime.config
+        names = list(config.backends)
+        built: dict[str, Backend | CcrelayError] = {}
+        for name in names:
+            try:
+                built[name] = runtime.factory.get(name)
+            except CcrelayError as exc:
+                built[name] = exc
+        reports, circuits = await asyncio.gather(
+            asyncio.gather(*(_check(name, built[name], timeout) for name in names)),
+            _circuits(runtime.session, args.gateway, env, timeout),
+        )
+    chain = config.chain()
+    rows = [
+        _row(name, config.backends[name], built[name], report, circuits, config.active, chain)
+        for name, report in zip(names, reports, strict=True)
+    ]
+    if args.json:
+        payload = {
+            "source": config.source,
+            "multi_backend": config.multi_backend_enabled,
+            "active": config.active,
+            "chain": chain,
+            "circuits_from": circuits.source,
+            "circuits_problem": circuits.problem,
+            "backends": rows,
+        }
+        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_table(rows, config.source, chain)
+    if circuits.problem:
+        print(f"ccrelay: circuit states unknown: {circuits.problem}", file=sys.stderr)
+    return EXIT_OK if all(row["health"]["ok"] for row in rows) else EXIT_BACKEND
+
+
+async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> HealthReport:
+    if isinstance(backend, CcrelayError):
+        return HealthReport(name, False, backend.message, 0.0)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit_s):
+            return await backend.health()
+    except TimeoutError:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return HealthReport(name, False, f"no answer within {limit_s:g} s", elapsed)
+
+
+async def _circuits(
+    session: aiohttp.ClientSession, gateway: str | None, env: dict[str, str], limit_s: float
+) -> Circuits:
+    if not gateway:
+        return Circuits({}, THIS_PROCESS)
+    url = gateway.rstrip("/") + "/health"
+    source = f"gateway {public_url(gateway.rstrip('/'))}"
+    headers = {"Accept": "application/json"}
+    token = env.get("CCRELAY_AUTH_TOKEN", "").strip()
+    if token:
+        headers["x-api-key"] = token
+    try:
+        async with (
+            asyncio.timeout(limit_s),
+            session.get(url, headers=headers) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except TimeoutError:
+        return Circuits({}, source, f"{source} did not answer within {limit_s:g} s")
+    except aiohttp.ClientError as exc:
+        return Circuits({}, source, f"cannot reach {source} ({type(exc).__name__})")
+    try:
+        data = orjson.loads(body)
+        states = {
+            str(name): str(entry["circuit"])
+            for name, entry in data["backends"].items()
+            if isinstance(entry, dict) and "circuit" in entry
+        }
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return Circuits({}, source, f"{source} answered HTTP {status} without backend states")
+    return Circuits(states, source)
+
+
+def _row(
+    name: str,
+    settings: Any,
+    backend: Backend | CcrelayError,
+    report: HealthReport,
+    circuits: Circuits,
+    active: str,
+    chain: list[str],
+) -> dict[str, Any]:
+    from_gateway = circuits.source != THIS_PROCESS
+    circuit = circuits.states.get(name, _UNKNOWN) if from_gateway else "closed"
+    return {
+        "name": name,
+        "type": settings.type,
+        "endpoint": _endpoint(settings, backend),
+        "model": settings.model,
+        "models": dict(settings.models),
+        "active": name == active,
+        "in_chain": name in chain,
+        "health": {
+            "ok": report.ok,
+            "detail": report.detail,
+            "latency_ms": round(report.latency_ms, 1),
+        },
+        "circuit": circuit,
+        "circuit_from": circuits.source,
+    }
+
+
+def _endpoint(settings: Any, backend: Backend | CcrelayError) -> str | None:
+    upstream = getattr(backend, "upstream", None)
+    target = getattr(upstream, "target", None)
+    url = getattr(target, "base_url", None) or settings.base_url
+    return public_url(url) if url else None
+
+
+def public_url(url: str) -> str:
+    """`url` without any user:password part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> None:
+    print(f"# source: {source}")
+    print(f"# request order: {' -> '.join(chain)}")
+    header = ("NAME", "TYPE", "ENDPOINT", "MODEL", "HEALTH", "CIRCUIT")
+    lines = [header]
+    for row in rows:
+        health = row["health"]
+        verdict = "ok" if health["ok"] else "FAIL"
+        circuit = row["circuit"]
+        if row["circuit_from"] == THIS_PROCESS:
+            circuit = f"{circuit} ({THIS_PROCESS})"
+        lines.append(
+            (
+                row["name"] + (" *" if row["active"] else ""),
+                row["type"],
+                row["endpoint"] or "-",
+                row["model"] or "(the request's)",
+                f"{verdict}: {health['detail']} ({health['latency_ms']:.0f} ms)",
+                circuit,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]).rstrip())

@@ -1,0 +1,73 @@
+"""Build the configured backends, sharing one aiohttp session among them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from client.backend import AttemptObserver, Backend
+from client.errors import UnknownBackendError
+from client.registry import BackendRegistry
+from client.retry import Sleep
+from config.loader import load_config
+from config.models import CcrelayConfig
+
+
+def load_client_config(
+    environ: Mapping[str, str], registry: BackendRegistry | None = None
+) -> CcrelayConfig:
+    """`config.load_config` fed by the backend registry: the entry points' settings models."""
+    registry = registry or BackendRegistry()
+    return load_config(environ, registry.settings_for, registry.known_types)
+
+
+def new_session(limit: int = 100) -> aiohttp.ClientSession:
+    """The process's one client session. Keep-alive pools connections per provider host."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=True)
+
+
+class BackendFactory:
+    def __init__(
+        self,
+        config: CcrelayConfig,
+        session: aiohttp.ClientSession,
+        *,
+        registry: BackendRegistry | None = None,
+        observer: AttemptObserver | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.registry = registry or BackendRegistry()
+        self.observer = observer
+        self._sleep = sleep
+        self._rng = rng
+        self._built: dict[str, Backend] = {}
+
+    def get(self, name: str) -> Backend:
+        if name in self._built:
+            return self._built[name]
+        settings = self.config.backends.get(name)
+        if settings is None:
+            raise UnknownBackendError(name, list(self.config.backends))
+        cls = self.registry.backend_class(settings.type)
+        if cls is None:  # the loader checked types; only a changed registry gets here
+            raise UnknownBackendError(settings.type, self.registry.known_types())
+        backend = cls(
+            name, settings, self.session, observer=self.observer, sleep=self._sleep, rng=self._rng
+        )
+        self._built[name] = backend
+        return backend
+
+    def all(self) -> list[Backend]:
+        return [self.get(name) for name in self.config.backends]
+
+    async def aclose(self) -> None:
+        for backend in self._built.values():
+            await backend.aclose()
+        self._built.clear()

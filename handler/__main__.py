@@ -1,0 +1,41 @@
+"""``python -m handler [runpod SDK flags]``: the RunPod serverless worker entry point.
+
+Reads the environment once into ``HandlerSettings`` and starts the SDK, which reads its own
+flags (``--rp_serve_api``, ``--rp_api_port``, ``--rp_api_host``, ``--rp_log_level``...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from handler.errors import SettingsError
+from handler.runpod_handler import start
+from handler.settings import HandlerSettings
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = HandlerSettings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"ccrelay handler: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("ccrelay.handler").info(
+        "handler starting: ollama=%s redis=%s models=%s concurrency=%d",
+        settings.ollama_host,
+        settings.redis_url_display,
+        ",".join(settings.allowed_models),
+        settings.concurrency,
+    )
+    start(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

