@@ -24,10 +24,28 @@ def load_client_config(
     return load_config(environ, registry.settings_for, registry.known_types)
 
 
-def new_session(limit: int = 100) -> aiohttp.ClientSession:
-    """The process's one client session. Keep-alive pools connections per provider host."""
+_PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+)
+
+
+def proxy_configured(environ: Mapping[str, str]) -> bool:
+    return any(environ.get(name) for name in _PROXY_VARIABLES)
+
+
+def new_session(limit: int = 100, *, trust_env: bool = False) -> aiohttp.ClientSession:
+    """The process's one client session. Keep-alive pools connections per provider host.
+
+    `trust_env` (proxy variables, ~/.netrc) makes aiohttp look both up in a worker thread on
+    every request, two thread hops each time; turn it on only where a proxy is configured.
+    """
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=True)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=trust_env)
 
 
 class BackendFactory:

@@ -13,7 +13,7 @@ from types import TracebackType
 import aiohttp
 
 from client.backend import AttemptObserver
-from client.factory import BackendFactory, load_client_config, new_session
+from client.factory import BackendFactory, load_client_config, new_session, proxy_configured
 from client.registry import BackendRegistry
 from client.retry import Sleep
 from client.router import Router
@@ -50,7 +50,8 @@ class Runtime:
         """Must run inside the event loop (the session binds to it)."""
         registry = registry or BackendRegistry()
         config = load_client_config(environ, registry)
-        return cls(config, new_session(), registry=registry, observer=observer)
+        session = new_session(trust_env=proxy_configured(environ))
+        return cls(config, session, registry=registry, observer=observer)
 
     async def aclose(self) -> None:
         await self.factory.aclose()

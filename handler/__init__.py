@@ -17,6 +17,7 @@ from handler.errors import (
     SettingsError,
 )
 from handler.request import ChatRequest, parse_chat_request, parse_job_input
+from handler.runpod_handler import RunPodHandler
 from handler.service import ChatService
 from handler.settings import HandlerSettings
 
@@ -31,6 +32,7 @@ __all__ = [
     "HandlerSettings",
     "InvalidInput",
     "ModelNotAllowed",
+    "RunPodHandler",
     "SettingsError",
     "parse_chat_request",
     "parse_job_input",

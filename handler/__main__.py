@@ -33,6 +33,9 @@ def main() -> int:
         ",".join(settings.allowed_models),
         settings.concurrency,
     )
+    # The SDK logs every job's output at DEBUG, its default level: user code in the
+    # platform's logs. Quiet it unless the deployment asks for it.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     start(settings)
     return 0
 

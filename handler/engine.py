@@ -9,6 +9,7 @@ boundary, into the ``EngineError`` branch of ``handler.errors`` carrying Ollama'
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,15 @@ from handler.errors import EngineError, EngineTimeout, EngineUnavailable
 __all__ = ["OllamaEngine"]
 
 _MAX_ERROR_TEXT = 1000
+# aiohttp writes a bytes body in one go (and warns above 1 MiB); bigger bodies go as a stream.
+_STREAMED_BODY_BYTES = 1 << 20
+_JSON = {"Content-Type": "application/json"}
+
+
+def _body(payload: dict[str, Any]) -> bytes | io.BytesIO:
+    """The JSON body of a request to Ollama (long conversations are several MiB)."""
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return io.BytesIO(data) if len(data) > _STREAMED_BODY_BYTES else data
 
 
 def _engine_message(status: int, body: bytes) -> str:
@@ -91,7 +101,7 @@ class OllamaEngine:
         url = f"{self.base_url}/v1/chat/completions"
         try:
             async with self._client().post(
-                url, json={**payload, "stream": True}, timeout=self._timeout
+                url, data=_body({**payload, "stream": True}), headers=_JSON, timeout=self._timeout
             ) as response:
                 if response.status >= 400:
                     raise EngineError(
@@ -135,8 +145,10 @@ class OllamaEngine:
     async def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         url = f"{self.base_url}{path}"
         try:
+            body = None if payload is None else _body(payload)
+            headers = None if payload is None else _JSON
             async with self._client().request(
-                method, url, json=payload, timeout=self._timeout
+                method, url, data=body, headers=headers, timeout=self._timeout
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:

@@ -63,14 +63,15 @@ class Lease:
     async def finish(self, completion: dict[str, Any], ttl_s: int | None = None) -> None:
         """Store the completion, release the lock, hand the result to in-process followers."""
         raw = encode_completion(completion)
-        cache = self._flight.cache
         try:
             # Redis out: the store has warned; followers still get the result below.
             with suppress(CacheUnavailable):
-                await cache.put_raw(self.key, raw, ttl_s)
-            await self._flight.release(self.key, self.token)
+                await self._flight.cache.put_raw(self.key, raw, ttl_s)
         finally:
-            self._flight.settle(self.key, self._future, result=raw)
+            try:
+                await asyncio.shield(self._flight.release(self.key, self.token))
+            finally:
+                self._flight.settle(self.key, self._future, result=raw)
 
     async def abandon(self, exc: BaseException) -> None:
         """No result (error or cancellation): release the lock, wake followers, store nothing."""

@@ -1,7 +1,8 @@
 """``RedisStore``: the handler's only door to Redis, built to fail fast and heal by itself.
 
 * Every command is bounded (``redis_connect_timeout_s`` to connect, ``redis_timeout_s`` per
-  command, no redis-py retries) so a slow or dead Redis costs a request well under a second.
+  command, no redis-py retries) so a slow or dead Redis costs a request well under a second
+  (the defaults assume Redis near the workers: same region).
 * A failure opens a short back-off window (``redis_backoff_s``) in which calls raise
   ``CacheUnavailable`` at once without touching the network; the first call after the window
   tries Redis again, so the store recovers by itself when Redis returns (never a permanent
@@ -59,7 +60,9 @@ class RedisStore:
         self._down_until = 0.0
         self._down = False
         self._last_warning: float | None = None
-        self._bound_s = settings.redis_connect_timeout_s + settings.redis_timeout_s
+        # The socket timeouts bound each step; this outer bound is a safety net that also
+        # leaves room for a new connection's handshake (connect/TLS, AUTH, CLIENT SETINFO...).
+        self._bound_s = settings.redis_connect_timeout_s + 4 * settings.redis_timeout_s
 
     @property
     def available(self) -> bool:

@@ -38,6 +38,8 @@ logger = logging.getLogger("ccrelay.worker.http")
 
 SERVICE = web.AppKey("ccrelay_chat_service", ChatService)
 _API_KEY = web.AppKey("ccrelay_api_key", bytes)
+# Claude Code conversations (long contexts, tool definitions) outgrow aiohttp's 1 MiB default.
+_MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 def _error_body(
@@ -143,7 +145,7 @@ async def _health(request: web.Request) -> web.Response:
 
 def build_app(service: ChatService, api_key: SecretStr | str | None = None) -> web.Application:
     """The aiohttp application over ``service``; the caller owns (and closes) the service."""
-    app = web.Application(middlewares=[_auth])
+    app = web.Application(middlewares=[_auth], client_max_size=_MAX_BODY_BYTES)
     app[SERVICE] = service
     if isinstance(api_key, SecretStr):
         api_key = api_key.get_secret_value()

@@ -129,7 +129,13 @@ class Providers:
         elif kind == "runpod":
             self.runpod.push_failure(401, {"error": text})
         else:
-            body = {"error": {"message": text, "type": "invalid_request_error", "code": "invalid_api_key"}}
+            body = {
+                "error": {
+                    "message": text,
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            }
             self.openai.push(Reply(status=401, body=body))
 
     def server_error(self, kind: str) -> None:
@@ -146,7 +152,17 @@ class Providers:
     def error_event(self, kind: str) -> None:
         text = f"stream aborted for {SECRET}"
         if kind == "anthropic":
-            start = {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "content": [], "model": "x", "usage": {"input_tokens": 1, "output_tokens": 0}}}
+            start = {
+                "type": "message_start",
+                "message": {
+                    "id": "m",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "model": "x",
+                    "usage": {"input_tokens": 1, "output_tokens": 0},
+                },
+            }
             error = {"type": "error", "error": {"type": "api_error", "message": text}}
             self.anthropic.push(
                 Reply(chunks=sse([start, error], event_names=["message_start", "error"]))
@@ -157,7 +173,9 @@ class Providers:
 
 
 @pytest.fixture
-async def providers(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> AsyncIterator[Providers]:
+async def providers(
+    fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> AsyncIterator[Providers]:
     runpod = await FakeRunPod(api_key=SECRET).start()
     try:
         yield Providers(fake_openai, fake_anthropic, runpod)
@@ -290,7 +308,9 @@ async def test_cli_never_prints_the_key(
     witness.assert_clean(caplog, out, err)
 
 
-def test_config_errors_never_show_the_key(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_config_errors_never_show_the_key(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     environ = {
         "ENABLE_MULTI_BACKEND": "true",
         "THE_KEY": SECRET,

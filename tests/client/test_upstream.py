@@ -251,7 +251,7 @@ async def test_openai_stream_cut_mid_event(
     fake_openai: FakeOpenAI, session: aiohttp.ClientSession
 ) -> None:
     sleeps = Sleeps()
-    chunks = sse(openai_text_chunks(["Hel", "lo"])[:2]) + [b'data: {"id": "chatcmpl-fake1", "cho']
+    chunks = [*sse(openai_text_chunks(["Hel", "lo"])[:2]), b'data: {"id": "chatcmpl-fake1", "cho']
     fake_openai.push(Reply(chunks=chunks, abort=True))
     stream = await cerebras(session, fake_openai, sleeps).open_stream(REQUEST, RequestOptions())
     with pytest.raises(StreamInterrupted) as caught:

@@ -269,7 +269,8 @@ def test_unknown_top_level_field(tmp_path: Path) -> None:
 
 def test_bad_url(tmp_path: Path) -> None:
     path = write(
-        tmp_path, f"backends:\n  p:\n    type: openai\n    base_url: localhost:4000\n    api_key: {SECRET}\n"
+        tmp_path,
+        f"backends:\n  p:\n    type: openai\n    base_url: localhost:4000\n    api_key: {SECRET}\n",
     )
     text = assert_clean(config_error(enabled(path)), path)
     assert "backends.p.base_url" in text
@@ -302,7 +303,9 @@ def test_wrong_types_are_all_listed(tmp_path: Path) -> None:
 
 
 def test_wrong_top_level_type(tmp_path: Path) -> None:
-    path = write(tmp_path, f"backends:\n  cerebras:\n    api_key: {SECRET}\ngateway: {{port: 99999}}\n")
+    path = write(
+        tmp_path, f"backends:\n  cerebras:\n    api_key: {SECRET}\ngateway: {{port: 99999}}\n"
+    )
     error = config_error(enabled(path))
     text = assert_clean(error, path)
     assert "gateway.port" in text
@@ -310,7 +313,10 @@ def test_wrong_top_level_type(tmp_path: Path) -> None:
 
 def test_secret_as_wrong_type_is_not_echoed(tmp_path: Path) -> None:
     # A numeric "key" that fails validation: the input must not appear in the message.
-    path = write(tmp_path, "backends:\n  cerebras:\n    api_key: 123456\n    model: [sk-test-SECRET-123456]\n")
+    path = write(
+        tmp_path,
+        "backends:\n  cerebras:\n    api_key: 123456\n    model: [sk-test-SECRET-123456]\n",
+    )
     error = config_error(enabled(path))
     assert_clean(error, path)
     assert "123456" not in str(error)

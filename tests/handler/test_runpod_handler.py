@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from handler.runpod_handler import RunPodHandler
 from handler.service import ChatService
@@ -112,13 +116,46 @@ async def test_engine_error_is_a_string_with_the_engines_message(
     assert outputs == [{"error": "engine error (HTTP 500): model failed to load"}]
 
 
+async def test_every_job_logs_exactly_one_line(runpod_handler, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.handler")
+    jobs = [
+        {"messages": MESSAGES},
+        {"messages": MESSAGES, "stream": True},
+        {"openai_route": "/v1/models"},
+        {"messages": "not a list"},
+        {"model": "gpt-4o", "messages": MESSAGES},
+    ]
+    for job_input in jobs:
+        await _outputs(runpod_handler, job_input)
+    lines = [r.getMessage() for r in caplog.records if " cache=" in r.getMessage()]
+    assert len(lines) == len(jobs)
+    assert [line.split()[1] for line in lines] == [
+        "cache=miss",
+        "cache=hit",
+        "cache=bypass",
+        "cache=bypass",
+        "cache=bypass",
+    ]
+    assert all(" id=job-1" in line and " ms=" in line for line in lines)
+
+
+async def test_cancelled_job_propagates_and_stores_nothing(
+    runpod_handler, ollama_server, redis_server
+) -> None:
+    ollama_server.delay = 0.5
+    task = asyncio.create_task(_outputs(runpod_handler, {"messages": MESSAGES}))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert redis.Redis.from_url(redis_server.url).keys("*") == []
+
+
 def test_runpod_config(make_settings) -> None:
     handler = RunPodHandler(make_settings(OLLAMA_NUM_PARALLEL="6"))
     config = handler.runpod_config()
     assert config["return_aggregate_stream"] is True
     assert config["concurrency_modifier"](1) == 6
-    import inspect
-
     assert inspect.isasyncgenfunction(config["handler"])  # what the SDK checks
 
 
@@ -250,4 +287,6 @@ def test_under_the_runpod_sdk(local_worker: LocalWorker, ollama_server) -> None:
             "error": "invalid input: model: model 'llama3' is not allowed on this worker (allowed: qwen3-coder:30b)"
         }
     ]
-    assert "Traceback" not in local_worker.log()
+    log = local_worker.log()
+    assert "Traceback" not in log
+    assert "Echo: hello worker" not in log  # the SDK's DEBUG output logging is off by default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -144,6 +145,15 @@ async def test_request_errors_in_openai_shape(
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "invalid_request_error"
     assert error["code"] == code and error["param"] == param
+
+
+async def test_large_conversations_are_accepted(client: TestClient) -> None:
+    big = [{"role": "user", "content": "x" * (3 * 1024 * 1024)}]  # over aiohttp's 1 MiB default
+    body = io.BytesIO(json.dumps({"messages": big, "max_tokens": 5}).encode())
+    response = await client.post(
+        "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 200
 
 
 async def test_body_that_is_not_json(client: TestClient) -> None:

@@ -83,7 +83,7 @@ async def test_body_is_passed_through_untouched(
     sent = fake_anthropic.requests[-1]
     assert sent.path == "/v1/messages"
     assert sent.body == REQUEST
-    assert REQUEST == original
+    assert original == REQUEST
     assert completion.response == anthropic_message(model="claude-sonnet-4-5")
     assert completion.model == "claude-sonnet-4-5"
 

@@ -26,7 +26,12 @@ def restore_logging() -> Iterator[None]:
 def use_config(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra: object) -> None:
     document = {
         "backends": {
-            "cerebras": {"type": "cerebras", "base_url": fake.base_url, "api_key": "csk-models-1", **extra},
+            "cerebras": {
+                "type": "cerebras",
+                "base_url": fake.base_url,
+                "api_key": "csk-models-1",
+                **extra,
+            },
             "local": {"type": "openai", "base_url": fake.base_url, "model": "fake-model"},
         }
     }

@@ -98,15 +98,19 @@ async def test_s3_down_for_a_while_then_back_every_record_once(
     for record in records[:20]:
         await sink.emit(record)
     await eventually(lambda: len(spool_files(spool_dir)) == 2)
-    await asyncio.sleep(0.3)  # a few retries fail meanwhile
+
+    def warnings() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and "S3 latency upload" in r.getMessage()
+        ]
+
+    await eventually(lambda: len(warnings()) == 1)
+    await asyncio.sleep(0.3)  # more retries fail meanwhile
     assert bucket_objects(s3_bucket.client, s3_bucket.name) == {}
-    warnings = [
-        r
-        for r in caplog.records
-        if r.levelno >= logging.WARNING and "S3 latency upload" in r.getMessage()
-    ]
-    assert len(warnings) == 1  # one warning when failures start, not one per retry
-    assert "EndpointConnectionError" in warnings[0].getMessage()
+    assert len(warnings()) == 1  # one warning when failures start, not one per retry
+    assert "EndpointConnectionError" in warnings()[0]
 
     await moto_endpoint.start()
     for record in records[20:]:
@@ -168,10 +172,16 @@ async def test_slow_s3_never_slows_emit_and_shutdown_is_bounded(
         if len(durations) % 100 == 0:
             await asyncio.sleep(0)  # let the batcher spool between bursts
     durations.sort()
+    print(
+        f"emit: median {durations[len(durations) // 2] * 1e6:.1f} us, p99 "
+        f"{durations[int(len(durations) * 0.99)] * 1e6:.1f} us, max {durations[-1] * 1e6:.1f} us"
+    )
+    assert not stalling_endpoint.release.is_set()  # the upload hung the whole time
     assert durations[len(durations) // 2] < 0.0002
-    assert durations[int(len(durations) * 0.99)] < 0.001
-    # The worst case may include one GIL hand-over to the spooling thread (5 ms switch interval).
-    assert durations[-1] < 0.02
+    assert durations[int(len(durations) * 0.99)] < 0.002
+    # The worst single call can include a GIL hand-over or the OS scheduling another process;
+    # an emit that waited on this S3 would take the whole read timeout (30 s).
+    assert durations[-1] < 0.25
 
     started = time.perf_counter()
     await sink.aclose(timeout=0.5)

@@ -1,0 +1,512 @@
+"""What the gateway costs: added latency, throughput, streaming pass-through, memory, start-up.
+
+Run: ``python -m bench.gateway [--quick]`` (or through ``python -m bench``).
+
+Three processes on loopback:
+
+- an upstream OpenAI-compatible server that answers at once from prebuilt bytes (a completion,
+  or a short SSE stream; chunks spaced 20 ms apart for the ``spaced-model``);
+- the gateway, started as ``ccrelay`` would be (``python -m client.cli serve``), with an
+  ``openai`` backend pointing at that upstream;
+- this process, the client.
+
+Each measurement sends the same ~50 KB Claude Code-sized request (system prompt, 16 tools,
+a tool-use history) through the gateway and, for the baseline, straight to the upstream with
+the equivalent OpenAI body (the gateway's own translation of it, computed once). Added latency
+is the difference of the two paths' percentiles. Throughput is non-streamed requests per second
+through the one gateway process at a fixed concurrency. When the machine has two or more
+cores the gateway is pinned to one of them and the client and upstream to the others, so "one
+core" means one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+__all__ = ["Row", "claude_code_request", "format_table", "main", "run"]
+
+REPO = Path(__file__).resolve().parents[1]
+SPACING_MS = 20.0
+SPACED_CHUNKS = 10
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: what, how much, its unit, and the target it is held to (if any)."""
+
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+
+    def cells(self) -> list[str]:
+        verdict = "" if self.ok is None else ("ok" if self.ok else "MISSED")
+        return [self.name, f"{self.value:,.2f}", self.unit, self.target, verdict]
+
+
+def format_table(rows: Sequence[Row], title: str = "gateway") -> str:
+    header = ["measure", "value", "unit", "target", ""]
+    table = [header, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [f"## {title}"]
+    for n, line in enumerate(table):
+        lines.append(
+            "  ".join(
+                cell.rjust(widths[i]) if i == 1 else cell.ljust(widths[i])
+                for i, cell in enumerate(line)
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# -- the request -------------------------------------------------------------------------------
+
+
+def claude_code_request(target_bytes: int = 50_000) -> dict[str, Any]:
+    """A Claude Code-shaped Messages request of about `target_bytes` of JSON."""
+    tools = []
+    for i, name in enumerate(
+        ["Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write",
+         "NotebookEdit", "WebFetch", "TodoWrite", "WebSearch", "BashOutput", "KillShell",
+         "mcp__github__search_code"]
+    ):
+        tools.append(
+            {
+                "name": name,
+                "description": f"{name}: " + "Performs the operation described here. " * 30,
+                "input_schema": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "description": "An absolute path " * 5},
+                        "pattern": {"type": "string", "description": "A glob or regex " * 5},
+                        "limit": {"type": "number", "description": "At most this many"},
+                    },
+                    "required": ["path"],
+                    "additionalProperties": False,
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                },
+                **({"defer_loading": True} if i == 15 else {}),
+            }
+        )
+    system = [
+        {
+            "type": "text",
+            "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+            "cache_control": {"type": "ephemeral"},
+        },
+        {
+            "type": "text",
+            "text": "You are an interactive CLI tool that helps users with software "
+            "engineering tasks. " * 120,
+            "cache_control": {"type": "ephemeral"},
+        },
+    ]
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": [{"type": "text", "text": "Fix the failing test."}]}
+    ]
+    request = {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 32000,
+        "system": system,
+        "messages": messages,
+        "tools": tools,
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "output_config": {"effort": "medium"},
+        "metadata": {"user_id": "user_bench_account_0_session_0"},
+    }
+    turn = 0
+    while len(json.dumps(request)) < target_bytes:
+        turn += 1
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Step {turn}: reading the file."},
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{turn:04d}",
+                        "name": "Read",
+                        "input": {"path": f"/repo/src/module_{turn}.py"},
+                    },
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"toolu_{turn:04d}",
+                        "content": "".join(
+                            f"{n:6d}\tdef function_{n}(value):\n" for n in range(40)
+                        ),
+                    }
+                ],
+            }
+        )
+    messages.append({"role": "user", "content": "Now run the tests."})
+    return request
+
+
+# -- the upstream (runs as its own process) ------------------------------------------------------
+
+
+def _upstream_app() -> Any:
+    import orjson
+    from aiohttp import web
+
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1}
+    completion = orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "bench-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "All tests pass."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 12000, "completion_tokens": 5, "total_tokens": 12005},
+        }
+    )
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    usage = {**base, "choices": [], "usage": {"prompt_tokens": 12000, "completion_tokens": 5}}
+    head = chunk({"role": "assistant", "content": ""})
+    pieces = [chunk({"content": f"piece {i} "}) for i in range(SPACED_CHUNKS)]
+    tail = chunk({}, "stop") + b"data: " + orjson.dumps(usage) + b"\n\ndata: [DONE]\n\n"
+    fast_stream = head + b"".join(pieces[:4]) + tail
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        if b'"stream":true' not in raw:
+            return web.Response(body=completion, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if b"spaced-model" in raw:
+            await response.write(head)
+            for piece in pieces:
+                await asyncio.sleep(SPACING_MS / 1000)
+                await response.write(piece)
+            await response.write(tail)
+        else:
+            await response.write(fast_stream)
+        await response.write_eof()
+        return response
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "bench-model"}]})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def _serve_upstream(port: int) -> None:
+    from aiohttp import web
+
+    web.run_app(_upstream_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cores() -> tuple[set[int] | None, set[int] | None]:
+    """(gateway cores, everything else) when there are two cores or more to split."""
+    try:
+        available = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(available) < 2:
+        return None, None
+    return {available[0]}, set(available[1:])
+
+
+def _pinned(cores: set[int] | None) -> Callable[[], None] | None:
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
+
+
+def _gateway_env(upstream_url: str) -> dict[str, str]:
+    config = {
+        "active": "fast",
+        "backends": {
+            name: {"type": "openai", "base_url": upstream_url, "model": model, "api_key": "bench"}
+            for name, model in (("fast", "bench-model"), ("spaced", "spaced-model"))
+        },
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_BACKEND", "CCRELAY_"))}
+    env.update(
+        ENABLE_MULTI_BACKEND="true",
+        LLM_BACKEND_CONFIG=json.dumps(config),
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def _start_gateway(port: int, env: dict[str, str], cores: set[int] | None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_pinned(cores),  # noqa: PLW1509 - only sets CPU affinity
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _wait_ready(
+    session: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes], deadline_s: float
+) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode} before it was ready")
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.002)
+    raise RuntimeError(f"{url} was not ready within {deadline_s} s")
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB from /proc."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _time_each(n: int, call: Callable[[], Awaitable[None]]) -> list[float]:
+    for _ in range(min(50, n)):  # warm the connections and caches
+        await call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def _throughput(concurrency: int, total: int, call: Callable[[], Awaitable[None]]) -> float:
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))  # warm-up round
+    remaining = total
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def _chunk_deltas(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], marker: bytes) -> list[float]:
+    """Arrival gaps (ms) between the content chunks of one spaced stream."""
+    arrivals = []
+    async with session.post(url, data=body, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.content:
+            if line.startswith(marker) and b"piece" in line:
+                arrivals.append(time.perf_counter() * 1000)
+    return [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+
+
+async def run(quick: bool = False) -> list[Row]:
+    """Start the upstream and the gateway, measure, stop them; the figures as rows."""
+    import orjson
+
+    from client.translate import anthropic_to_openai_request
+
+    samples = 300 if quick else 2000
+    per_level = 1000 if quick else 4000
+    gateway_cores, other_cores = _cores()
+    if other_cores is not None:
+        os.sched_setaffinity(0, other_cores)
+
+    request = claude_code_request()
+    anthropic_body = orjson.dumps(request)
+    stream_body = orjson.dumps({**request, "stream": True})
+    openai_body = orjson.dumps(
+        anthropic_to_openai_request(request, model="bench-model", stream=False)
+    )
+    openai_stream = orjson.dumps(
+        anthropic_to_openai_request(request, model="bench-model", stream=True)
+    )
+    openai_spaced = orjson.dumps(
+        anthropic_to_openai_request(request, model="spaced-model", stream=True)
+    )
+    json_headers = {"Content-Type": "application/json"}
+
+    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    env = _gateway_env(upstream_url)
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "bench.gateway", "--upstream", str(upstream_port)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=_pinned(other_cores),  # noqa: PLW1509 - only sets CPU affinity
+    )
+    rows: list[Row] = []
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        try:
+            await _wait_ready(session, upstream_url + "/models", upstream, 20)
+
+            # start-up: process start to the first good /health, a few times
+            ready = []
+            for _ in range(3 if quick else 5):
+                process = _start_gateway(gateway_port, env, gateway_cores)
+                started = time.perf_counter()
+                try:
+                    await _wait_ready(session, gateway_url + "/health", process, 20)
+                    ready.append(time.perf_counter() - started)
+                finally:
+                    _stop(process)
+            rows.append(Row("ready after start (median)", statistics.median(ready), "s", "<= 0.5", statistics.median(ready) <= 0.5))
+
+            gateway = _start_gateway(gateway_port, env, gateway_cores)
+            try:
+                await _wait_ready(session, gateway_url + "/health", gateway, 20)
+
+                async def post(url: str, body: bytes, headers: dict[str, str] = json_headers) -> None:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{url}: HTTP {response.status}")
+
+                via_gateway = gateway_url + "/v1/messages"
+                direct = upstream_url + "/chat/completions"
+                plain_gw = await _time_each(samples, lambda: post(via_gateway, anthropic_body))
+                plain_direct = await _time_each(samples, lambda: post(direct, openai_body))
+                stream_gw = await _time_each(samples, lambda: post(via_gateway, stream_body))
+                stream_direct = await _time_each(samples, lambda: post(direct, openai_stream))
+                for label, gw, base in (
+                    ("plain", plain_gw, plain_direct),
+                    ("streamed", stream_gw, stream_direct),
+                ):
+                    p50 = _pct(gw, 0.5) - _pct(base, 0.5)
+                    p99 = _pct(gw, 0.99) - _pct(base, 0.99)
+                    rows.append(Row(f"added latency p50, {label}", p50, "ms", "<= 1", p50 <= 1))
+                    rows.append(Row(f"added latency p99, {label}", p99, "ms", "<= 3", p99 <= 3))
+                    rows.append(Row(f"  gateway path p50, {label}", _pct(gw, 0.5), "ms"))
+                    rows.append(Row(f"  direct path p50, {label}", _pct(base, 0.5), "ms"))
+
+                for concurrency in (1, 16, 64):
+                    rate = await _throughput(
+                        concurrency, per_level, lambda: post(via_gateway, anthropic_body)
+                    )
+                    rows.append(
+                        Row(f"throughput, concurrency {concurrency}", rate, "req/s", ">= 1000", rate >= 1000)
+                    )
+                direct_rate = await _throughput(64, per_level, lambda: post(direct, openai_body))
+                rows.append(Row("  direct to upstream, concurrency 64", direct_rate, "req/s"))
+
+                spaced = orjson.dumps({**request, "stream": True})
+                gw_deltas: list[float] = []
+                direct_deltas: list[float] = []
+                for _ in range(3 if quick else 10):
+                    gw_deltas += await _chunk_deltas(
+                        session,
+                        via_gateway,
+                        spaced,
+                        {**json_headers, "x-ccrelay-backend": "spaced"},
+                        b"data: ",
+                    )
+                    direct_deltas += await _chunk_deltas(
+                        session, direct, openai_spaced, json_headers, b"data: "
+                    )
+                spread = max(abs(d - SPACING_MS) for d in gw_deltas)
+                rows.append(Row("stream chunk gap p50 via gateway (upstream 20)", _pct(gw_deltas, 0.5), "ms"))
+                rows.append(Row("  direct chunk gap p50", _pct(direct_deltas, 0.5), "ms"))
+                rows.append(
+                    Row("stream chunk gap, worst |gap - 20| via gateway", spread, "ms", "<= 5", spread <= 5)
+                )
+
+                rss, hwm = _rss_mb(gateway.pid)
+                rows.append(Row("gateway RSS after load", rss, "MB", "<= 80", rss <= 80))
+                rows.append(Row("  gateway peak RSS (VmHWM)", hwm, "MB"))
+            finally:
+                _stop(gateway)
+        finally:
+            _stop(upstream)
+    rows.insert(0, Row("request size", len(anthropic_body) / 1000, "KB"))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (about 15 s)")
+    parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.upstream:
+        _serve_upstream(args.upstream)
+        return 0
+    rows = asyncio.run(run(args.quick))
+    print(format_table(rows))
+    return 0 if all(row.ok is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
