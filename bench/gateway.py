@@ -14,15 +14,17 @@ Each measurement sends the same ~50 KB Claude Code-sized request (system prompt,
 a tool-use history) through the gateway and, for the baseline, straight to the upstream with
 the equivalent OpenAI body (the gateway's own translation of it, computed once). Added latency
 is the difference of the two paths' percentiles. Throughput is non-streamed requests per second
-through the one gateway process at a fixed concurrency. When the machine has two or more
-cores the gateway is pinned to one of them and the client and upstream to the others, so "one
-core" means one.
+through the one gateway process at a fixed concurrency; the gateway's own CPU time per request
+(from /proc) gives its capacity on one busy core, a figure that holds up on a shared machine
+where wall-clock rates do not. With ``--pin`` the gateway gets one core to itself and the
+client and upstream the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -84,9 +86,24 @@ def claude_code_request(target_bytes: int = 50_000) -> dict[str, Any]:
     """A Claude Code-shaped Messages request of about `target_bytes` of JSON."""
     tools = []
     for i, name in enumerate(
-        ["Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write",
-         "NotebookEdit", "WebFetch", "TodoWrite", "WebSearch", "BashOutput", "KillShell",
-         "mcp__github__search_code"]
+        [
+            "Task",
+            "Bash",
+            "Glob",
+            "Grep",
+            "LS",
+            "Read",
+            "Edit",
+            "MultiEdit",
+            "Write",
+            "NotebookEdit",
+            "WebFetch",
+            "TodoWrite",
+            "WebSearch",
+            "BashOutput",
+            "KillShell",
+            "mcp__github__search_code",
+        ]
     ):
         tools.append(
             {
@@ -278,14 +295,25 @@ def _gateway_env(upstream_url: str) -> dict[str, str]:
     return env
 
 
-def _start_gateway(port: int, env: dict[str, str], cores: set[int] | None) -> subprocess.Popen[bytes]:
+def _start_gateway(
+    port: int, env: dict[str, str], cores: set[int] | None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "client.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=_pinned(cores),  # noqa: PLW1509 - only sets CPU affinity
+        preexec_fn=_pinned(cores),
+    )
+
+
+def _start_upstream(port: int, cores: set[int] | None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.gateway", "--upstream", str(port)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=_pinned(cores),
     )
 
 
@@ -334,15 +362,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _time_each(n: int, call: Callable[[], Awaitable[None]]) -> list[float]:
+async def _time_pairs(
+    n: int, first: Callable[[], Awaitable[None]], second: Callable[[], Awaitable[None]]
+) -> tuple[list[float], list[float]]:
+    """Latency samples (ms) of two calls, interleaved so both see the same machine load."""
     for _ in range(min(50, n)):  # warm the connections and caches
-        await call()
-    samples = []
+        await first()
+        await second()
+    a, b = [], []
     for _ in range(n):
         started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+        await first()
+        middle = time.perf_counter()
+        await second()
+        a.append((middle - started) * 1000)
+        b.append((time.perf_counter() - middle) * 1000)
+    return a, b
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _throughput(concurrency: int, total: int, call: Callable[[], Awaitable[None]]) -> float:
@@ -361,7 +402,9 @@ async def _throughput(concurrency: int, total: int, call: Callable[[], Awaitable
     return total / (time.perf_counter() - started)
 
 
-async def _chunk_deltas(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], marker: bytes) -> list[float]:
+async def _chunk_deltas(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], marker: bytes
+) -> list[float]:
     """Arrival gaps (ms) between the content chunks of one spaced stream."""
     arrivals = []
     async with session.post(url, data=body, headers=headers) as response:
@@ -369,18 +412,19 @@ async def _chunk_deltas(session: aiohttp.ClientSession, url: str, body: bytes, h
         async for line in response.content:
             if line.startswith(marker) and b"piece" in line:
                 arrivals.append(time.perf_counter() * 1000)
-    return [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(arrivals)]
 
 
-async def run(quick: bool = False) -> list[Row]:
+async def run(quick: bool = False, *, pin: bool = False) -> list[Row]:
     """Start the upstream and the gateway, measure, stop them; the figures as rows."""
     import orjson
 
     from client.translate import anthropic_to_openai_request
 
+    load = os.getloadavg()[0]
     samples = 300 if quick else 2000
     per_level = 1000 if quick else 4000
-    gateway_cores, other_cores = _cores()
+    gateway_cores, other_cores = _cores() if pin else (None, None)
     if other_cores is not None:
         os.sched_setaffinity(0, other_cores)
 
@@ -402,12 +446,7 @@ async def run(quick: bool = False) -> list[Row]:
     upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     env = _gateway_env(upstream_url)
-    upstream = subprocess.Popen(
-        [sys.executable, "-m", "bench.gateway", "--upstream", str(upstream_port)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        preexec_fn=_pinned(other_cores),  # noqa: PLW1509 - only sets CPU affinity
-    )
+    upstream = _start_upstream(upstream_port, other_cores)
     rows: list[Row] = []
     connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -424,13 +463,23 @@ async def run(quick: bool = False) -> list[Row]:
                     ready.append(time.perf_counter() - started)
                 finally:
                     _stop(process)
-            rows.append(Row("ready after start (median)", statistics.median(ready), "s", "<= 0.5", statistics.median(ready) <= 0.5))
+            rows.append(
+                Row(
+                    "ready after start (median)",
+                    statistics.median(ready),
+                    "s",
+                    "<= 0.5",
+                    statistics.median(ready) <= 0.5,
+                )
+            )
 
             gateway = _start_gateway(gateway_port, env, gateway_cores)
             try:
                 await _wait_ready(session, gateway_url + "/health", gateway, 20)
 
-                async def post(url: str, body: bytes, headers: dict[str, str] = json_headers) -> None:
+                async def post(
+                    url: str, body: bytes, headers: dict[str, str] = json_headers
+                ) -> None:
                     async with session.post(url, data=body, headers=headers) as response:
                         await response.read()
                         if response.status != 200:
@@ -438,10 +487,16 @@ async def run(quick: bool = False) -> list[Row]:
 
                 via_gateway = gateway_url + "/v1/messages"
                 direct = upstream_url + "/chat/completions"
-                plain_gw = await _time_each(samples, lambda: post(via_gateway, anthropic_body))
-                plain_direct = await _time_each(samples, lambda: post(direct, openai_body))
-                stream_gw = await _time_each(samples, lambda: post(via_gateway, stream_body))
-                stream_direct = await _time_each(samples, lambda: post(direct, openai_stream))
+                plain_gw, plain_direct = await _time_pairs(
+                    samples,
+                    lambda: post(via_gateway, anthropic_body),
+                    lambda: post(direct, openai_body),
+                )
+                stream_gw, stream_direct = await _time_pairs(
+                    samples,
+                    lambda: post(via_gateway, stream_body),
+                    lambda: post(direct, openai_stream),
+                )
                 for label, gw, base in (
                     ("plain", plain_gw, plain_direct),
                     ("streamed", stream_gw, stream_direct),
@@ -453,13 +508,36 @@ async def run(quick: bool = False) -> list[Row]:
                     rows.append(Row(f"  gateway path p50, {label}", _pct(gw, 0.5), "ms"))
                     rows.append(Row(f"  direct path p50, {label}", _pct(base, 0.5), "ms"))
 
+                cpu_per_request = []
                 for concurrency in (1, 16, 64):
+                    cpu_before = _cpu_s(gateway.pid)
                     rate = await _throughput(
                         concurrency, per_level, lambda: post(via_gateway, anthropic_body)
                     )
+                    # the warm-up round and the measured one: 2 * per_level requests
+                    cpu_per_request.append((_cpu_s(gateway.pid) - cpu_before) / (2 * per_level))
+                    target = ">= 1000" if concurrency > 1 else ""
                     rows.append(
-                        Row(f"throughput, concurrency {concurrency}", rate, "req/s", ">= 1000", rate >= 1000)
+                        Row(
+                            f"throughput, concurrency {concurrency}",
+                            rate,
+                            "req/s",
+                            target,
+                            rate >= 1000 if target else None,
+                        )
                     )
+                cpu_ms = statistics.median(cpu_per_request) * 1000
+                capacity = 1000 / cpu_ms if cpu_ms else float("inf")
+                rows.append(Row("gateway CPU per request (user+sys)", cpu_ms, "ms"))
+                rows.append(
+                    Row(
+                        "  = capacity of one busy core",
+                        capacity,
+                        "req/s",
+                        ">= 1000",
+                        capacity >= 1000,
+                    )
+                )
                 direct_rate = await _throughput(64, per_level, lambda: post(direct, openai_body))
                 rows.append(Row("  direct to upstream, concurrency 64", direct_rate, "req/s"))
 
@@ -478,11 +556,23 @@ async def run(quick: bool = False) -> list[Row]:
                         session, direct, openai_spaced, json_headers, b"data: "
                     )
                 spread = max(abs(d - SPACING_MS) for d in gw_deltas)
-                rows.append(Row("stream chunk gap p50 via gateway (upstream 20)", _pct(gw_deltas, 0.5), "ms"))
+                direct_spread = max(abs(d - SPACING_MS) for d in direct_deltas)
+                rows.append(
+                    Row(
+                        "stream chunk gap p50 via gateway (upstream 20)", _pct(gw_deltas, 0.5), "ms"
+                    )
+                )
                 rows.append(Row("  direct chunk gap p50", _pct(direct_deltas, 0.5), "ms"))
                 rows.append(
-                    Row("stream chunk gap, worst |gap - 20| via gateway", spread, "ms", "<= 5", spread <= 5)
+                    Row(
+                        "stream chunk gap, worst |gap - 20| via gateway",
+                        spread,
+                        "ms",
+                        "<= 5",
+                        spread <= 5,
+                    )
                 )
+                rows.append(Row("  direct chunk gap, worst |gap - 20|", direct_spread, "ms"))
 
                 rss, hwm = _rss_mb(gateway.pid)
                 rows.append(Row("gateway RSS after load", rss, "MB", "<= 80", rss <= 80))
@@ -492,18 +582,27 @@ async def run(quick: bool = False) -> list[Row]:
         finally:
             _stop(upstream)
     rows.insert(0, Row("request size", len(anthropic_body) / 1000, "KB"))
+    rows.insert(1, Row("machine load average (1 min) at start", load, f"on {os.cpu_count()} cores"))
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.gateway", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples (about 15 s)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the gateway to one core and the rest to the others (on an otherwise idle "
+        "machine; on a shared one it only adds interference)",
+    )
     parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.upstream:
         _serve_upstream(args.upstream)
         return 0
-    rows = asyncio.run(run(args.quick))
+    rows = asyncio.run(run(args.quick, pin=args.pin))
     print(format_table(rows))
     return 0 if all(row.ok is not False for row in rows) else 1
 

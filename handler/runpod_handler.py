@@ -15,7 +15,8 @@ return the list of everything yielded; ``/stream`` returns it piece by piece):
   string ``"data: {...}\\n\\n"`` and finally ``"data: [DONE]\\n\\n"``: RunPod's OpenAI
   proxy relays these strings as the HTTP event stream (the raw output mode of worker-vllm);
 * ``/v1/models`` via the OpenAI route: one item, the model list;
-* any error: ``{"error": "<string>"}`` and the job ends.  The SDK turns a yielded dict with
+* any error: ``{"error": "<string>"}`` and the job ends; the string is JSON
+  ``{"message": ..., "code": ...}`` so a client maps it by code, never by wording.  The SDK turns a yielded dict with
   an ``error`` key into a FAILED job with that string (the error must be a string: a dict
   error would end COMPLETED with no output).  The SDK's local ``--rp_serve_api`` server does
   not apply that rule: its ``/runsync`` answers COMPLETED with the error dict in ``output``.
@@ -26,6 +27,7 @@ stops Ollama, stores nothing, releases the single-flight lock, and the error pro
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -35,7 +37,7 @@ from handler._requestlog import RequestLog
 from handler.chunks import SSE_DONE, sse_event
 from handler.errors import HandlerError, InvalidInput
 from handler.request import ChatJob, parse_job_input
-from handler.service import ChatService
+from handler.service import CACHE_VERDICT_FIELD, ChatService
 from handler.settings import HandlerSettings
 
 __all__ = ["RunPodHandler", "start"]
@@ -76,7 +78,7 @@ class RunPodHandler:
         except InvalidInput as exc:
             with RequestLog("job", stream=False, label=label) as log:
                 log.outcome = type(exc).__name__
-            yield {"error": str(exc)}
+            yield {"error": job_error(exc)}
             return
 
         try:
@@ -85,7 +87,8 @@ class RunPodHandler:
                 return
             request = parsed.request
             if not request.stream:
-                yield await self.service.complete(request, label=label)
+                completion, verdict = await self.service.complete_with_verdict(request, label=label)
+                yield {**completion, CACHE_VERDICT_FIELD: verdict}
                 return
             async with aclosing(self.service.stream(request, label=label)) as chunks:
                 async for chunk in chunks:
@@ -93,10 +96,15 @@ class RunPodHandler:
             if parsed.openai_route:
                 yield SSE_DONE
         except HandlerError as exc:
-            yield {"error": str(exc)}
+            yield {"error": job_error(exc)}
         except Exception as exc:  # a bug: log it here, never hand the SDK a traceback to echo
             logger.exception("job %s failed unexpectedly", label)
             yield {"error": f"internal error ({type(exc).__name__})"}
+
+
+def job_error(exc: HandlerError) -> str:
+    """A job error is a string (SDK rule); JSON inside it keeps the structured code for clients."""
+    return json.dumps({"message": str(exc), "code": exc.code})
 
 
 def start(settings: HandlerSettings) -> None:

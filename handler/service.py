@@ -35,7 +35,10 @@ from handler.settings import HandlerSettings
 from handler.singleflight import Hit, SingleFlight
 from handler.store import RedisStore
 
-__all__ = ["ChatService"]
+__all__ = ["CACHE_VERDICT_FIELD", "ChatService"]
+
+CACHE_VERDICT_FIELD = "x_ccrelay_cache"
+"""Added to a reply (never to what is stored) so clients can report the cache verdict."""
 
 
 class ChatService:
@@ -82,8 +85,16 @@ class ChatService:
 
     async def complete(self, request: ChatRequest, *, label: str | None = None) -> dict[str, Any]:
         """A non-streamed ``chat.completion`` for ``request`` (its ``stream`` flag is ignored)."""
+        completion, _ = await self.complete_with_verdict(request, label=label)
+        return completion
+
+    async def complete_with_verdict(
+        self, request: ChatRequest, *, label: str | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """`complete`, plus the cache verdict ("hit", "miss" or "bypass") for the reply."""
         with RequestLog("chat", stream=False, label=label) as log:
-            return await self._complete(request, log)
+            completion = await self._complete(request, log)
+            return completion, log.cache
 
     async def stream(
         self, request: ChatRequest, *, label: str | None = None

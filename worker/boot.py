@@ -63,7 +63,14 @@ async def boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
             "(mounted at /runpod-volume) to pull it once",
             settings.models_dir,
         )
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkerConfigError(
+            "OLLAMA_MODELS",
+            f"cannot create the models directory {settings.models_dir} ({exc.strerror})",
+            "point it at a writable directory, or check that the network volume is mounted",
+        ) from None
     engine.start()
     async with aiohttp.ClientSession() as session:
         client = OllamaClient(session, settings.ollama_url)
@@ -163,12 +170,11 @@ def main(
             report.model.model,
             "pulled now" if report.model.pulled else "found on the volume",
         )
-        if args.prepare:
+        if args.prepare or serve is None:
             log.info("--prepare: the volume holds %s; stopping", settings.model)
             return 0
         watcher = EngineWatcher(engine, on_crash=lambda _code: exit_process(1))
         watcher.start()
-        assert serve is not None
         serve(settings, handler_environment(settings, env))
         return 0
     finally:

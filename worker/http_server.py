@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from handler.chunks import SSE_DONE, sse_event
 from handler.errors import HandlerError, InvalidInput
 from handler.request import parse_chat_request
-from handler.service import ChatService
+from handler.service import CACHE_VERDICT_FIELD, ChatService
 from handler.settings import HandlerSettings
 
 __all__ = ["SERVICE", "build_app", "run"]
@@ -88,7 +88,8 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         chat = parse_chat_request(body)
         if not chat.stream:
-            return web.json_response(await service.complete(chat))
+            completion, verdict = await service.complete_with_verdict(chat)
+            return web.json_response({**completion, CACHE_VERDICT_FIELD: verdict})
     except HandlerError as exc:
         return _error_response(exc)
     except Exception:

@@ -50,7 +50,7 @@ class OllamaProcess:
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler may re-enter stop() in this thread
 
     @property
     def pid(self) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -54,8 +55,11 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
         try:
             server = await start_gateway(runtime, host=host, port=port, auth_token=token)
         except OSError as exc:
-            print(f"ccrelay: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"ccrelay: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr
+            )
             return EXIT_USAGE
+        gc.freeze()  # start-up objects live forever: keep them out of every later collection
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

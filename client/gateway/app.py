@@ -156,7 +156,7 @@ class GatewayServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server  # noqa: SLF001 - the only way to learn the port picked for 0
+        server = site._server  # the only way to learn the port picked for 0
         sockets = getattr(server, "sockets", None)
         if sockets:
             self.port = int(sockets[0].getsockname()[1])

@@ -217,14 +217,14 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-async def _deep_check(backend: Backend, timeout: float) -> dict[str, Any]:
+async def _deep_check(backend: Backend, limit_s: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             report = await backend.health()
     except TimeoutError:
         elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return {"ok": False, "detail": f"no answer within {timeout:g} s", "latency_ms": elapsed}
+        return {"ok": False, "detail": f"no answer within {limit_s:g} s", "latency_ms": elapsed}
     return {"ok": report.ok, "detail": report.detail, "latency_ms": round(report.latency_ms, 1)}
 
 

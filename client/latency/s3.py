@@ -52,6 +52,9 @@ __all__ = ["S3Sink", "make_s3_client"]
 
 _log = logging.getLogger("ccrelay.telemetry")
 
+SPOOL_GRACE_S = 30.0
+"""The longest ``aclose`` waits for records in memory to reach the local spool."""
+
 S3ClientFactory = Callable[[], Any]
 
 
@@ -106,6 +109,15 @@ class _Spool:
         temporary.write_bytes(encode_batch(batch.records))
         os.replace(temporary, final)
 
+    def write_many(self, batches: list[_Batch]) -> tuple[int, OSError | None]:
+        """Write batches in order; how many were written, and the error that stopped it."""
+        for written, batch in enumerate(batches):
+            try:
+                self.write(batch)
+            except OSError as exc:
+                return written, exc
+        return len(batches), None
+
     def pending(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
@@ -144,6 +156,7 @@ class S3Sink:
         self._held = 0
         self._batch_wake = asyncio.Event()
         self._upload_wake = asyncio.Event()
+        self._final_pass = asyncio.Event()
         self._batcher: asyncio.Task[None] | None = None
         self._uploader: asyncio.Task[None] | None = None
         self._closing = False
@@ -231,37 +244,51 @@ class S3Sink:
             aged = time.monotonic() >= self._current_since + self.settings.batch_max_age_s
             if self._current and (self._closing or aged):
                 self._seal()
-            if not await self._spool_sealed() and not self._closing:
+            if not await self._spool_sealed():
                 await asyncio.sleep(self.settings.retry_initial_s)
             if self._closing and not self._sealed and not self._current:
                 return
 
     async def _spool_sealed(self) -> bool:
+        """Write every sealed batch to the spool (one thread hop); False if the disk failed."""
         while self._sealed:
-            batch = self._sealed[0]
-            try:
-                await asyncio.to_thread(self._spool.write, batch)
-            except OSError as exc:
-                _log.warning("could not spool latency records to %s: %s", self.spool_dir, exc)
+            batches = list(self._sealed)
+            written, error = await asyncio.to_thread(self._spool.write_many, batches)
+            for batch in batches[:written]:
+                self._sealed.popleft()
+                self._held -= len(batch.records)
+            if written:
+                self._dropping = False
+                self._upload_wake.set()
+            if error is not None:
+                _log.warning("could not spool latency records to %s: %s", self.spool_dir, error)
                 return False
-            self._sealed.popleft()
-            self._held -= len(batch.records)
-            self._dropping = False
-            self._upload_wake.set()
         return True
 
     # -- spool -> S3 ----------------------------------------------------------------------------
 
     async def _run_uploader(self) -> None:
+        """Upload the spool whenever it grows; back off while S3 fails; end after the final pass.
+
+        This task is the only uploader of its process, so a batch is never sent twice at once.
+        """
         while True:
             self._upload_wake.clear()
-            if await self._upload_pending():
+            final = self._final_pass.is_set()
+            succeeded = await self._upload_pending()
+            if final:
+                return
+            if succeeded:
                 self._delay = self.settings.retry_initial_s
                 await self._upload_wake.wait()
-            else:
-                delay = self._delay
-                self._delay = min(self._delay * 2, self.settings.retry_max_s)
-                await asyncio.sleep(delay)
+                continue
+            delay = self._delay
+            self._delay = min(self._delay * 2, self.settings.retry_max_s)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._final_pass.wait()  # closing cuts the backoff short
+            except TimeoutError:
+                pass
 
     async def _upload_pending(self) -> bool:
         """Upload every spooled batch in order; False at the first failure."""
@@ -287,6 +314,12 @@ class S3Sink:
             if self._client is None:
                 self._client = self._client_factory()
             return self._client
+
+    def _close_client(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def _upload_file(self, path: Path) -> None:
         """In a thread: put one spooled batch, then remove it from the spool."""
@@ -331,21 +364,23 @@ class S3Sink:
     # -- shutdown ------------------------------------------------------------------------------
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Spool what is in memory, then upload for at most ``timeout`` seconds in all.
+        """Spool what is in memory, then upload for at most ``timeout`` seconds.
 
-        Batches that could not be uploaded in time stay in the spool for the next start.
+        Writing memory to the local spool is not cut short by ``timeout`` (it takes milliseconds,
+        and cutting it short would lose records); it is capped at ``SPOOL_GRACE_S`` in case the
+        disk itself hangs. Batches not uploaded in time stay spooled for the next start.
         """
         if self._closing:
             return
-        self._closing = True
-        deadline = time.monotonic() + timeout
         self._seal()
-        if self._batcher is None:
-            if not self._sealed:
-                return
-            self._batcher = asyncio.get_running_loop().create_task(self._run_batcher())
+        if self._batcher is None and not self._sealed:
+            self._closing = True
+            return
+        self._ensure_started()
+        self._closing = True
+        assert self._batcher is not None and self._uploader is not None
         self._batch_wake.set()
-        done, _ = await asyncio.wait([self._batcher], timeout=max(0.0, timeout))
+        done, _ = await asyncio.wait([self._batcher], timeout=max(timeout, SPOOL_GRACE_S))
         if not done:
             self._batcher.cancel()
             await asyncio.wait([self._batcher])
@@ -354,15 +389,16 @@ class S3Sink:
                 self._held,
                 self.spool_dir,
             )
-        if self._uploader is not None:
+        # One last pass over the whole spool, by the uploader itself, within the timeout.
+        self._final_pass.set()
+        self._upload_wake.set()
+        done, _ = await asyncio.wait([self._uploader], timeout=timeout)
+        if done:
+            await asyncio.to_thread(self._close_client)
+        else:
+            # An upload still in flight finishes in its thread (to the same key: harmless).
             self._uploader.cancel()
             await asyncio.wait([self._uploader])
-        remaining = deadline - time.monotonic()
-        final = asyncio.get_running_loop().create_task(self._upload_pending())
-        done, _ = await asyncio.wait([final], timeout=max(0.0, remaining))
-        if not done:
-            final.cancel()
-            await asyncio.wait([final])
         left = await asyncio.to_thread(self._spool.pending)
         if left:
             _log.warning(

@@ -105,7 +105,9 @@ async def test_errors_are_strings(runpod_handler, job_input, expected: str) -> N
     outputs = await _outputs(runpod_handler, job_input)
     assert len(outputs) == 1 and set(outputs[0]) == {"error"}
     assert isinstance(outputs[0]["error"], str)
-    assert outputs[0]["error"].startswith(expected), outputs[0]["error"]
+    error = json.loads(outputs[0]["error"])
+    assert error["message"].startswith(expected), error
+    assert error["code"] in ("invalid_input", "model_not_allowed")
 
 
 async def test_engine_error_is_a_string_with_the_engines_message(
@@ -113,7 +115,11 @@ async def test_engine_error_is_a_string_with_the_engines_message(
 ) -> None:
     ollama_server.fail = (500, "model failed to load")
     outputs = await _outputs(runpod_handler, {"messages": MESSAGES})
-    assert outputs == [{"error": "engine error (HTTP 500): model failed to load"}]
+    assert len(outputs) == 1 and isinstance(outputs[0]["error"], str)
+    assert json.loads(outputs[0]["error"]) == {
+        "message": "engine error (HTTP 500): model failed to load",
+        "code": "engine_error",
+    }
 
 
 async def test_every_job_logs_exactly_one_line(runpod_handler, caplog) -> None:
@@ -250,7 +256,13 @@ def test_under_the_runpod_sdk(local_worker: LocalWorker, ollama_server) -> None:
     assert first["status"] == "COMPLETED"
     assert isinstance(first["output"], list) and len(first["output"]) == 1
     assert first["output"][0]["choices"][0]["message"]["content"] == "Echo: hello worker"
-    assert second["output"] == first["output"]
+    assert first["output"][0]["x_ccrelay_cache"] == "miss"
+    assert second["output"][0]["x_ccrelay_cache"] == "hit"
+    strip = [
+        {k: v for k, v in o.items() if k != "x_ccrelay_cache"}
+        for o in (first["output"][0], second["output"][0])
+    ]
+    assert strip[0] == strip[1]
     assert len(ollama_server.chat_requests) == 1
     lines = local_worker.cache_lines()
     assert len(lines) == 2
@@ -282,11 +294,12 @@ def test_under_the_runpod_sdk(local_worker: LocalWorker, ollama_server) -> None:
     # {"error": str} fails the job): it answers COMPLETED with the error dict as the output.
     refused = local_worker.post("/runsync", {"input": {"model": "llama3", "messages": MESSAGES}})
     assert refused["status"] == "COMPLETED"
-    assert refused["output"] == [
-        {
-            "error": "invalid input: model: model 'llama3' is not allowed on this worker (allowed: qwen3-coder:30b)"
-        }
-    ]
+    assert len(refused["output"]) == 1 and isinstance(refused["output"][0]["error"], str)
+    assert json.loads(refused["output"][0]["error"]) == {
+        "message": "invalid input: model: model 'llama3' is not allowed on this worker "
+        "(allowed: qwen3-coder:30b)",
+        "code": "model_not_allowed",
+    }
     log = local_worker.log()
     assert "Traceback" not in log
     assert "Echo: hello worker" not in log  # the SDK's DEBUG output logging is off by default

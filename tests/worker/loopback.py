@@ -32,8 +32,7 @@ class ThreadedServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])
 
     def stop(self) -> None:
         if self._runner is not None:

@@ -251,3 +251,14 @@ def test_http_mode_serves_health_and_stops_the_engine_on_sigterm(tmp_path: Path)
             process.kill()
     assert process.returncode == 0, err
     assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"]
+
+
+def test_an_unusable_models_directory_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = worker_env(tmp_path, OLLAMA_MODELS=str(blocker / "ollama"))
+    assert main(["--prepare"], env) == 1
+    assert f"cannot create the models directory {blocker / 'ollama'}" in caplog.text
+    assert "network volume is mounted" in caplog.text

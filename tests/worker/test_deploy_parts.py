@@ -120,3 +120,12 @@ async def test_check_of_an_unknown_id(runpod_rest_server: FakeRunPod) -> None:
         rest = RunPodRest(session, SecretStr(API_KEY), base_url=runpod_rest_server.api_url)
         with pytest.raises(RunPodNotFound):
             await rest.get_endpoint("nope")
+
+
+def test_one_problem_per_bad_env_value() -> None:
+    with pytest.raises(ServerlessConfigError) as caught:
+        parse_spec(MINIMAL + "env:\n  A: {nested: 1}\n", {})
+    assert str(caught.value) == (
+        "serverless.yml: env.A: must be a string, number or boolean; "
+        "fix: a mapping of NAME: value; use ${VAR} for secrets"
+    )

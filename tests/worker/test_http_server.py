@@ -64,6 +64,7 @@ async def test_plain_completion_miss_then_hit(client: TestClient, ollama_server,
         response = await client.post("/v1/chat/completions", json={"messages": MESSAGES})
         assert response.status == 200
         bodies.append(await response.json())
+    assert [b.pop("x_ccrelay_cache") for b in bodies] == ["miss", "hit"]
     assert bodies[0] == bodies[1]
     assert bodies[0]["choices"][0]["message"]["content"] == "Echo: hello http"
     assert len(ollama_server.chat_requests) == 1

@@ -308,9 +308,13 @@ def _problems(exc: ValidationError) -> list[Problem]:
             problems.append(Problem(path, "is required", _fix_for(loc)))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
-        if loc and loc[0] == "env" and len(loc) >= 2 and kind not in ("value_error",):
-            message = "must be a string, number or boolean"
-        problems.append(Problem(path, message, _fix_for(loc)))
+        message = re.sub(r" or instance of \w+", "", message)
+        if loc and loc[0] == "env" and len(loc) >= 2 and kind != "value_error":
+            loc = loc[:2]  # one problem per variable, not one per accepted type
+            path, message = ".".join(loc), "must be a string, number or boolean"
+        problem = Problem(path, message, _fix_for(loc))
+        if problem not in problems:
+            problems.append(problem)
     return problems
 
 

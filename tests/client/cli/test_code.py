@@ -69,9 +69,7 @@ def stub(tmp_path: Path) -> Path:
 
 def ccrelay_env(fake: FakeOpenAI, tmp_path: Path, stub: Path, **extra: str) -> dict[str, str]:
     config = {
-        "backends": {
-            "local": {"type": "openai", "base_url": fake.base_url, "model": "fake-model"}
-        }
+        "backends": {"local": {"type": "openai", "base_url": fake.base_url, "model": "fake-model"}}
     }
     return {
         "PATH": f"{stub.parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -192,9 +190,7 @@ def test_split_argv() -> None:
 
 
 def test_claude_environ() -> None:
-    env = claude_environ(
-        {"ANTHROPIC_API_KEY": "k", "HOME": "/h"}, "http://127.0.0.1:5", "tok"
-    )
+    env = claude_environ({"ANTHROPIC_API_KEY": "k", "HOME": "/h"}, "http://127.0.0.1:5", "tok")
     assert env == {
         "HOME": "/h",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:5",

@@ -77,8 +77,13 @@ async def test_count_tokens_is_exact_through_the_anthropic_backend(
         assert fallback.headers["x-ccrelay-token-count"] == "estimate"
         # the caller's own mistake is passed on
         fake_anthropic.push(
-            Reply(status=400, body={"type": "error", "error": {"type": "invalid_request_error",
-                                                                "message": "bad tools"}})
+            Reply(
+                status=400,
+                body={
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": "bad tools"},
+                },
+            )
         )
         bad = await gateway.post("/v1/messages/count_tokens", count_request())
         assert bad.status == 400

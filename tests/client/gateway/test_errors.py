@@ -267,9 +267,19 @@ class ExplodingBackend(Backend):
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[dict[str, Any]]:
-        yield {"type": "message_start", "message": {"id": "msg_1", "type": "message",
-               "role": "assistant", "model": model, "content": [], "stop_reason": None,
-               "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 0}}}
+        yield {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 0},
+            },
+        }
         raise RuntimeError(f"stream bug, key {self.settings.api_key.get_secret_value()}")  # type: ignore[union-attr]
 
     async def list_models(self) -> list[ModelInfo]:
@@ -284,7 +294,14 @@ async def test_unexpected_exception_is_a_generic_500_logged_without_secret(
     registry = BackendRegistry()
     registry.register("exploding", ExplodingBackend)
     env = config_env(
-        {"boom": {"type": "exploding", "api_key": SECRET, "model": "m", "retry": {"max_attempts": 1}}}
+        {
+            "boom": {
+                "type": "exploding",
+                "api_key": SECRET,
+                "model": "m",
+                "retry": {"max_attempts": 1},
+            }
+        }
     )
     caplog.set_level("DEBUG", logger="ccrelay")
     async with running_gateway(env, registry=registry) as gateway:

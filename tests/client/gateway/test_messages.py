@@ -19,7 +19,6 @@ from tests.fake_providers import (
     FakeOpenAI,
     Reply,
     openai_completion,
-    openai_text_chunks,
     openai_tool_chunks,
     sse,
 )
@@ -68,7 +67,12 @@ def claude_code_request() -> dict[str, Any]:
                 "role": "assistant",
                 "content": [
                     {"type": "thinking", "thinking": "use ls", "signature": "EqQBCkYIBxgC"},
-                    {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "ls"}},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_01",
+                        "name": "Bash",
+                        "input": {"command": "ls"},
+                    },
                 ],
             },
             {
@@ -152,9 +156,7 @@ async def test_streamed_text_event_order(gateway: Gateway, fake_openai: FakeOpen
     assert fake_openai.requests[-1].body["stream"] is True
 
 
-async def test_streamed_tool_use_input_assembles(
-    gateway: Gateway, fake_openai: FakeOpenAI
-) -> None:
+async def test_streamed_tool_use_input_assembles(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
     arguments = json.dumps({"command": "echo ccrelay", "description": "say it"})
     fake_openai.push(
         Reply(
@@ -187,7 +189,9 @@ async def test_streamed_tool_use_input_assembles(
         elif event["type"] == "content_block_stop":
             assert event["index"] == opened[-1]
     assert opened == [0, 1]
-    message = anthropic_events_to_response([{k: v for k, v in e.items() if k != "event"} for e in events])
+    message = anthropic_events_to_response(
+        [{k: v for k, v in e.items() if k != "event"} for e in events]
+    )
     assert message["stop_reason"] == "tool_use"
     assert message["content"][1]["input"] == json.loads(arguments)
 
@@ -270,6 +274,7 @@ async def test_twenty_concurrent_requests_all_succeed(
     gateway: Gateway, fake_openai: FakeOpenAI
 ) -> None:
     """Half streamed, half not; the fake answers each in kind (its default replies)."""
+
     async def one(i: int) -> int:
         if i % 2:
             status, events = await gateway.events(simple_request())

@@ -40,7 +40,11 @@ async def test_messages_stream_with_tools_assembles_the_final_message(
 ) -> None:
     arguments = json.dumps({"command": "echo from-sdk"})
     fake_openai.push(
-        Reply(chunks=sse(openai_tool_chunks("Running it.", [("call_7", "Bash", arguments)]), done=True))
+        Reply(
+            chunks=sse(
+                openai_tool_chunks("Running it.", [("call_7", "Bash", arguments)]), done=True
+            )
+        )
     )
     texts: list[str] = []
     async with sdk.messages.stream(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.client.latency.helpers import MotoEndpoint, StallingEndpoint
+from tests.client.latency.helpers import MotoEndpoint, RefusingPort, StallingEndpoint
 from tests.conftest import S3Bucket
 
 
@@ -19,6 +19,17 @@ async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
         yield endpoint
     finally:
         await endpoint.stop()
+        endpoint.close()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """An http URL on 127.0.0.1 where connections are refused."""
+    port = RefusingPort()
+    try:
+        yield port.url
+    finally:
+        port.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,32 +27,56 @@ from tests.conftest import free_port
 _HOP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
 
+class RefusingPort:
+    """A loopback port bound but not listening: connections are refused, and no other process
+    (another test run in parallel) can start listening on it meanwhile."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self.port = int(self._socket.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 class MotoEndpoint:
-    """moto's S3 behind a real loopback HTTP server that can go down and come back."""
+    """moto's S3 behind a real loopback HTTP server that can go down (refusing) and come back."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.requests = 0
+        self._down: RefusingPort | None = RefusingPort()
+        self.port = self._down.port
+        self.url = self._down.url
         self.store_then_fail = 0  # PUTs to store and then answer 500 for
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        if self._down is not None:
+            self._down.close()
+            self._down = None
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._down is None:
+            self._down = RefusingPort(self.port)
+
+    def close(self) -> None:
+        if self._down is not None:
+            self._down.close()
+            self._down = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         from moto.core.models import botocore_stubber
 
-        self.requests += 1
         body = await request.read()
         headers = HTTPHeaders()
         for name, value in request.headers.items():

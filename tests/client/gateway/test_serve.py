@@ -1,0 +1,110 @@
+"""`ccrelay serve` as a real process: ready, serving, token from the environment, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.client.gateway.conftest import SECRET, openai_backend, simple_request
+from tests.conftest import free_port
+from tests.fake_providers import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def wait_ready(
+    client: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process
+) -> None:
+    for _ in range(400):
+        if process.returncode is not None:
+            break
+        try:
+            async with client.get(url) as response:
+                if response.status in (200, 401):
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.025)
+    raise AssertionError("ccrelay serve did not become ready")
+
+
+async def test_serve_runs_until_sigterm(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    port = free_port()
+    token = "serve-token-0123456789"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "ENABLE_MULTI_BACKEND": "true",
+        "LLM_BACKEND_CONFIG": json.dumps(
+            {"backends": {"openai": openai_backend(fake_openai.base_url)}}
+        ),
+        "CCRELAY_AUTH_TOKEN": token,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client.cli",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as client:
+            await wait_ready(client, url + "/health", process)
+            refused = await client.post(url + "/v1/messages", json=simple_request())
+            assert refused.status == 401  # the token from the environment is required
+            served = await client.post(
+                url + "/v1/messages", json=simple_request(), headers={"x-api-key": token}
+            )
+            assert served.status == 200
+            assert (await served.json())["content"][0]["text"] == "Hello from fake"
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0
+    log = err.decode()
+    assert f"gateway listening on {url}" in log
+    assert "POST /v1/messages 401" in log
+    assert "POST /v1/messages 200 backend=openai" in log
+    assert "gateway stopping" in log
+    assert token not in log + out.decode()
+    assert SECRET not in log + out.decode()
+
+
+async def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "client.cli",
+            "serve",
+            "--port",
+            str(port),
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path),
+                "PYTHONPATH": str(REPO),
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+    assert process.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in err.decode()

@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import random
+import statistics
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from client.cli.stats import parse_since, register, run_stats
+from client.latency import (
+    JsonlSink,
+    LatencyRecord,
+    S3Sink,
+    StatsSourceError,
+    compute_stats,
+    percentile,
+    read_local_records,
+    read_s3_records,
+    render_table,
+)
+from config.pricing import PriceTable
+from config.telemetry import S3SinkSettings, TelemetrySettings
+from tests.client.latency.helpers import MotoEndpoint, make_record, s3_settings
+from tests.conftest import S3Bucket
+
+NOW = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
+BACKENDS = [
+    ("cerebras", "cerebras", "qwen-3-coder-480b"),
+    ("pod", "runpod", "qwen3-coder:30b"),
+    ("anthropic", "anthropic", "claude-sonnet-4-5"),
+]
+
+
+def generated(count: int, seed: int, span: timedelta = timedelta(hours=48)) -> list[LatencyRecord]:
+    """Random records (seeded) across three backends, ending at NOW."""
+    rng = random.Random(seed)
+    prices = PriceTable()
+    records = []
+    for n in range(count):
+        backend, backend_type, model = rng.choice(BACKENDS)
+        ok = rng.random() > 0.1
+        streamed = rng.random() > 0.5
+        tokens_in, tokens_out = (rng.randint(100, 20_000), rng.randint(10, 2_000)) if ok else (0, 0)
+        records.append(
+            LatencyRecord(
+                timestamp=NOW - span * rng.random(),
+                request_id=f"r{n}",
+                backend=backend,
+                backend_type=backend_type,
+                model=model,
+                outcome="ok" if ok else rng.choice(["UpstreamOverloaded", "BackendTimeout"]),
+                status=200 if ok else 503,
+                attempt=rng.randint(1, 3),
+                latency_ms=rng.lognormvariate(6.5, 0.6),
+                ttfb_ms=rng.uniform(50, 900) if streamed else None,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cache=rng.choice(["hit", "miss"]) if backend_type == "runpod" else None,
+                cost_usd=prices.cost(model, tokens_in, tokens_out),
+                streamed=streamed,
+            )
+        )
+    return records
+
+
+# -- percentiles ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [2, 3, 7, 100, 1001])
+def test_percentile_matches_statistics_inclusive_quantiles(size: int) -> None:
+    rng = random.Random(size)
+    values = [rng.expovariate(1 / 300) for _ in range(size)]
+    cuts = statistics.quantiles(values, n=100, method="inclusive")  # cut points p1..p99
+    for q in (1, 5, 25, 50, 75, 95, 99):
+        assert percentile(values, q) == pytest.approx(cuts[q - 1])
+    assert percentile(values, 0) == min(values)
+    assert percentile(values, 100) == max(values)
+
+
+def test_percentile_edge_cases() -> None:
+    assert percentile([42.0], 99) == 42.0
+    assert percentile([1.0, 2.0], 50) == 1.5
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+
+def test_stats_match_an_independent_computation() -> None:
+    records = generated(3000, seed=11)
+    prices = PriceTable()
+    report = compute_stats(records, prices, since=NOW - timedelta(days=2), until=NOW)
+    assert [(r.backend, r.model) for r in report.rows] == sorted((b, m) for b, _, m in BACKENDS)
+    for row in report.rows:
+        mine = [r for r in records if r.backend == row.backend]
+        ok = [r for r in mine if r.outcome == "ok"]
+        latency_cuts = statistics.quantiles([r.latency_ms for r in ok], n=100, method="inclusive")
+        ttfb_cuts = statistics.quantiles(
+            [r.ttfb_ms for r in ok if r.ttfb_ms is not None], n=100, method="inclusive"
+        )
+        assert row.calls == len(mine)
+        assert row.errors == len(mine) - len(ok)
+        assert row.error_rate == pytest.approx((len(mine) - len(ok)) / len(mine))
+        assert row.latency_p50_ms == pytest.approx(latency_cuts[49])
+        assert row.latency_p95_ms == pytest.approx(latency_cuts[94])
+        assert row.latency_p99_ms == pytest.approx(latency_cuts[98])
+        assert row.ttfb_p50_ms == pytest.approx(ttfb_cuts[49])
+        assert row.tokens_in == sum(r.tokens_in for r in mine)
+        assert row.tokens_out == sum(r.tokens_out for r in mine)
+        assert row.cost_usd == pytest.approx(sum(r.cost_usd for r in mine))
+        baseline = sum(r.tokens_in * 3 + r.tokens_out * 15 for r in mine) / 1e6
+        if row.backend == "anthropic":
+            assert row.saving_usd == 0
+            assert row.cache_hit_rate is None
+        else:
+            assert row.saving_usd == pytest.approx(baseline - row.cost_usd)
+            assert row.saving_usd > 0
+        if row.backend == "pod":
+            cached = [r for r in mine if r.cache is not None]
+            hits = sum(1 for r in cached if r.cache == "hit")
+            assert row.cache_hit_rate == pytest.approx(hits / len(cached))
+            assert row.cost_usd == 0
+    assert report.total.calls == len(records)
+    assert report.total.cost_usd == pytest.approx(sum(r.cost_usd for r in records))
+
+
+def test_a_group_of_errors_only_has_no_percentiles() -> None:
+    records = [make_record(n, outcome="BackendConnectError", status=None) for n in range(3)]
+    report = compute_stats(records, PriceTable(), since=NOW, until=NOW)
+    [row] = report.rows
+    assert (row.error_rate, row.latency_p50_ms, row.ttfb_p50_ms) == (1.0, None, None)
+    assert "100.0" in render_table(report)
+
+
+def test_table_rendering() -> None:
+    records = generated(200, seed=5)
+    report = compute_stats(records, PriceTable(), since=NOW - timedelta(days=2), until=NOW)
+    text = render_table(report)
+    lines = text.splitlines()
+    assert lines[0] == "latency records 2025-03-01 12:00 .. 2025-03-03 12:00 UTC"
+    assert lines[1].split()[:4] == ["backend", "model", "calls", "err%"]
+    assert [line.split()[0] for line in lines[3:6]] == ["anthropic", "cerebras", "pod"]
+    assert lines[-1].startswith("total")
+    assert f"{report.total.calls}" in lines[-1]
+    empty = compute_stats([], PriceTable(), since=NOW, until=NOW)
+    assert "no records in this window" in render_table(empty)
+
+
+# -- reading back -----------------------------------------------------------------------------
+
+
+async def test_local_records_for_a_window(tmp_path: Path) -> None:
+    records = generated(500, seed=7, span=timedelta(days=4))
+    sink = JsonlSink(tmp_path)
+    for record in records:
+        await sink.emit(record)
+    await sink.aclose()
+    with (tmp_path / f"latency-{NOW:%Y-%m-%d}.jsonl").open("a") as day_file:
+        day_file.write("not json\n{}\n")  # damaged lines are skipped
+    since = NOW - timedelta(hours=30)
+    found = read_local_records(tmp_path, since, NOW)
+    expected = {r.request_id for r in records if r.timestamp >= since}
+    assert {r.request_id for r in found} == expected
+    assert len(found) == len(expected)
+
+
+async def test_s3_records_for_a_window(
+    moto_endpoint: MotoEndpoint, s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    settings = s3_settings(
+        s3_bucket.name, tmp_path / "spool", moto_endpoint.url, batch_max_records=50
+    )
+    records = generated(400, seed=8, span=timedelta(days=3))
+    sink = S3Sink(settings)
+    for record in records:
+        await sink.emit(record)
+    await sink.aclose(timeout=10)
+    # An object outside the layout is ignored.
+    s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="team/latency/README", Body=b"x")
+    since = NOW - timedelta(hours=25, minutes=30)
+    # Synchronous (the CLI has no loop): off the loop that serves the loopback S3.
+    found = await asyncio.to_thread(read_s3_records, settings, since, NOW)
+    expected = {r.request_id for r in records if r.timestamp >= since}
+    assert sorted(r.request_id for r in found) == sorted(expected)
+
+    out = io.StringIO()
+    code = await asyncio.to_thread(
+        run_stats,
+        TelemetrySettings(jsonl_dir=tmp_path, s3=settings),
+        PriceTable(),
+        timedelta(hours=25, minutes=30),
+        "s3",
+        True,
+        out,
+        now=NOW,
+    )
+    assert code == 0
+    assert json.loads(out.getvalue())["total"]["calls"] == len(expected)
+
+
+def test_s3_unreachable_is_a_stats_error(tmp_path: Path, refused_url: str) -> None:
+    settings = S3SinkSettings(
+        bucket="my-bucket", endpoint_url=refused_url, region="us-east-1", connect_timeout_s=1
+    )
+    with pytest.raises(StatsSourceError, match="my-bucket"):
+        read_s3_records(settings, NOW - timedelta(hours=1), NOW, client=None)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("30m", timedelta(minutes=30)),
+        ("90s", timedelta(seconds=90)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("1.5h", timedelta(minutes=90)),
+    ],
+)
+def test_parse_since(text: str, expected: timedelta) -> None:
+    assert parse_since(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "24", "h", "3 days", "-1h", "0m", "1h 30m", "24x"])
+def test_parse_since_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_since(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ccrelay")
+    register(top.add_subparsers(dest="command"))
+    return top
+
+
+def test_command_line_options() -> None:
+    args = parser().parse_args(["stats"])
+    assert (args.since, args.source, args.as_json) == (timedelta(hours=24), "local", False)
+    args = parser().parse_args(["stats", "--since", "7d", "--source", "s3", "--json"])
+    assert (args.since, args.source, args.as_json) == (timedelta(days=7), "s3", True)
+    with pytest.raises(SystemExit):
+        parser().parse_args(["stats", "--source", "ftp"])
+
+
+async def test_command_reads_the_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # conftest's clean_environment points CCRELAY_STATE_DIR at tmp_path / "state".
+    records = [make_record(n, datetime.now(UTC) - timedelta(minutes=n)) for n in range(5)]
+    sink = JsonlSink(tmp_path / "state")
+    for record in records:
+        await sink.emit(record)
+    await sink.aclose()
+    args = parser().parse_args(["stats", "--since", "1h", "--json"])
+    assert args.run(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["total"]["calls"] == 5
+    assert payload["rows"][0]["backend"] == "cerebras"
+
+
+def test_command_errors(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    settings = TelemetrySettings(jsonl_dir=tmp_path)
+    assert run_stats(settings, PriceTable(), timedelta(hours=1), "s3", False, out, err=err) == 2
+    assert "no S3 bucket configured" in err.getvalue()
+    unresolved = TelemetrySettings()
+    assert (
+        run_stats(unresolved, PriceTable(), timedelta(hours=1), "local", False, out, err=err) == 2
+    )
+    assert run_stats(settings, PriceTable(), timedelta(hours=1), "local", False, out) == 0
+    assert "no records in this window" in out.getvalue()
