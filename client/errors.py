@@ -9,6 +9,7 @@ backend before it is raised).
     CcrelayError
     ├── InvalidRequestError            400 invalid_request_error  (the caller's request is wrong)
     ├── UnknownBackendError            400 invalid_request_error  (a name not in config)
+    ├── StatsSourceError               latency records cannot be read (client.latency.stats)
     └── BackendError                   (backend: str; something went wrong talking to a backend)
         ├── TransportError             retryable
         │   ├── BackendConnectError    connection refused / reset / DNS

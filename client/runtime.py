@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -18,6 +19,12 @@ from client.registry import BackendRegistry
 from client.retry import Sleep
 from client.router import Router
 from config.models import CcrelayConfig
+
+if TYPE_CHECKING:
+    from client.latency.recorder import LatencyRecorder
+
+SHUTDOWN_FLUSH_S = 5.0
+"""Bounded flush of latency records at exit; what S3 does not take in time stays spooled."""
 
 
 class Runtime:
@@ -37,6 +44,8 @@ class Runtime:
         self.factory = BackendFactory(
             config, session, registry=registry, observer=observer, sleep=sleep
         )
+        self.recorder: LatencyRecorder | None = None
+        self._started = False
         self.router = Router(self.factory, **({"clock": clock} if clock else {}))
 
     @classmethod
@@ -47,17 +56,41 @@ class Runtime:
         registry: BackendRegistry | None = None,
         observer: AttemptObserver | None = None,
     ) -> Runtime:
-        """Must run inside the event loop (the session binds to it)."""
+        """Must run inside the event loop (the session binds to it).
+
+        Without an explicit observer, every attempt goes to a `LatencyRecorder` built from the
+        config's `telemetry` and `prices` (log line, local JSONL, S3 when configured).
+        """
         registry = registry or BackendRegistry()
         config = load_client_config(environ, registry)
+        recorder = None
+        if observer is None:
+            from client.latency.recorder import LatencyRecorder
+
+            telemetry = config.telemetry.resolved(environ)
+            recorder = LatencyRecorder.from_settings(telemetry, config.prices)
+            observer = recorder
         session = new_session(trust_env=proxy_configured(environ))
-        return cls(config, session, registry=registry, observer=observer)
+        runtime = cls(config, session, registry=registry, observer=observer)
+        runtime.recorder = recorder
+        return runtime
+
+    async def start(self) -> None:
+        """Start background work (the latency sinks' flushers). Idempotent."""
+        if self.recorder is not None and not self._started:
+            self._started = True
+            await self.recorder.start()
 
     async def aclose(self) -> None:
-        await self.factory.aclose()
-        await self.session.close()
+        try:
+            await self.factory.aclose()
+            await self.session.close()
+        finally:
+            if self.recorder is not None:
+                await self.recorder.aclose(SHUTDOWN_FLUSH_S)
 
     async def __aenter__(self) -> Runtime:
+        await self.start()
         return self
 
     async def __aexit__(

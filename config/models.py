@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from config.pricing import PriceTable
+from config.telemetry import TelemetrySettings
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -103,8 +106,8 @@ class CcrelayConfig(BaseModel):
     fallback: list[str] = Field(default_factory=list)
     backends: dict[str, BackendSettings]
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    telemetry: Any = None
-    prices: Any = None
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    prices: PriceTable = Field(default_factory=PriceTable)
 
     @model_validator(mode="after")
     def _names_exist(self) -> CcrelayConfig:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from client.cli._common import EXIT_USAGE, environ, run_command
 
+EXIT_CANNOT_RUN = 126
 EXIT_NOT_FOUND = 127
 
 _HELP = """\
@@ -118,9 +119,13 @@ async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -
     async with Runtime.from_environ(env) as runtime:
         server = await start_gateway(runtime, host="127.0.0.1", port=0, auth_token=token)
         try:
-            process = await asyncio.create_subprocess_exec(
-                claude, *claude_args, env=claude_environ(env, server.url, token)
-            )
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    claude, *claude_args, env=claude_environ(env, server.url, token)
+                )
+            except OSError as exc:
+                print(f"ccrelay: cannot run {claude}: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_CANNOT_RUN
             code = await _wait_forwarding_signals(process)
         finally:
             await server.close()
@@ -154,4 +159,4 @@ async def _wait_forwarding_signals(process: asyncio.subprocess.Process) -> int:
             loop.remove_signal_handler(sig)
 
 
-__all__ = ["EXIT_NOT_FOUND", "claude_environ", "register", "run", "split_argv"]
+__all__ = ["EXIT_CANNOT_RUN", "EXIT_NOT_FOUND", "claude_environ", "register", "run", "split_argv"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, TextIO
 
 from client.cli._common import EXIT_BACKEND, EXIT_OK, EXIT_USAGE, environ
+from client.factory import load_client_config
 from client.latency.stats import (
     StatsSourceError,
     compute_stats,
@@ -23,6 +24,8 @@ from client.latency.stats import (
     render_table,
     report_json,
 )
+from client.logsetup import configure_logging
+from config.errors import ConfigError
 from config.pricing import PriceTable
 from config.telemetry import TelemetrySettings
 
@@ -68,9 +71,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point: uses ``args.telemetry`` / ``args.prices`` when the CLI put them there."""
-    telemetry = getattr(args, "telemetry", None) or TelemetrySettings()
-    prices = getattr(args, "prices", None) or PriceTable()
+    """Entry point: telemetry and prices come from the config (`telemetry`, `prices`)."""
+    configure_logging(getattr(args, "log_level", None), getattr(args, "log_format", "human"))
+    try:
+        config = load_client_config(environ())
+    except ConfigError as exc:
+        print(f"ccrelay: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    telemetry: TelemetrySettings = getattr(args, "telemetry", None) or config.telemetry
+    prices: PriceTable = getattr(args, "prices", None) or config.prices
     return run_stats(
         telemetry.resolved(environ()), prices, args.since, args.source, args.as_json, sys.stdout
     )

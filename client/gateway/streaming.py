@@ -14,6 +14,8 @@ the first event is an ordinary HTTP error. From then on:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -93,14 +95,15 @@ async def relay(
     except ConnectionError:
         log.info("client went away (request_id=%s)", request_id)
         return "gone"
+    except asyncio.CancelledError:  # aiohttp cancels the handler when the caller hangs up
+        log.info("client went away mid-stream (request_id=%s)", request_id)
+        raise
     finally:
         await events.aclose()
         await stream.aclose()
 
 
 async def _end_with(response: web.StreamResponse, payload: bytes) -> None:
-    try:
+    with contextlib.suppress(ConnectionError):  # the caller left too: nobody to tell
         await response.write(payload)
         await response.write_eof()
-    except ConnectionError:
-        pass

@@ -274,8 +274,7 @@ def _cells(row: GroupStats) -> list[str]:
         _num(row.latency_p95_ms, ".0f"),
         _num(row.latency_p99_ms, ".0f"),
         _num(row.ttfb_p50_ms, ".0f"),
-        _num(None if row.cache_hit_rate is None else row.cache_hit_rate * 100, ".0f")
-        + ("" if row.cache_hit_rate is None else "%"),
+        "-" if row.cache_hit_rate is None else f"{row.cache_hit_rate * 100:.0f}%",
         f"{row.tokens_in:,}",
         f"{row.tokens_out:,}",
         f"{row.cost_usd:.4f}",

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 RAW_ARGUMENTS_KEY = "_raw_arguments"
 """Where unparseable tool-call arguments go, verbatim (see `parse_tool_arguments`)."""
 
@@ -38,7 +40,11 @@ def message_id_from(openai_id: object) -> str:
 
 
 def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact UTF-8 JSON; orjson on the hot path, the stdlib for what orjson refuses (huge ints)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_tool_arguments(arguments: object) -> dict[str, Any]:

@@ -196,3 +196,13 @@ def test_claude_environ() -> None:
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:5",
         "ANTHROPIC_AUTH_TOKEN": "tok",
     }
+
+
+async def test_claude_that_cannot_run(tmp_path: Path) -> None:
+    not_executable = tmp_path / "claude"
+    not_executable.write_text("not a program")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    process = await ccrelay("--claude-bin", str(not_executable), "-p", "x", env=env)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 126
+    assert "cannot run" in err.decode()

@@ -20,6 +20,7 @@ from tests.client.latency.helpers import (
     bucket_objects,
     eventually,
     make_record,
+    names_in,
     s3_settings,
     spool_files,
     spread_records,
@@ -255,3 +256,51 @@ def test_spool_dir_must_be_resolved() -> None:
 def _quiet_botocore(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="botocore")
     caplog.set_level(logging.DEBUG, logger="ccrelay.telemetry")
+
+
+async def test_s3_credentials_never_reach_logs_files_or_objects(
+    moto_endpoint: MotoEndpoint,
+    s3_bucket: S3Bucket,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from pydantic import SecretStr
+
+    from client.latency import LatencyRecorder
+    from config.pricing import PriceTable
+    from config.telemetry import TelemetrySettings
+
+    key_id, secret = "AKIAEXAMPLESECRETID", "wJalrXUtnFEMI-secret-access-key"
+    caplog.set_level(logging.DEBUG, logger="ccrelay")
+    s3 = s3_settings(
+        "not-yet-a-bucket",
+        tmp_path / "spool",
+        moto_endpoint.url,
+        access_key_id=SecretStr(key_id),
+        secret_access_key=SecretStr(secret),
+    )
+    settings = TelemetrySettings(s3=s3).resolved({"CCRELAY_STATE_DIR": str(tmp_path)})
+    recorder = LatencyRecorder.from_settings(settings, PriceTable())
+    for n in range(12):
+        recorder.record(
+            request_id=f"r{n}",
+            backend="cerebras",
+            backend_type="cerebras",
+            model="qwen-3-coder-480b",
+            outcome="ok",
+            attempt=1,
+            latency_ms=10,
+        )
+    await eventually(lambda: "S3 latency upload" in caplog.text)  # NoSuchBucket, logged
+    s3_bucket.client.create_bucket(Bucket="not-yet-a-bucket")
+    await recorder.aclose(5)
+
+    texts = [caplog.text, repr(settings), repr(recorder.sink)]
+    [day_file] = names_in(tmp_path, "latency-*.jsonl")
+    texts.append((tmp_path / day_file).read_text())
+    objects = bucket_objects(s3_bucket.client, "not-yet-a-bucket")
+    texts += [r.to_json_line() for records in objects.values() for r in records]
+    assert sum(len(records) for records in objects.values()) == 12
+    for text in texts:
+        assert key_id not in text
+        assert secret not in text
