@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.interpolation import has_reference, substitute
 from worker.errors import Problem, ServerlessConfigError
 from worker.settings import DEFAULT_MODEL
 
@@ -32,7 +33,6 @@ __all__ = [
     "parse_spec",
 ]
 
-_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REFERENCE_DOC = "see the serverless.yml reference in docs/deploy.md"
 
@@ -206,9 +206,19 @@ def parse_spec(
     secret_keys = frozenset(
         str(key)
         for key, value in (raw_env.items() if isinstance(raw_env, dict) else ())
-        if isinstance(value, str) and _has_reference(value)
+        if isinstance(value, str) and has_reference(value)
     )
-    resolved = _interpolate(raw, environ, "", problems)
+
+    def missing(path: str, name: str) -> None:
+        problems.append(
+            Problem(
+                path,
+                f"environment variable {name} is not set",
+                f"export {name}=... before `ccrelay deploy`, or write ${{{name}:-default}}",
+            )
+        )
+
+    resolved = substitute(raw, environ, missing)
     try:
         spec = ServerlessSpec.model_validate(resolved)
     except ValidationError as exc:
@@ -225,44 +235,6 @@ def _env_text(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _has_reference(text: str) -> bool:
-    return any(m.group(0) != "$${" for m in _REFERENCE.finditer(text))
-
-
-def _interpolate(value: Any, environ: Mapping[str, str], path: str, problems: list[Problem]) -> Any:
-    if isinstance(value, str):
-        if "$" not in value:
-            return value
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(0) == "$${":
-                return "${"
-            name, default = match.group(1), match.group(2)
-            found = environ.get(name)
-            if found:
-                return found
-            if default is not None:
-                return default
-            problems.append(
-                Problem(
-                    path,
-                    f"environment variable {name} is not set",
-                    f"export {name}=... before `ccrelay deploy`, or write ${{{name}:-default}}",
-                )
-            )
-            return ""
-
-        return _REFERENCE.sub(replace, value)
-    if isinstance(value, dict):
-        return {
-            k: _interpolate(v, environ, f"{path}.{k}" if path else str(k), problems)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_interpolate(v, environ, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    return value
 
 
 _FIXES: dict[str, str] = {
