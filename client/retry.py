@@ -37,9 +37,8 @@ class RetryPolicy:
             if retry_after > self.settings.max_retry_after_s:
                 return None
             return retry_after
-        ceiling = min(
-            self.settings.max_backoff_s, self.settings.initial_backoff_s * 2 ** (attempt - 1)
-        )
+        factor: int = 2 ** (attempt - 1)
+        ceiling = min(self.settings.max_backoff_s, self.settings.initial_backoff_s * factor)
         return ceiling * self.rng()
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -91,7 +92,7 @@ class OllamaEngine:
             raise EngineError("the engine's model list is not a JSON object")
         return body
 
-    async def stream(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, payload: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """POST a streamed chat completion; yield each ``chat.completion.chunk`` as it arrives.
 
         Raises ``EngineError`` if the stream carries an error event or ends before ``[DONE]``.
@@ -99,7 +100,7 @@ class OllamaEngine:
         the connection, which makes Ollama stop generating.
         """
         url = f"{self.base_url}/v1/chat/completions"
-        try:
+        with self._engine_errors():
             async with self._client().post(
                 url, data=_body({**payload, "stream": True}), headers=_JSON, timeout=self._timeout
             ) as response:
@@ -121,6 +122,12 @@ class OllamaEngine:
                 except BaseException:
                     response.close()  # do not drain a half-read stream: drop the connection
                     raise
+
+    @contextmanager
+    def _engine_errors(self) -> Iterator[None]:
+        """Translate aiohttp's errors talking to the engine into the handler's tree."""
+        try:
+            yield
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise EngineTimeout("the engine did not answer in time") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -144,7 +151,7 @@ class OllamaEngine:
 
     async def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         url = f"{self.base_url}{path}"
-        try:
+        with self._engine_errors():
             body = None if payload is None else _body(payload)
             headers = None if payload is None else _JSON
             async with self._client().request(
@@ -153,12 +160,6 @@ class OllamaEngine:
                 raw = await response.read()
                 if response.status >= 400:
                     raise EngineError(_engine_message(response.status, raw), response.status)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise EngineTimeout("the engine did not answer in time") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise EngineUnavailable(f"cannot reach the engine at {self.base_url}") from exc
-        except aiohttp.ClientError as exc:
-            raise EngineUnavailable(f"connection to the engine failed: {exc}") from exc
         try:
             return json.loads(raw)
         except ValueError as exc:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -70,7 +70,7 @@ class RunPodHandler:
             "concurrency_modifier": self.concurrency_modifier,
         }
 
-    async def handle(self, job: dict[str, Any]) -> AsyncIterator[Any]:
+    async def handle(self, job: dict[str, Any]) -> AsyncGenerator[Any, None]:
         """The SDK's handler: yields outputs as described in the module docstring."""
         label = str(job.get("id")) if job.get("id") is not None else None
         try:

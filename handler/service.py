@@ -19,7 +19,7 @@ stores nothing, releases the single-flight lock, and re-raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from typing import Any
 
@@ -98,7 +98,7 @@ class ChatService:
 
     async def stream(
         self, request: ChatRequest, *, label: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The ``chat.completion.chunk`` objects for ``request``, each yielded as it is ready."""
         with RequestLog("chat", stream=True, label=label) as log:
             async with aclosing(self._stream(request, log)) as chunks:
@@ -157,7 +157,9 @@ class ChatService:
         await outcome.finish(completion, self._ttl(request))
         return completion
 
-    async def _stream(self, request: ChatRequest, log: RequestLog) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(
+        self, request: ChatRequest, log: RequestLog
+    ) -> AsyncGenerator[dict[str, Any], None]:
         model = self.resolve_model(request)
         payload = request.engine_payload(model, stream=True)
         include_usage = request.include_usage

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -71,7 +71,8 @@ class RedisStore:
         return self._clock() >= self._down_until
 
     async def get(self, key: str) -> bytes | None:
-        return await self._run(lambda client: client.get(key))
+        value = await self._run(lambda client: client.get(key))
+        return cast("bytes | None", value)  # no decode_responses: Redis answers bytes
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         await self._run(lambda client: client.set(key, value, px=max(1, int(ttl_s * 1000))))

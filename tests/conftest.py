@@ -6,15 +6,23 @@ ccrelay's own code.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+_REPO = Path(__file__).resolve().parent.parent
 
 _ENV_PREFIXES = (
     "LLM_BACKEND",
@@ -98,6 +106,99 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+class LocalHandler:
+    """``python -m handler --rp_serve_api``: the handler under the runpod SDK's local API server.
+
+    A subprocess on a loopback port, its output in a file; use it through `local_handler`.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "handler",
+                "--rp_serve_api",
+                "--rp_api_port",
+                str(self.port),
+                "--rp_api_host",
+                "127.0.0.1",
+            ],
+            cwd=_REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the handler exited ({self.process.returncode}):\n{self.log()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"the handler did not listen within {timeout_s:g} s:\n{self.log()}")
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def cache_lines(self) -> list[str]:
+        return [line for line in self.log().splitlines() if "ccrelay.handler chat cache=" in line]
+
+    def cache_verdicts(self) -> list[str]:
+        return re.findall(r"\bchat cache=(hit|miss|bypass)\b", self.log())
+
+    def wait_verdicts(self, count: int, timeout_s: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while len(verdicts := self.cache_verdicts()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return verdicts
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@contextmanager
+def local_handler(env: dict[str, str], log_path: Path) -> Iterator[LocalHandler]:
+    """Start `LocalHandler`, wait until it listens, and stop it afterwards."""
+    handler = LocalHandler(env, log_path)
+    try:
+        handler.wait_ready()
+        yield handler
+    finally:
+        handler.stop()
 
 
 @pytest.fixture

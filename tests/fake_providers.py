@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -103,18 +103,21 @@ def openai_text_chunks(
         )
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if usage:
-        chunks.append(
-            {
-                **base,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": usage[0],
-                    "completion_tokens": usage[1],
-                    "total_tokens": sum(usage),
-                },
-            }
-        )
+        chunks.append(_openai_usage_chunk(base, usage))
     return chunks
+
+
+def _openai_usage_chunk(base: dict[str, Any], usage: tuple[int, int]) -> dict[str, Any]:
+    """The last chunk of a stream with `stream_options.include_usage`: no choices, the usage."""
+    return {
+        **base,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
+    }
 
 
 def openai_tool_chunks(
@@ -173,17 +176,7 @@ def openai_tool_chunks(
                 }
             )
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-    chunks.append(
-        {
-            **base,
-            "choices": [],
-            "usage": {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": sum(usage),
-            },
-        }
-    )
+    chunks.append(_openai_usage_chunk(base, usage))
     return chunks
 
 
@@ -234,15 +227,38 @@ def anthropic_text_events(
     return events, [e["type"] for e in events]
 
 
-class FakeProvider:
-    """Base: a scripted aiohttp app. Subclasses add the protocol's routes and default replies."""
+class LoopbackServer:
+    """A real aiohttp server for `self.app` on 127.0.0.1 and a free port.
+
+    `start()` serves it and sets `url`; `close()` stops it. Subclasses add their routes to `app`.
+    """
 
     def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.queue: list[Reply] = []
         self.app = web.Application()
         self.url = ""
         self._runner: web.AppRunner | None = None
+
+    async def start(self) -> Self:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class FakeProvider(LoopbackServer):
+    """Base: a scripted aiohttp app. Subclasses add the protocol's routes and default replies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Recorded] = []
+        self.queue: list[Reply] = []
 
     def push(self, *replies: Reply) -> None:
         self.queue.extend(replies)
@@ -285,19 +301,6 @@ class FakeProvider:
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)
-
-    async def start(self) -> FakeProvider:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 class FakeOpenAI(FakeProvider):

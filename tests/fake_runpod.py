@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_providers import openai_completion, openai_text_chunks
+from tests.fake_providers import LoopbackServer, openai_completion, openai_text_chunks
 
 
 @dataclass
@@ -64,10 +64,11 @@ class Seen:
     body: Any
 
 
-class FakeRunPod:
+class FakeRunPod(LoopbackServer):
     endpoint_id = "fakeendpoint01"
 
     def __init__(self, api_key: str = "rp-test-key-0123456789") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[Seen] = []
         self.jobs: dict[str, Job] = {}
@@ -80,9 +81,7 @@ class FakeRunPod:
             "workers": {"idle": 0, "initializing": 0, "ready": 0, "running": 0, "throttled": 0},
         }
         self.models_body: dict[str, Any] | None = None
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-        app = web.Application()
+        app = self.app
         base = f"/v2/{self.endpoint_id}"
         app.router.add_post(f"{base}/runsync", self._runsync)
         app.router.add_post(f"{base}/run", self._run)
@@ -92,7 +91,6 @@ class FakeRunPod:
         app.router.add_post(f"{base}/cancel/{{job_id}}", self._cancel)
         app.router.add_get(f"{base}/health", self._health)
         app.router.add_get(f"{base}/openai/v1/models", self._models)
-        self.app = app
 
     @property
     def endpoint_url(self) -> str:
@@ -172,7 +170,8 @@ class FakeRunPod:
             return "IN_PROGRESS"
         return script.status
 
-    async def _status(self, request: web.Request) -> web.Response:
+    async def _polled_job(self, request: web.Request) -> Job | web.Response:
+        """A /status or /stream poll's job, or the reply when it is refused or unknown."""
         _seen, denied = await self._record(request)
         if denied is not None:
             return denied
@@ -181,6 +180,12 @@ class FakeRunPod:
         job = self._job(request)
         if job is None:
             return web.json_response({"error": "job not found"}, status=404)
+        return job
+
+    async def _status(self, request: web.Request) -> web.Response:
+        job = await self._polled_job(request)
+        if isinstance(job, web.Response):
+            return job
         phase = self._phase(job)
         if phase in ("IN_QUEUE", "IN_PROGRESS"):
             return web.json_response({"id": job.id, "status": phase, "delayTime": 10})
@@ -189,14 +194,9 @@ class FakeRunPod:
         return web.json_response(self._final(job))
 
     async def _stream(self, request: web.Request) -> web.Response:
-        _seen, denied = await self._record(request)
-        if denied is not None:
-            return denied
-        if self.poll_failures:
-            return web.json_response({"error": "upstream"}, status=self.poll_failures.pop(0))
-        job = self._job(request)
-        if job is None:
-            return web.json_response({"error": "job not found"}, status=404)
+        job = await self._polled_job(request)
+        if isinstance(job, web.Response):
+            return job
         script = job.script
         if job.cancelled:
             return web.json_response({"id": job.id, "status": "CANCELLED", "stream": []})
@@ -266,18 +266,3 @@ class FakeRunPod:
         elif script.error is not None:
             body["error"] = script.error
         return body
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    async def start(self) -> FakeRunPod:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

@@ -15,86 +15,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import RedisServer, free_port
+from tests.conftest import LocalHandler, RedisServer, local_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "rp-e2e-secret-key-7f3a9c"
 PROMPT = "Write hello world in Python"
 
 pytestmark = pytest.mark.slow
-
-
-class HandlerProcess:
-    """`python -m handler` serving the runpod SDK's local API on a loopback port."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "handler",
-                "--rp_serve_api",
-                "--rp_api_port",
-                str(self.port),
-                "--rp_api_host",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the handler exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"the handler did not listen within {timeout_s:g} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def cache_verdicts(self) -> list[str]:
-        return re.findall(r"\bchat cache=(hit|miss|bypass)\b", self.log())
-
-    def wait_verdicts(self, count: int, timeout_s: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + timeout_s
-        while len(verdicts := self.cache_verdicts()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return verdicts
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
 
 
 def _base_env(tmp_path: Path) -> dict[str, str]:
@@ -111,18 +46,14 @@ def _base_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def handler_process(
     redis_server: RedisServer, ollama_server: Any, tmp_path: Path
-) -> Iterator[HandlerProcess]:
+) -> Iterator[LocalHandler]:
     env = _base_env(tmp_path)
     env.update(REDIS_URL=redis_server.url, OLLAMA_HOST=ollama_server.url)
-    handler = HandlerProcess(env, tmp_path / "handler.log")
-    try:
-        handler.wait_ready()
+    with local_handler(env, tmp_path / "handler.log") as handler:
         yield handler
-    finally:
-        handler.stop()
 
 
-def ccrelay_ask(handler: HandlerProcess, tmp_path: Path, backend: dict[str, Any]) -> tuple:
+def ccrelay_ask(handler: LocalHandler, tmp_path: Path, backend: dict[str, Any]) -> tuple:
     config = {"active": "runpod", "backends": {"runpod": backend}}
     env = _base_env(tmp_path)
     env.update(
@@ -150,7 +81,7 @@ def ccrelay_ask(handler: HandlerProcess, tmp_path: Path, backend: dict[str, Any]
     ids=["poll", "runsync"],
 )
 def test_second_identical_ask_is_served_from_redis(
-    handler_process: HandlerProcess, ollama_server: Any, tmp_path: Path, mode: dict[str, str]
+    handler_process: LocalHandler, ollama_server: Any, tmp_path: Path, mode: dict[str, str]
 ) -> None:
     backend = {
         "type": "runpod",

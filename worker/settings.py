@@ -111,7 +111,7 @@ class WorkerSettings(BaseModel):
             warm=_flag(environ, "CCRELAY_WARM", True),
             warm_timeout_s=_number(environ, "CCRELAY_WARM_TIMEOUT", 900.0, positive=True),
             keep_alive=_keep_alive(environ.get("CCRELAY_KEEP_ALIVE")),
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
             http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
         )

@@ -565,8 +565,9 @@ class RunPodBackend(Backend):
             reply = await self._health_reply()
         except CcrelayError as exc:
             return HealthReport(self.name, False, exc.message, _ms(started))
-        workers = reply.get("workers") if isinstance(reply.get("workers"), dict) else {}
-        jobs = reply.get("jobs") if isinstance(reply.get("jobs"), dict) else {}
+        given_workers, given_jobs = reply.get("workers"), reply.get("jobs")
+        workers = given_workers if isinstance(given_workers, dict) else {}
+        jobs = given_jobs if isinstance(given_jobs, dict) else {}
         count = {k: _int(v) for k, v in {**workers, **jobs}.items()}
         active = _active_workers(reply)
         detail = (

@@ -9,8 +9,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 from client.errors import CcrelayError, InvalidRequestError, UnknownBackendError
 from client.logsetup import configure_logging
@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 
 def run_command(
     args: argparse.Namespace,
-    body: Callable[[], Awaitable[int]],
+    body: Callable[[], Coroutine[Any, Any, int]],
     *,
     default_level: str = "WARNING",
     err: TextIO | None = None,

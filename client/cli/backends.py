@@ -5,7 +5,14 @@ Health checks (`Backend.health`, a ``GET /models`` upstream) run concurrently, e
 always closed, so ``--gateway URL`` asks a running gateway (``GET /health``) for its states.
 No key is ever printed: endpoints are shown without any userinfo, settings without ``api_key``.
 
-Exit codes: 0 every backend answered its health check, 1 at least one did not, 2 bad config.
+A ``runpod`` backend with an ``endpoint_id`` is also looked up in RunPod's REST API (same key;
+base URL from ``$CCRELAY_RUNPOD_API_URL`` as for ``ccrelay deploy``) with
+`worker.deploy.check_endpoint`: RunPod cuts an endpoint unused for 7 days to max workers 0, after
+which jobs queue forever while its health check still answers. The verdict is shown beside the
+health result (``scaling`` in ``--json``), with how to restore it.
+
+Exit codes: 0 every backend answered its health check (and RunPod has every checked endpoint,
+not cut down), 1 otherwise, 2 bad config.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +33,7 @@ from client.backend import Backend, HealthReport
 from client.cli._common import EXIT_BACKEND, EXIT_OK, environ, run_command
 from client.errors import CcrelayError
 from client.runtime import Runtime
+from config.models import CcrelayConfig
 
 THIS_PROCESS = "this process"
 _UNKNOWN = "unknown"
@@ -78,14 +87,20 @@ async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
                 built[name] = runtime.factory.get(name)
             except CcrelayError as exc:
                 built[name] = exc
-        reports, circuits = await asyncio.gather(
+        reports, scalings, circuits = await asyncio.gather(
             asyncio.gather(*(_check(name, built[name], timeout) for name in names)),
+            asyncio.gather(
+                *(
+                    runpod_scaling(runtime.session, config.backends[name], env, timeout)
+                    for name in names
+                )
+            ),
             _circuits(runtime.session, args.gateway, env, timeout),
         )
     chain = config.chain()
     rows = [
-        _row(name, config.backends[name], built[name], report, circuits, config.active, chain)
-        for name, report in zip(names, reports, strict=True)
+        _row(name, config.backends[name], built[name], report, scaling, circuits, config, chain)
+        for name, report, scaling in zip(names, reports, scalings, strict=True)
     ]
     if args.json:
         payload = {
@@ -102,7 +117,58 @@ async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
         _print_table(rows, config.source, chain)
     if circuits.problem:
         print(f"ccrelay: circuit states unknown: {circuits.problem}", file=sys.stderr)
-    return EXIT_OK if all(row["health"]["ok"] for row in rows) else EXIT_BACKEND
+    healthy = all(row["health"]["ok"] for row in rows)
+    cut = any(row["scaling"] is not None and row["scaling"]["ok"] is False for row in rows)
+    return EXIT_OK if healthy and not cut else EXIT_BACKEND
+
+
+async def runpod_scaling(
+    session: aiohttp.ClientSession, settings: Any, env: Mapping[str, str], limit_s: float
+) -> dict[str, Any] | None:
+    """RunPod's view of a ``runpod`` backend's endpoint (max workers 0?), or None for others.
+
+    ``ok`` is None when the REST API could not be asked (no key, unreachable, timed out).
+    """
+    endpoint_id = getattr(settings, "endpoint_id", None)
+    if settings.type != "runpod" or not endpoint_id:
+        return None
+    # worker.deploy is imported here, not at the top: only this command needs it.
+    from worker.deploy import DEFAULT_API_URL, check_endpoint
+    from worker.deploy.command import API_URL_VARIABLE
+    from worker.deploy.rest import scrub
+    from worker.errors import WorkerError
+
+    def unknown(detail: str) -> dict[str, Any]:
+        return {
+            "ok": None,
+            "found": None,
+            "endpoint_id": endpoint_id,
+            "scaled_to_zero": None,
+            "detail": detail,
+        }
+
+    api_key = settings.api_key
+    if api_key is None:
+        return unknown("not checked: no api_key to ask RunPod's REST API with")
+    api_url = env.get(API_URL_VARIABLE, "").strip() or DEFAULT_API_URL
+    try:
+        async with asyncio.timeout(limit_s):
+            check = await check_endpoint(session, api_key, endpoint_id=endpoint_id, api_url=api_url)
+    except TimeoutError:
+        return unknown(f"RunPod's REST API did not answer within {limit_s:g} s")
+    except WorkerError as exc:
+        return unknown(scrub(f"cannot ask RunPod's REST API: {exc}", [api_key.get_secret_value()]))
+    return {
+        "ok": check.ok,
+        "found": check.found,
+        "endpoint_id": endpoint_id,
+        "scaled_to_zero": check.scaled_to_zero,
+        "workers_min": check.workers_min,
+        "workers_max": check.workers_max,
+        "restore_url": check.restore_url,
+        "restore_patch": check.restore_patch,
+        "detail": check.message,
+    }
 
 
 async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> HealthReport:
@@ -156,8 +222,9 @@ def _row(
     settings: Any,
     backend: Backend | CcrelayError,
     report: HealthReport,
+    scaling: dict[str, Any] | None,
     circuits: Circuits,
-    active: str,
+    config: CcrelayConfig,
     chain: list[str],
 ) -> dict[str, Any]:
     from_gateway = circuits.source != THIS_PROCESS
@@ -168,13 +235,14 @@ def _row(
         "endpoint": _endpoint(settings, backend),
         "model": settings.model,
         "models": dict(settings.models),
-        "active": name == active,
+        "active": name == config.active,
         "in_chain": name in chain,
         "health": {
             "ok": report.ok,
             "detail": report.detail,
             "latency_ms": round(report.latency_ms, 1),
         },
+        "scaling": scaling,
         "circuit": circuit,
         "circuit_from": circuits.source,
     }
@@ -205,6 +273,15 @@ def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> N
     for row in rows:
         health = row["health"]
         verdict = "ok" if health["ok"] else "FAIL"
+        scaling = row["scaling"]
+        note = ""
+        if scaling is not None:
+            state = {True: "ok", False: "SCALED DOWN", None: "unknown"}[scaling["ok"]]
+            if scaling["scaled_to_zero"]:
+                state = "MAX WORKERS 0"
+            elif scaling["found"] is False:
+                state = "NOT FOUND"
+            note = f"; runpod endpoint: {state}"
         circuit = row["circuit"]
         if row["circuit_from"] == THIS_PROCESS:
             circuit = f"{circuit} ({THIS_PROCESS})"
@@ -214,7 +291,7 @@ def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> N
                 row["type"],
                 row["endpoint"] or "-",
                 row["model"] or "(the request's)",
-                f"{verdict}: {health['detail']} ({health['latency_ms']:.0f} ms)",
+                f"{verdict}: {health['detail']} ({health['latency_ms']:.0f} ms){note}",
                 circuit,
             )
         )
@@ -222,3 +299,7 @@ def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> N
     for line in lines:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         print("  ".join([*cells, line[-1]]).rstrip())
+    for row in rows:
+        scaling = row["scaling"]
+        if scaling is not None and scaling["ok"] is not True:
+            print(f"{row['name']}: {scaling['detail']}")

@@ -72,16 +72,18 @@ def make_s3_client(settings: S3SinkSettings, *, max_attempts: int = 1) -> Any:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    credentials: dict[str, str] = {}
+    key_id: str | None = None
+    secret: str | None = None  # both None: boto3's own credential chain
     if settings.access_key_id is not None and settings.secret_access_key is not None:
-        credentials["aws_access_key_id"] = settings.access_key_id.get_secret_value()
-        credentials["aws_secret_access_key"] = settings.secret_access_key.get_secret_value()
+        key_id = settings.access_key_id.get_secret_value()
+        secret = settings.secret_access_key.get_secret_value()
     return boto3.session.Session().client(
         "s3",
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         config=config,
-        **credentials,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
     )
 
 

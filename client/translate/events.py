@@ -122,7 +122,8 @@ def response_to_anthropic_events(response: dict[str, Any]) -> list[dict[str, Any
     """
     message = {k: copy.deepcopy(v) for k, v in response.items() if k != "content"}
     message.update(content=[], stop_reason=None, stop_sequence=None)
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    given_usage = response.get("usage")
+    usage = given_usage if isinstance(given_usage, dict) else {}
     message["usage"] = {**copy.deepcopy(usage), "output_tokens": 0}
     events: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
     for index, block in enumerate(response.get("content") or []):

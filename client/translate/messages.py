@@ -184,9 +184,10 @@ def _image(block: dict[str, Any], path: str) -> dict[str, Any]:
             )
         url = f"data:{media_type};base64,{data}"
     elif kind == "url":
-        url = source.get("url")
-        if not isinstance(url, str) or not url:
+        given = source.get("url")
+        if not isinstance(given, str) or not given:
             raise InvalidRequestError(f'{path}.source: a url image needs a "url" string')
+        url = given
     else:
         raise InvalidRequestError(
             f"{path}.source: image source type {kind!r} cannot be sent to an OpenAI-compatible "

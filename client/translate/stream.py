@@ -165,8 +165,9 @@ class OpenAIStreamTranslator:
         key = call.get("index")
         if isinstance(key, bool) or not isinstance(key, int | str):
             key = None
-        call_id = call.get("id") if isinstance(call.get("id"), str) else ""
-        name = function.get("name") if isinstance(function.get("name"), str) else ""
+        raw_id, raw_name = call.get("id"), function.get("name")
+        call_id = raw_id if isinstance(raw_id, str) else ""
+        name = raw_name if isinstance(raw_name, str) else ""
         arguments = function.get("arguments")
         if arguments is not None and not isinstance(arguments, str):
             # a few servers send the arguments object itself

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from client.breaker import CircuitBreaker, CircuitState
 from config.models import CircuitSettings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.client.conftest import Clock
 
 
 def breaker(threshold: int = 3, cooldown: float = 30.0) -> tuple[CircuitBreaker, Clock]:
-    clock = Clock()
+    clock = Clock(1000.0)
     settings = CircuitSettings(failure_threshold=threshold, cooldown_s=cooldown)
     return CircuitBreaker(settings, clock=clock), clock
 

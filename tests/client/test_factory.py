@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from importlib.metadata import EntryPoint
 from typing import Any
 
@@ -45,12 +44,6 @@ class EchoBackend(Backend):
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo("echo-1")]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def environ(document: dict) -> dict[str, str]:

@@ -6,7 +6,7 @@ No test sleeps for a backoff: the recorded delays are asserted instead.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -27,24 +27,10 @@ from client.errors import (
 )
 from client.retry import RetryPolicy, is_retryable, parse_retry_after
 from config.models import RetrySettings
+from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import FakeOpenAI, Reply
 
 KEY = "sk-test-SECRET-123456"
-REQUEST = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 64,
-    "messages": [{"role": "user", "content": "hi"}],
-}
-
-
-class Sleeps:
-    """An injected `sleep` that records what it was asked to wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 class Attempts:
@@ -53,12 +39,6 @@ class Attempts:
 
     def on_attempt(self, attempt: Attempt) -> None:
         self.seen.append(attempt)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def backend(

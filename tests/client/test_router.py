@@ -27,35 +27,8 @@ from client.errors import (
 from client.factory import BackendFactory, load_client_config
 from client.router import Router
 from config.models import CcrelayConfig
+from tests.client.conftest import REQUEST, Clock, Sleeps
 from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, sse
-
-REQUEST: dict[str, Any] = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 64,
-    "messages": [{"role": "user", "content": "hi"}],
-}
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 @pytest.fixture

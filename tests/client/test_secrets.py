@@ -14,7 +14,6 @@ import logging
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -25,21 +24,12 @@ from client.errors import CcrelayError
 from client.factory import load_client_config
 from client.runtime import Runtime
 from config.models import CcrelayConfig
+from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
 from tests.fake_runpod import FakeRunPod
 
 SECRET = "sk-test-SECRET-123456"
 KINDS = ("anthropic", "cerebras", "openai", "runpod")
-REQUEST: dict[str, Any] = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 64,
-    "messages": [{"role": "user", "content": "hi"}],
-}
-
-
-class Sleeps:
-    async def __call__(self, seconds: float) -> None:
-        return None
 
 
 class Records:

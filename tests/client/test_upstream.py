@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -33,6 +32,7 @@ from client.errors import (
     UpstreamServerError,
 )
 from client.upstream import error_for_payload, error_for_status, provider_message
+from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import (
     FakeAnthropic,
     FakeOpenAI,
@@ -43,26 +43,7 @@ from tests.fake_providers import (
 )
 
 KEY = "sk-test-SECRET-123456"
-REQUEST = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 64,
-    "messages": [{"role": "user", "content": "hi"}],
-}
 TINY = {"connect_s": 0.5, "first_byte_s": 0.2, "idle_s": 0.2, "total_s": 5}
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def cerebras(

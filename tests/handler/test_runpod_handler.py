@@ -7,11 +7,6 @@ import inspect
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +16,7 @@ import redis
 
 from handler.runpod_handler import RunPodHandler
 from handler.service import ChatService
-from tests.conftest import free_port
+from tests.conftest import LocalHandler, local_handler
 
 REPO = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "hello worker"}]
@@ -168,70 +163,8 @@ def test_runpod_config(make_settings) -> None:
 # --- under the real runpod SDK ------------------------------------------------------------
 
 
-class LocalWorker:
-    """``python -m handler --rp_serve_api`` as a subprocess; its output goes to a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "handler",
-                "--rp_serve_api",
-                "--rp_api_port",
-                str(self.port),
-                "--rp_api_host",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"worker not listening after {timeout}s:\n{self.log()}")
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return json.loads(response.read())
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def cache_lines(self) -> list[str]:
-        return [line for line in self.log().splitlines() if "ccrelay.handler chat cache=" in line]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._log.close()
-
-
 @pytest.fixture
-def local_worker(redis_server, ollama_server, tmp_path: Path) -> Iterator[LocalWorker]:
+def local_worker(redis_server, ollama_server, tmp_path: Path) -> Iterator[LocalHandler]:
     env = {
         **os.environ,
         "REDIS_URL": redis_server.url,
@@ -239,15 +172,11 @@ def local_worker(redis_server, ollama_server, tmp_path: Path) -> Iterator[LocalW
         "PYTHONUNBUFFERED": "1",
         "UVICORN_LOG_LEVEL": "warning",
     }
-    worker = LocalWorker(env, tmp_path / "worker.log")
-    try:
-        worker.wait_ready()
+    with local_handler(env, tmp_path / "worker.log") as worker:
         yield worker
-    finally:
-        worker.stop()
 
 
-def test_under_the_runpod_sdk(local_worker: LocalWorker, ollama_server) -> None:
+def test_under_the_runpod_sdk(local_worker: LocalHandler, ollama_server) -> None:
     job = {"input": {"model": "qwen3-coder:30b", "messages": MESSAGES}}
     first = local_worker.post("/runsync", job)
     second = local_worker.post("/runsync", job)

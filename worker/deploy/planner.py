@@ -335,7 +335,7 @@ def _differs(desired: Any, current: Any) -> bool:
         return not isinstance(current, list) or list(desired) != list(current)
     if isinstance(desired, bool) or isinstance(current, bool):
         return desired is not current
-    return desired != current
+    return bool(desired != current)
 
 
 def _env_differs(desired: dict[str, str], current: Any) -> bool:

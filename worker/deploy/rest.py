@@ -124,7 +124,8 @@ class RunPodRest:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)):
             return min(float(retry_after), 30.0)
-        return min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
+        factor: int = 2 ** (attempt - 1)
+        return min(self._max_backoff, self._backoff * factor)
 
     async def _once(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         headers = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ from client.errors import (
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
+from tests.client.conftest import Sleeps
 from tests.fake_providers import FakeAnthropic, Reply, anthropic_message, anthropic_text_events, sse
 
 KEY = "sk-ant-test-SECRET-123456"
@@ -38,20 +38,6 @@ REQUEST: dict[str, Any] = {
     "metadata": {"user_id": "u1"},
     "temperature": 1,
 }
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def backend(

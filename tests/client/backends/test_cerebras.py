@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from client.backend import RequestOptions
 from client.backends.cerebras import CerebrasBackend, CerebrasSettings
@@ -32,12 +30,6 @@ TOOLS_REQUEST: dict[str, Any] = {
     ],
     "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
 }
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def backend(session: aiohttp.ClientSession, fake: FakeOpenAI, **fields: Any) -> CerebrasBackend:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,12 +21,6 @@ REQUEST: dict[str, Any] = {
     "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
     "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
 }
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 def backend(session: aiohttp.ClientSession, fake: FakeOpenAI, **fields: Any) -> OpenAIBackend:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -36,12 +35,6 @@ REQUEST: dict[str, Any] = {
     "messages": [{"role": "user", "content": "Write hello world in Python"}],
 }
 OPTIONS = RequestOptions(request_id="req_test")
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def make_backend(

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
-import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from client.cli import main
+from tests.client.cli.conftest import ccrelay, use_config
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,21 +24,6 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 SUMMARY = re.compile(
     r"^ccrelay: backend=(\S+) model=(\S+) status=ok latency_ms=\d+ attempts=(\d+)( failovers=\d+)?$"
 )
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the `ccrelay` logger; put it back for the next test."""
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-
-
-def use_config(monkeypatch: pytest.MonkeyPatch, document: dict) -> None:
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", json.dumps(document))
 
 
 def cerebras_config(fake: FakeOpenAI, **extra: object) -> dict:
@@ -58,8 +40,22 @@ def cerebras_config(fake: FakeOpenAI, **extra: object) -> dict:
     }
 
 
-async def ccrelay(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
+async def ask_in_subprocess(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, bytes, bytes]:
+    """`python -m client.cli ask hello` as a real subprocess: the process, its stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(PYTHON),
+        "-m",
+        "client.cli",
+        "ask",
+        "hello",
+        cwd=str(ROOT),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process, out, err
 
 
 async def test_streams_text_to_stdout_and_a_summary_to_stderr(
@@ -223,19 +219,7 @@ async def test_real_subprocess_against_a_fake_server(
         LOCAL_URL=fake_openai.base_url,
     )
     fake_openai.push(Reply(chunks=sse(openai_text_chunks(["sub", "process"]), done=True)))
-    process = await asyncio.create_subprocess_exec(
-        str(PYTHON),
-        "-m",
-        "client.cli",
-        "ask",
-        "hello",
-        cwd=str(ROOT),
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    process, out, err = await ask_in_subprocess(env)
     assert process.returncode == 0, err.decode()
     assert out.decode() == "subprocess\n"
     assert SUMMARY.match(err.decode().strip()) is not None, err.decode()
@@ -244,19 +228,7 @@ async def test_real_subprocess_against_a_fake_server(
 
     # And a failure: the server is gone, so the subprocess exits 1 with one line.
     await fake_openai.close()
-    process = await asyncio.create_subprocess_exec(
-        str(PYTHON),
-        "-m",
-        "client.cli",
-        "ask",
-        "hello",
-        cwd=str(ROOT),
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    process, out, err = await ask_in_subprocess(env)
     assert process.returncode == 1
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1

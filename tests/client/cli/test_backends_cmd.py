@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import orjson
 import pytest
 
-from client.cli import main
 from client.cli.backends import public_url
 from client.factory import load_client_config
 from client.gateway import GatewayServer, build_app
 from client.runtime import Runtime
+from tests.client.cli.conftest import ccrelay, use_config
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
 
 SECRET = "sk-test-SECRET-123456"
 TOKEN = "gateway-token-987654"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def document(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> dict:
@@ -60,14 +48,9 @@ def configured(
     fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> dict:
     config = document(fake_openai, fake_anthropic)
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", json.dumps(config))
+    use_config(monkeypatch, config)
     monkeypatch.setenv("CEREBRAS_API_KEY", SECRET)
     return config
-
-
-async def ccrelay(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
 
 
 async def test_table_with_health_and_local_circuits(
@@ -131,10 +114,7 @@ async def test_health_checks_run_concurrently_within_the_timeout(
 ) -> None:
     slow = {"type": "openai", "base_url": fake_openai.base_url, "timeouts": {"first_byte_s": 5}}
     names = [f"proxy{i}" for i in range(6)]
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv(
-        "LLM_BACKEND_CONFIG", json.dumps({"backends": {name: slow for name in names}})
-    )
+    use_config(monkeypatch, {"backends": {name: slow for name in names}})
     fake_openai.push(*[Reply(delay_before=1.0) for _ in names])
     started = time.perf_counter()
     code = await ccrelay("backends", "--json", "--timeout", "0.3")
@@ -200,8 +180,7 @@ async def test_unreachable_gateway(
 async def test_config_error_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", '{"backends": {"x": {"type": "nope"}}}')
+    use_config(monkeypatch, '{"backends": {"x": {"type": "nope"}}}')
     assert await ccrelay("backends") == 2
     assert "unknown backend type 'nope'" in capsys.readouterr().err
 

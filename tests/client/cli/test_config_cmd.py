@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from client.cli import main
+from tests.client.cli.conftest import use_config
 
 SECRET = "sk-test-SECRET-123456"
 
@@ -29,22 +28,12 @@ backends:
 """
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-
-
 def test_prints_the_resolved_config_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "ccrelay.yaml"
     path.write_text(CONFIG)
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", str(path))
+    use_config(monkeypatch, path)
     monkeypatch.setenv("CEREBRAS_API_KEY", SECRET)
     assert main(["config", "check"]) == 0
     out, err = capsys.readouterr()
@@ -83,8 +72,7 @@ def test_errors_exit_2_and_never_show_the_secret(
 ) -> None:
     path = tmp_path / "ccrelay.yaml"
     path.write_text(f"backends:\n  cerebras:\n    api_key: {SECRET}\n    base_url: nope\n")
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", str(path))
+    use_config(monkeypatch, path)
     assert main(["--log-level", "DEBUG", "config", "check"]) == 2
     out, err = capsys.readouterr()
     assert out == ""

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from collections.abc import Iterator
-
 import orjson
 import pytest
 
-from client.cli import main
+from tests.client.cli.conftest import ccrelay, use_config
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-
-
-def use_config(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra: object) -> None:
+def use_fake_backends(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra: object) -> None:
     document = {
         "backends": {
             "cerebras": {
@@ -35,18 +21,13 @@ def use_config(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra: objec
             "local": {"type": "openai", "base_url": fake.base_url, "model": "fake-model"},
         }
     }
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv("LLM_BACKEND_CONFIG", json.dumps(document))
-
-
-async def ccrelay(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
+    use_config(monkeypatch, document)
 
 
 async def test_lists_models_and_marks_the_configured_default(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai)
+    use_fake_backends(monkeypatch, fake_openai)
     code = await ccrelay("models")
     out, err = capsys.readouterr()
     assert code == 0
@@ -59,7 +40,7 @@ async def test_lists_models_and_marks_the_configured_default(
 async def test_backend_flag(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai)
+    use_fake_backends(monkeypatch, fake_openai)
     assert await ccrelay("models", "--backend", "local") == 0
     out = capsys.readouterr().out
     assert out.splitlines() == ["fake-model  (configured default)", "qwen-3-coder-480b"]
@@ -68,7 +49,7 @@ async def test_backend_flag(
 async def test_json(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai)
+    use_fake_backends(monkeypatch, fake_openai)
     assert await ccrelay("models", "--json") == 0
     assert orjson.loads(capsys.readouterr().out) == [
         {"id": "fake-model", "owned_by": "fake"},
@@ -79,7 +60,7 @@ async def test_json(
 async def test_warns_when_the_configured_model_is_not_offered(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai, model="qwen-3-coder-retired")
+    use_fake_backends(monkeypatch, fake_openai, model="qwen-3-coder-retired")
     assert await ccrelay("models") == 0
     out, err = capsys.readouterr()
     assert "(configured default)" not in out
@@ -91,10 +72,8 @@ async def test_anthropic_models(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("ENABLE_MULTI_BACKEND", "true")
-    monkeypatch.setenv(
-        "LLM_BACKEND_CONFIG",
-        json.dumps({"backends": {"claude": {"type": "anthropic", "base_url": fake_anthropic.url}}}),
+    use_config(
+        monkeypatch, {"backends": {"claude": {"type": "anthropic", "base_url": fake_anthropic.url}}}
     )
     assert await ccrelay("models") == 0
     assert capsys.readouterr().out.splitlines() == ["claude-sonnet-4-5"]
@@ -103,7 +82,7 @@ async def test_anthropic_models(
 async def test_backend_failure_exits_1(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai)
+    use_fake_backends(monkeypatch, fake_openai)
     fake_openai.push(Reply(status=401, body={"error": {"message": "Invalid API key"}}))
     assert await ccrelay("models") == 1
     err = capsys.readouterr().err
@@ -115,6 +94,6 @@ async def test_backend_failure_exits_1(
 async def test_unknown_backend_exits_2(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_config(monkeypatch, fake_openai)
+    use_fake_backends(monkeypatch, fake_openai)
     assert await ccrelay("models", "--backend", "nope") == 2
     assert "known backends: cerebras, local" in capsys.readouterr().err

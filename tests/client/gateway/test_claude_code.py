@@ -27,7 +27,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fake_providers import openai_completion, openai_text_chunks, openai_tool_chunks, sse
+from tests.fake_providers import (
+    LoopbackServer,
+    openai_completion,
+    openai_text_chunks,
+    openai_tool_chunks,
+    sse,
+)
 
 pytestmark = pytest.mark.claude_cli
 
@@ -92,29 +98,18 @@ def claude_binary() -> Path:
     return binary
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(LoopbackServer):
     """An OpenAI chat-completions server that drives one tool round trip."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
-        self.app = web.Application()
         self.app.router.add_post("/v1/chat/completions", self.chat)
         self.app.router.add_get("/v1/models", self.models)
-        self.runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def start(self) -> ScriptedUpstream:
-        self.runner = web.AppRunner(self.app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
 
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model"}]})
