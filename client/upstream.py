@@ -123,6 +123,13 @@ class UpstreamClient:
         if response.status >= 400:
             async with response:
                 raise await self.status_error(response, model)
+        if response.content_type != "text/event-stream":
+            response.release()
+            raise ProtocolError(
+                self.backend,
+                f"answered a streaming request with {response.content_type or 'no content type'},"
+                " not an event stream",
+            )
         return SSEResponse(self, response)
 
     async def _send(

@@ -32,6 +32,7 @@ SettingsResolver = Callable[[str], type[BackendSettings] | None]
 """Maps a backend `type` to its settings model, or None when no such type is registered."""
 
 _TRUE = {"1", "true", "yes", "on"}
+_INTERNAL_FIELDS = frozenset({"source", "multi_backend_enabled"})
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 
@@ -162,6 +163,14 @@ def build_config(
             "define at least one backend, e.g. backends: {cerebras: {type: cerebras, api_key: ${CEREBRAS_API_KEY}}}",
         )
     backends = _build_backends(source, backends_raw, settings_for_type, known_types)
+    internal = sorted(k for k in document if k in _INTERNAL_FIELDS)
+    if internal:
+        raise ConfigValidationError.single(
+            source,
+            internal[0],
+            "is set by ccrelay itself, not by the config file",
+            f"remove `{internal[0]}` (ENABLE_MULTI_BACKEND is an environment variable)",
+        )
     top = {k: v for k, v in document.items() if k != "backends"}
     top.setdefault("active", next(iter(backends_raw)))
     undefined = _undefined_names(top, backends)
@@ -197,7 +206,16 @@ def _build_backends(
         entry = dict(entry)
         entry.setdefault("type", name)
         type_name = entry["type"]
-        settings_cls = settings_for_type(str(type_name))
+        try:
+            settings_cls = settings_for_type(str(type_name))
+        except Exception as exc:  # a plugin's entry point that fails to import
+            raise UnknownBackendTypeError.single(
+                source,
+                f"{path}.type",
+                f"backend type {type_name!r} is registered but failed to load "
+                f"({type(exc).__name__})",
+                "reinstall the package that provides it, or pick another type",
+            ) from None
         if settings_cls is None:
             known = ", ".join(sorted(known_types())) or "none registered"
             raise UnknownBackendTypeError.single(

@@ -463,3 +463,30 @@ def test_model_map_wildcards_first_match_wins() -> None:
     assert settings.resolve_model(None) == "big"
     bare = OpenAISettings(type="openai", base_url="http://h/v1")
     assert bare.resolve_model("claude-sonnet-4-5") == "claude-sonnet-4-5"
+
+
+@pytest.mark.parametrize("field", ["source", "multi_backend_enabled"])
+def test_fields_ccrelay_sets_itself_are_refused(tmp_path: Path, field: str) -> None:
+    path = write(
+        tmp_path,
+        f"{field}: x\nbackends:\n  c:\n    type: cerebras\n    api_key: {SECRET}\n",
+    )
+    error = config_error(enabled(path))
+    assert isinstance(error, ConfigValidationError)
+    text = assert_clean(error, path)
+    assert f"{field}: is set by ccrelay itself" in text
+
+
+def test_plugin_that_fails_to_import_is_a_config_error(tmp_path: Path) -> None:
+    from importlib.metadata import EntryPoint
+
+    from client.registry import GROUP, BackendRegistry
+    from config.loader import load_config
+
+    broken = EntryPoint("broken", "no_such_module_for_ccrelay:Backend", GROUP)
+    registry = BackendRegistry([broken])
+    path = write(tmp_path, f"backends:\n  b:\n    type: broken\n    api_key: {SECRET}\n")
+    with pytest.raises(UnknownBackendTypeError) as caught:
+        load_config(enabled(path), registry.settings_for, registry.known_types)
+    text = assert_clean(caught.value, path)
+    assert "backends.b.type" in text and "failed to load (ModuleNotFoundError)" in text

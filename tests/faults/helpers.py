@@ -26,7 +26,6 @@ from client.errors import (
     TotalTimeout,
     UpstreamOverloaded,
     UpstreamRateLimited,
-    UpstreamServerError,
 )
 from config.models import CcrelayConfig
 from tests.fake_providers import (
@@ -82,8 +81,8 @@ BOUND_S = 2 * (RUNSYNC_HOLD_S + TIMEOUTS["connect_s"]) + 1.0
 def expected(kind: str, fault: str, call: str) -> tuple[type[BackendError], int]:
     """The error a fault before the reply ends in, and how many attempts it takes."""
     if fault == "malformed_json" and call == "open_stream" and kind != "runpod":
-        # a 200 that is no event stream: nothing was passed on, so it is retried
-        return UpstreamServerError, 2
+        # a 200 that is no event stream: the provider ignored `stream`; retrying won't help
+        return ProtocolError, 1
     if fault == "stall_headers" and kind == "runpod":
         # a submission that timed out may have queued a job: resubmitting could run it twice
         return TotalTimeout, 1
