@@ -7,6 +7,7 @@ ccrelay's own code.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -15,12 +16,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.client.latency.helpers import MotoEndpoint
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -335,3 +339,28 @@ async def fake_runpod():
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture
+def ccrelay_debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Capture every ccrelay log line at DEBUG (to search them for keys); restore the logger after."""
+    logger = logging.getLogger("ccrelay")
+    handlers, level = logger.handlers[:], logger.level
+    caplog.set_level(logging.DEBUG)
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.fixture
+async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
+    """moto's S3 behind a loopback HTTP server that can refuse connections and come back."""
+    from tests.client.latency.helpers import MotoEndpoint
+
+    endpoint = MotoEndpoint()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()
+        endpoint.close()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -174,13 +174,8 @@ async def providers(
 
 
 @pytest.fixture(autouse=True)
-def everything_at_debug(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    caplog.set_level(logging.DEBUG)
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
+def everything_at_debug(ccrelay_debug_logs: None) -> None:
+    """Every test here searches the DEBUG log lines for the key."""
 
 
 @pytest.fixture

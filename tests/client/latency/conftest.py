@@ -7,19 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.latency.helpers import MotoEndpoint, RefusingPort, StallingEndpoint
-from tests.conftest import S3Bucket
-
-
-@pytest.fixture
-async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
-    endpoint = MotoEndpoint()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-        endpoint.close()
+from tests.client.latency.helpers import RefusingPort, StallingEndpoint
 
 
 @pytest.fixture
