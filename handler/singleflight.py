@@ -11,8 +11,11 @@ caller's inference) or a ``Lease`` (this caller must run inference, then ``finis
   get it polls (value, lock) with a short exponential backoff, up to ``lock_wait_s``: a value
   is a hit; a lock gone without a value (the holder failed or was cancelled) means try to take
   the lock again; the deadline means run inference itself (and store the result).  The holder
-  stores the result, then deletes the lock only if it still holds its token (Lua).  A holder
-  that dies leaves a lock that expires after ``lock_ttl``.
+  stores the result, then deletes the lock only if it still holds its token (Lua).  While it
+  holds the lease, a background task renews the lock every ``lock_ttl / 3`` (``PEXPIRE`` only
+  if the lock still holds its token, Lua), so an inference longer than ``lock_ttl`` does not
+  let a duplicate start a second one; renewal stops at ``finish``/``abandon``.  A holder that
+  dies stops renewing, so its lock expires after ``lock_ttl``.
 
 Redis failures never fail a request: the caller gets a ``Lease`` marked ``degraded`` (serve
 uncached) and in-process coalescing still works.
@@ -21,6 +24,7 @@ uncached) and in-process coalescing still works.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +37,8 @@ from handler.errors import CacheUnavailable, HandlerError
 from handler.store import RedisStore
 
 __all__ = ["Hit", "Lease", "SingleFlight"]
+
+logger = logging.getLogger("ccrelay.handler")
 
 _FIRST_POLL_S = 0.005
 _MAX_POLL_S = 0.1
@@ -59,6 +65,7 @@ class Lease:
     degraded: bool
     _flight: SingleFlight = field(repr=False)
     _future: asyncio.Future[bytes] = field(repr=False)
+    _renewer: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def finish(self, completion: dict[str, Any], ttl_s: int | None = None) -> None:
         """Store the completion, release the lock, hand the result to in-process followers."""
@@ -69,7 +76,7 @@ class Lease:
                 await self._flight.cache.put_raw(self.key, raw, ttl_s)
         finally:
             try:
-                await asyncio.shield(self._flight.release(self.key, self.token))
+                await asyncio.shield(self._release())
             finally:
                 self._flight.settle(self.key, self._future, result=raw)
 
@@ -77,9 +84,17 @@ class Lease:
         """No result (error or cancellation): release the lock, wake followers, store nothing."""
         try:
             # shielded: a second cancel of this task must not leave the lock held until expiry
-            await asyncio.shield(self._flight.release(self.key, self.token))
+            await asyncio.shield(self._release())
         finally:
             self._flight.settle(self.key, self._future, error=exc)
+
+    async def _release(self) -> None:
+        """Stop renewing the lock (wait until the renewal task is done), then release it."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.wait([renewer])  # never raises the renewer's outcome
+        await self._flight.release(self.key, self.token)
 
 
 class SingleFlight:
@@ -141,7 +156,9 @@ class SingleFlight:
             while True:
                 token = secrets.token_hex(16)
                 if await self._store.acquire_lock(lock_key, token, self._lock_ttl_s):
-                    return Lease(key, token, False, self, future)
+                    lease = Lease(key, token, False, self, future)
+                    lease._renewer = asyncio.create_task(self._renew(key, token))
+                    return lease
                 while True:  # another worker holds the lock: wait for its result
                     if self._clock() >= deadline:
                         return Lease(key, None, False, self, future)
@@ -154,6 +171,26 @@ class SingleFlight:
                         break  # holder gone without a result: try to take the lock
         except CacheUnavailable:
             return Lease(key, None, True, self, future)
+
+    async def _renew(self, key: str, token: str) -> None:
+        """Keep our lock alive while the lease is held; cancelled by ``finish``/``abandon``.
+
+        Never raises: with Redis out the renewal is skipped (the lock then expires after
+        ``lock_ttl`` as without renewal); a lock no longer ours (expired, maybe taken by
+        another worker) ends the renewal.
+        """
+        lock_key, short = self.cache.lock_key(key), self.cache.short(key)
+        interval = self._lock_ttl_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._store.renew_lock(lock_key, token, self._lock_ttl_s)
+            except Exception as exc:  # CacheUnavailable (the store has warned), or anything
+                logger.debug("lock renewal failed key=%s (%s)", short, type(exc).__name__)
+                continue
+            if not held:
+                logger.debug("lock key=%s no longer ours; renewal stopped", short)
+                return
 
     async def release(self, key: str, token: str | None) -> None:
         if token is None:

@@ -45,6 +45,14 @@ end
 return 0
 """
 
+# Extend the lock's lifetime only if it still holds our token (the holder's renewal).
+_RENEW_LUA = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 
 class RedisStore:
     """Bounded, self-healing Redis access shared by the response cache and the single-flight."""
@@ -58,6 +66,7 @@ class RedisStore:
         self._embedded: EmbeddedRedis | None = None
         self._start_lock = asyncio.Lock()
         self._release: Any = None
+        self._renew: Any = None
         self._down_until = 0.0
         self._down = False
         self._last_warning: float | None = None
@@ -93,6 +102,20 @@ class RedisStore:
             return await self._release(keys=[key], args=[token], client=client)
 
         return bool(await self._run(release))
+
+    async def renew_lock(self, key: str, token: str, ttl_s: float) -> bool:
+        """Reset the lock's lifetime to ``ttl_s`` only if it still holds ``token`` (Lua).
+
+        False if the lock is gone or held by another token (it expired meanwhile).
+        """
+
+        async def renew(client: aioredis.Redis) -> Any:
+            if self._renew is None:
+                self._renew = client.register_script(_RENEW_LUA)
+            ttl_ms = max(1, int(ttl_s * 1000))
+            return await self._renew(keys=[key], args=[token, ttl_ms], client=client)
+
+        return bool(await self._run(renew))
 
     async def peek(self, key: str, lock_key: str) -> tuple[bytes | None, bool]:
         """One round trip: the value at ``key`` and whether ``lock_key`` exists."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+import pytest
 import redis
 
 from handler.service import ChatService
@@ -148,3 +149,89 @@ async def test_followers_share_the_leaders_engine_error(
     )
     assert all("model runner crashed" in str(r) for r in results)
     assert len(ollama_server.chat_requests) == 1
+
+
+def _renewal_tasks() -> list[asyncio.Task[object]]:
+    """The single-flight lock renewal tasks still pending in this loop."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if not t.done() and getattr(t.get_coro(), "__qualname__", "") == "SingleFlight._renew"
+    ]
+
+
+async def test_holder_renews_its_lock_through_a_long_inference(
+    make_settings, ollama_server, redis_server
+) -> None:
+    ollama_server.delay = 1.2  # four times the lock's lifetime
+    worker_a = ChatService(make_settings(CCRELAY_LOCK_TTL="0.3"))
+    worker_b = ChatService(make_settings(CCRELAY_LOCK_TTL="0.3"))
+    client = redis.Redis.from_url(redis_server.url)
+    tasks: list[asyncio.Task[dict[str, object]]] = []
+    try:
+        key = worker_a.cache_key(chat("long answer"))
+        holder = asyncio.create_task(worker_a.complete(chat("long answer")))
+        tasks.append(holder)
+        await asyncio.sleep(0.1)
+        token = client.get(f"{key}:lock")
+        assert token is not None
+        assert len(_renewal_tasks()) == 1
+        duplicate = asyncio.create_task(worker_b.complete(chat("long answer")))
+        tasks.append(duplicate)
+        await asyncio.sleep(0.6)  # twice the lock's lifetime: only renewal keeps it
+        assert client.get(f"{key}:lock") == token
+        assert 0 < client.pttl(f"{key}:lock") <= 300
+        first, second = await asyncio.wait_for(asyncio.gather(holder, duplicate), 5)
+        assert first == second
+        assert first["choices"][0]["message"]["content"] == "Echo: long answer"
+        assert len(ollama_server.chat_requests) == 1  # the duplicate ran no inference
+        assert _renewal_tasks() == []
+        assert client.exists(f"{key}:lock") == 0
+        assert client.exists(key) == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        client.close()
+        await worker_a.aclose()
+        await worker_b.aclose()
+
+
+async def test_cancelled_holder_stops_renewing(make_settings, ollama_server, redis_server) -> None:
+    ollama_server.delay = 0.7  # over before the test ends: no server task left pending
+    service = ChatService(make_settings(CCRELAY_LOCK_TTL="0.3"))
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        key = service.cache_key(chat("given up"))
+        holder = asyncio.create_task(service.complete(chat("given up")))
+        await asyncio.sleep(0.45)  # past the lock's first lifetime: renewed at least once
+        assert client.exists(f"{key}:lock") == 1
+        holder.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
+        assert _renewal_tasks() == []
+        assert client.exists(f"{key}:lock") == 0
+        await asyncio.sleep(0.4)  # past a renewal interval and the lock's lifetime
+        assert client.exists(f"{key}:lock") == 0
+        assert client.exists(key) == 0
+    finally:
+        client.close()
+        await service.aclose()
+
+
+async def test_renewal_survives_redis_going_away(
+    make_settings, ollama_server, redis_server
+) -> None:
+    ollama_server.delay = 0.5
+    service = ChatService(make_settings(CCRELAY_LOCK_TTL="0.3"))
+    try:
+        holder = asyncio.create_task(service.complete(chat("outage mid-run")))
+        await asyncio.sleep(0.05)
+        assert len(_renewal_tasks()) == 1
+        redis_server.stop()  # renewals now fail: logged at debug, never raised
+        result = await asyncio.wait_for(holder, 5)
+        assert result["choices"][0]["message"]["content"] == "Echo: outage mid-run"
+        assert _renewal_tasks() == []
+    finally:
+        redis_server.start()
+        await service.aclose()
