@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from bench.gateway import Row
+from bench._table import Row, format_sections
 
 Benchmark = Callable[[bool], list[Row]]
 
@@ -50,29 +50,6 @@ SAMPLED: dict[str, Callable[[bool, int], list[Row]]] = {
 ALIASES = {"handler_cache": "handler"}
 
 
-def format_table(sections: Sequence[tuple[str, list[Row]]], title: str) -> str:
-    """One table: section | measure | value | unit | target | verdict."""
-    header = ["bench", "measure", "value", "unit", "target", ""]
-    table = [header]
-    for section, rows in sections:
-        for n, row in enumerate(rows):
-            table.append([section if n == 0 else "", *row.cells()])
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [f"## {title}"]
-    for n, line in enumerate(table):
-        if n > 1 and line[0]:
-            lines.append("")
-        lines.append(
-            "  ".join(
-                cell.rjust(widths[i]) if i == 2 else cell.ljust(widths[i])
-                for i, cell in enumerate(line)
-            ).rstrip()
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     known = [*BENCHMARKS, *ALIASES]
@@ -94,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sections.append((name, BENCHMARKS[name](args.quick)))
     title = "ccrelay benchmarks" + (" (--quick)" if args.quick else "")
-    print(format_table(sections, title))
+    print(format_sections(sections, title))
     missed = [row.name for _, rows in sections for row in rows if row.ok is False]
     return 1 if missed else 0
 

@@ -34,11 +34,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench._payloads import claude_code_request, openai_completion
+from bench._table import Row, format_rows
 
 __all__ = ["Row", "claude_code_request", "format_table", "main", "run"]
 
@@ -47,142 +49,8 @@ SPACING_MS = 20.0
 SPACED_CHUNKS = 10
 
 
-@dataclass(frozen=True)
-class Row:
-    """One figure: what, how much, its unit, and the target it is held to (if any)."""
-
-    name: str
-    value: float
-    unit: str
-    target: str = ""
-    ok: bool | None = None
-
-    def cells(self) -> list[str]:
-        verdict = "" if self.ok is None else ("ok" if self.ok else "MISSED")
-        return [self.name, f"{self.value:,.2f}", self.unit, self.target, verdict]
-
-
 def format_table(rows: Sequence[Row], title: str = "gateway") -> str:
-    header = ["measure", "value", "unit", "target", ""]
-    table = [header, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [f"## {title}"]
-    for n, line in enumerate(table):
-        lines.append(
-            "  ".join(
-                cell.rjust(widths[i]) if i == 1 else cell.ljust(widths[i])
-                for i, cell in enumerate(line)
-            ).rstrip()
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-# -- the request -------------------------------------------------------------------------------
-
-
-def claude_code_request(target_bytes: int = 50_000) -> dict[str, Any]:
-    """A Claude Code-shaped Messages request of about `target_bytes` of JSON."""
-    tools = []
-    for i, name in enumerate(
-        [
-            "Task",
-            "Bash",
-            "Glob",
-            "Grep",
-            "LS",
-            "Read",
-            "Edit",
-            "MultiEdit",
-            "Write",
-            "NotebookEdit",
-            "WebFetch",
-            "TodoWrite",
-            "WebSearch",
-            "BashOutput",
-            "KillShell",
-            "mcp__github__search_code",
-        ]
-    ):
-        tools.append(
-            {
-                "name": name,
-                "description": f"{name}: " + "Performs the operation described here. " * 30,
-                "input_schema": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string", "description": "An absolute path " * 5},
-                        "pattern": {"type": "string", "description": "A glob or regex " * 5},
-                        "limit": {"type": "number", "description": "At most this many"},
-                    },
-                    "required": ["path"],
-                    "additionalProperties": False,
-                    "$schema": "http://json-schema.org/draft-07/schema#",
-                },
-                **({"defer_loading": True} if i == 15 else {}),
-            }
-        )
-    system = [
-        {
-            "type": "text",
-            "text": "You are Claude Code, Anthropic's official CLI for Claude.",
-            "cache_control": {"type": "ephemeral"},
-        },
-        {
-            "type": "text",
-            "text": "You are an interactive CLI tool that helps users with software "
-            "engineering tasks. " * 120,
-            "cache_control": {"type": "ephemeral"},
-        },
-    ]
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": [{"type": "text", "text": "Fix the failing test."}]}
-    ]
-    request = {
-        "model": "claude-sonnet-4-5-20250929",
-        "max_tokens": 32000,
-        "system": system,
-        "messages": messages,
-        "tools": tools,
-        "thinking": {"type": "adaptive"},
-        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
-        "output_config": {"effort": "medium"},
-        "metadata": {"user_id": "user_bench_account_0_session_0"},
-    }
-    turn = 0
-    while len(json.dumps(request)) < target_bytes:
-        turn += 1
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "text", "text": f"Step {turn}: reading the file."},
-                    {
-                        "type": "tool_use",
-                        "id": f"toolu_{turn:04d}",
-                        "name": "Read",
-                        "input": {"path": f"/repo/src/module_{turn}.py"},
-                    },
-                ],
-            }
-        )
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": f"toolu_{turn:04d}",
-                        "content": "".join(
-                            f"{n:6d}\tdef function_{n}(value):\n" for n in range(40)
-                        ),
-                    }
-                ],
-            }
-        )
-    messages.append({"role": "user", "content": "Now run the tests."})
-    return request
+    return format_rows(rows, title)
 
 
 # -- the upstream (runs as its own process) ------------------------------------------------------
@@ -193,22 +61,7 @@ def _upstream_app() -> Any:
     from aiohttp import web
 
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1}
-    completion = orjson.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "bench-model",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "All tests pass."},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 12000, "completion_tokens": 5, "total_tokens": 12005},
-        }
-    )
+    completion = orjson.dumps(openai_completion("All tests pass.", completion_tokens=5))
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         payload = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}

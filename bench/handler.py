@@ -17,18 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.gateway import Row
+from bench._table import Row, nearest_rank
 from bench.handler_cache import _COMPLETION, _REQUEST, _free_port, _redis_server, measure_cache_hit
 from handler.request import parse_chat_request
 from handler.service import ChatService
 from handler.settings import HandlerSettings
 
 __all__ = ["measure_cache_miss", "rows", "run"]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 async def _ollama() -> tuple[web.AppRunner, str]:
@@ -79,7 +74,7 @@ async def measure_cache_miss(n: int) -> dict[str, Any]:
     finally:
         handler_logger.setLevel(previous_level)
         await runner.cleanup()
-    return {"n": n, "p50_ms": _pct(samples, 0.5), "p99_ms": _pct(samples, 0.99)}
+    return {"n": n, "p50_ms": nearest_rank(samples, 0.5), "p99_ms": nearest_rank(samples, 0.99)}
 
 
 async def run(n: int) -> list[Row]:

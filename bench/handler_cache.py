@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench._payloads import openai_completion
 from handler.cache import encode_completion
 from handler.request import parse_chat_request
 from handler.service import ChatService
@@ -29,24 +30,14 @@ from handler.settings import HandlerSettings
 
 __all__ = ["measure_cache_hit"]
 
-_COMPLETION: dict[str, Any] = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion",
-    "created": 1735689600,
-    "model": "qwen3-coder:30b",
-    "system_fingerprint": "fp_ollama",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": "def add(a, b):\n    return a + b\n" * 20,
-            },
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 120, "completion_tokens": 240, "total_tokens": 360},
-}
+_COMPLETION: dict[str, Any] = openai_completion(
+    "def add(a, b):\n    return a + b\n" * 20,
+    prompt_tokens=120,
+    completion_tokens=240,
+    model="qwen3-coder:30b",
+    created=1735689600,
+    system_fingerprint="fp_ollama",
+)
 
 _REQUEST = {
     "model": "qwen3-coder:30b",

@@ -19,7 +19,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from bench.gateway import Row, claude_code_request
+from bench._payloads import claude_code_request, openai_completion
+from bench._table import Row, nearest_rank
 from client.backend import Attempt, RequestOptions
 from client.factory import load_client_config
 from client.runtime import Runtime
@@ -27,20 +28,7 @@ from client.translate import anthropic_to_openai_request
 
 __all__ = ["measure", "rows", "run"]
 
-_COMPLETION = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "bench-model",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "Done: the tests pass."},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 12000, "completion_tokens": 9, "total_tokens": 12009},
-}
+_COMPLETION = openai_completion("Done: the tests pass.", completion_tokens=9)
 
 
 class _Count:
@@ -49,11 +37,6 @@ class _Count:
 
     def on_attempt(self, attempt: Attempt) -> None:
         self.attempts += 1
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 async def measure(n: int) -> dict[str, float]:
@@ -116,10 +99,10 @@ async def measure(n: int) -> dict[str, float]:
         await runner.cleanup()
     return {
         "n": n,
-        "routed_p50_us": _pct(routed, 0.5),
-        "routed_p99_us": _pct(routed, 0.99),
-        "bare_p50_us": _pct(bare, 0.5),
-        "bare_p99_us": _pct(bare, 0.99),
+        "routed_p50_us": nearest_rank(routed, 0.5),
+        "routed_p99_us": nearest_rank(routed, 0.99),
+        "bare_p50_us": nearest_rank(bare, 0.5),
+        "bare_p99_us": nearest_rank(bare, 0.99),
         "attempts": observer.attempts,
     }
 

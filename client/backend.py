@@ -7,7 +7,10 @@ attempt talks to its service:
 
 - model resolution from config (`BackendSettings.resolve_model`);
 - retries with backoff (`client.retry`), never once a stream's first event has been passed on;
-- one `Attempt` per try handed to an observer (latency records, logs).
+- one `Attempt` per try handed to an observer (latency records, logs);
+- a stream's cache verdict: `_stream_once` may yield a `CacheVerdict` among its events (before
+  the first one, for the verdict to be known when `open_stream` returns); the base class takes
+  it into `EventStream.cache` and never passes it on.
 """
 
 from __future__ import annotations
@@ -53,6 +56,29 @@ class Attempt:
     tokens_out: int | None = None
     cache: str | None = None
     streamed: bool = False
+
+
+CACHE_VERDICTS = ("hit", "miss", "bypass")
+CACHE_VERDICT_FIELD = "x_ccrelay_cache"
+"""The ccrelay worker's verdict on a completion, or on a stream's first chunk (OpenAI shape)."""
+CACHE_VERDICT_HEADER = "x-ccrelay-cache"
+"""The ccrelay worker's verdict on a streamed reply (HTTP mode), and the gateway's own header."""
+
+
+@dataclass(frozen=True)
+class CacheVerdict:
+    """A marker `_stream_once` yields to report the server's cache verdict; never an event."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, value: Any) -> CacheVerdict | None:
+        """The marker for a reported verdict ("hit", "miss", "bypass"); None for anything else."""
+        return cls(value) if isinstance(value, str) and value in CACHE_VERDICTS else None
+
+
+StreamItem = dict[str, Any] | CacheVerdict
+"""What `_stream_once` yields: Anthropic event dicts, and at most a few `CacheVerdict` markers."""
 
 
 class AttemptObserver(Protocol):
@@ -128,8 +154,8 @@ class Backend(ABC):
     @abstractmethod
     def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
-    ) -> AsyncIterator[dict[str, Any]]:
-        """One streamed attempt: an async iterator of Anthropic event dicts."""
+    ) -> AsyncIterator[StreamItem]:
+        """One streamed attempt: Anthropic event dicts (and, optionally, a `CacheVerdict`)."""
 
     @abstractmethod
     async def list_models(self) -> list[ModelInfo]: ...
@@ -175,8 +201,12 @@ class Backend(ABC):
             attempt += 1
             started = time.perf_counter()
             events = self._stream_once(request, model, options)
+            cache: str | None = None
             try:
-                first = await anext(events)
+                item = await anext(events)
+                while isinstance(item, CacheVerdict):
+                    cache = item.value
+                    item = await anext(events)
             except StopAsyncIteration:
                 exc: BackendError = StreamInterrupted(
                     self.name, "the stream ended before any event"
@@ -190,7 +220,9 @@ class Backend(ABC):
                     raise
                 await self.retry.sleep(delay)
                 continue
-            return EventStream(self, options, model, attempt, started, first, events)
+            stream = EventStream(self, options, model, attempt, started, item, events)
+            stream.cache = cache
+            return stream
 
     def _observe(
         self,
@@ -244,7 +276,7 @@ class EventStream:
         attempts: int,
         started: float,
         first: dict[str, Any],
-        rest: AsyncIterator[dict[str, Any]],
+        rest: AsyncIterator[StreamItem],
     ) -> None:
         self.backend = backend.name
         self.model = model
@@ -271,6 +303,9 @@ class EventStream:
                 self._track(first)
                 yield first
             async for event in self._rest:
+                if isinstance(event, CacheVerdict):
+                    self.cache = event.value
+                    continue
                 self._track(event)
                 yield event
         except CcrelayError as exc:

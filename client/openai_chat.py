@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from client.backend import Backend, ModelInfo, RequestOptions
+from client.backend import (
+    CACHE_VERDICT_FIELD,
+    CACHE_VERDICT_HEADER,
+    Backend,
+    CacheVerdict,
+    ModelInfo,
+    RequestOptions,
+    StreamItem,
+)
 from client.errors import CcrelayError, ProtocolError, UpstreamServerError
 from client.translate import (
     OpenAIStreamTranslator,
@@ -85,10 +93,14 @@ class OpenAIChatBackend(Backend):
 
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[StreamItem]:
         body = self.chat_body(request, model, stream=True)
         response = await self.upstream.open_sse("/chat/completions", body, model=model)
         translator = OpenAIStreamTranslator(model, input_tokens_estimate=estimate_tokens(request))
+        # The ccrelay worker reports its cache verdict as a header and on the first chunk.
+        verdict = CacheVerdict.parse(response.headers.get(CACHE_VERDICT_HEADER))
+        if verdict is not None:
+            yield verdict
         async for event in response.events():
             data = event.data.strip()
             if not data:
@@ -103,6 +115,10 @@ class OpenAIChatBackend(Backend):
                 raise ProtocolError(self.name, "sent a stream chunk that is not a JSON object")
             if "error" in chunk:
                 raise self.upstream.payload_error(chunk["error"], model=model)
+            if verdict is None:
+                verdict = CacheVerdict.parse(chunk.get(CACHE_VERDICT_FIELD))
+                if verdict is not None:
+                    yield verdict
             for out in translator.feed(chunk):
                 yield out
         if not translator.finished_cleanly:
@@ -128,5 +144,6 @@ class OpenAIChatBackend(Backend):
 
 def _cache_flag(reply: Any) -> str | None:
     """A cache verdict when the server reports one (the ccrelay worker adds `x_ccrelay_cache`)."""
-    value = reply.get("x_ccrelay_cache") if isinstance(reply, dict) else None
-    return value if value in ("hit", "miss", "bypass") else None
+    value = reply.get(CACHE_VERDICT_FIELD) if isinstance(reply, dict) else None
+    verdict = CacheVerdict.parse(value)
+    return verdict.value if verdict is not None else None

@@ -13,11 +13,14 @@ because the value may be a secret: pydantic's own error text (which echoes input
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class ConfigProblem:
+    """One thing wrong in a document: where (dotted field path), what, and how to fix it."""
+
     path: str
     problem: str
     fix: str
@@ -27,20 +30,22 @@ class ConfigProblem:
         return f"{where}: {self.problem}; fix: {self.fix}"
 
 
+def render_problems(source: str, problems: Sequence[ConfigProblem]) -> str:
+    """``source: problem`` for one problem; a count then one ``  - problem`` line each for more."""
+    if len(problems) == 1:
+        return f"{source}: {problems[0].render()}"
+    lines = [f"{source}: {len(problems)} problems"]
+    lines.extend(f"  - {p.render()}" for p in problems)
+    return "\n".join(lines)
+
+
 class ConfigError(Exception):
     """Root of every configuration error."""
 
     def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        if len(self.problems) == 1:
-            return f"{self.source}: {self.problems[0].render()}"
-        lines = [f"{self.source}: {len(self.problems)} problems"]
-        lines.extend(f"  - {p.render()}" for p in self.problems)
-        return "\n".join(lines)
+        super().__init__(render_problems(source, problems))
 
     @classmethod
     def single(cls, source: str, path: str, problem: str, fix: str) -> ConfigError:

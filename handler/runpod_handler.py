@@ -10,10 +10,12 @@ What a job yields (``return_aggregate_stream`` makes ``/run`` + ``/status`` and 
 return the list of everything yielded; ``/stream`` returns it piece by piece):
 
 * non-streamed chat request: one item, the ``chat.completion`` dict;
-* streamed chat request (native input): each ``chat.completion.chunk`` dict as it arrives;
+* streamed chat request (native input): each ``chat.completion.chunk`` dict as it arrives,
+  the first one carrying the cache verdict as ``x_ccrelay_cache`` (never stored in Redis);
 * streamed chat request via RunPod's OpenAI route (``openai_route``): each chunk as an SSE
   string ``"data: {...}\\n\\n"`` and finally ``"data: [DONE]\\n\\n"``: RunPod's OpenAI
   proxy relays these strings as the HTTP event stream (the raw output mode of worker-vllm);
+  they stay pure OpenAI (no verdict field);
 * ``/v1/models`` via the OpenAI route: one item, the model list;
 * any error: ``{"error": "<string>"}`` and the job ends; the string is JSON
   ``{"message": ..., "code": ...}`` so a client maps it by code, never by wording.  The SDK turns a yielded dict with
@@ -37,7 +39,7 @@ from handler._requestlog import RequestLog
 from handler.chunks import SSE_DONE, sse_event
 from handler.errors import HandlerError, InvalidInput
 from handler.request import ChatJob, parse_job_input
-from handler.service import CACHE_VERDICT_FIELD, ChatService
+from handler.service import CACHE_VERDICT_FIELD, ChatService, StreamVerdict
 from handler.settings import HandlerSettings
 
 __all__ = ["RunPodHandler", "start"]
@@ -90,9 +92,18 @@ class RunPodHandler:
                 completion, verdict = await self.service.complete_with_verdict(request, label=label)
                 yield {**completion, CACHE_VERDICT_FIELD: verdict}
                 return
-            async with aclosing(self.service.stream(request, label=label)) as chunks:
+            holder = StreamVerdict()
+            first = True
+            stream = self.service.stream(request, label=label, verdict=holder)
+            async with aclosing(stream) as chunks:
                 async for chunk in chunks:
-                    yield sse_event(chunk) if parsed.openai_route else chunk
+                    if parsed.openai_route:
+                        yield sse_event(chunk)
+                    elif first:
+                        yield {**chunk, CACHE_VERDICT_FIELD: holder.value}
+                    else:
+                        yield chunk
+                    first = False
             if parsed.openai_route:
                 yield SSE_DONE
         except HandlerError as exc:

@@ -35,10 +35,26 @@ from handler.settings import HandlerSettings
 from handler.singleflight import Hit, SingleFlight
 from handler.store import RedisStore
 
-__all__ = ["CACHE_VERDICT_FIELD", "ChatService"]
+__all__ = ["CACHE_VERDICT_FIELD", "ChatService", "StreamVerdict"]
 
 CACHE_VERDICT_FIELD = "x_ccrelay_cache"
 """Added to a reply (never to what is stored) so clients can report the cache verdict."""
+
+
+class StreamVerdict:
+    """Holds a stream's cache verdict ("hit", "miss" or "bypass") for the caller of `stream`.
+
+    Set before the stream's first chunk is yielded (the verdict is known once the single-flight
+    ``begin`` has answered); ``None`` until then.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def __repr__(self) -> str:
+        return f"StreamVerdict({self.value!r})"
 
 
 class ChatService:
@@ -97,12 +113,21 @@ class ChatService:
             return completion, log.cache
 
     async def stream(
-        self, request: ChatRequest, *, label: str | None = None
+        self,
+        request: ChatRequest,
+        *,
+        label: str | None = None,
+        verdict: StreamVerdict | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """The ``chat.completion.chunk`` objects for ``request``, each yielded as it is ready."""
+        """The ``chat.completion.chunk`` objects for ``request``, each yielded as it is ready.
+
+        ``verdict``, when given, receives the cache verdict before the first chunk is yielded.
+        """
         with RequestLog("chat", stream=True, label=label) as log:
             async with aclosing(self._stream(request, log)) as chunks:
                 async for chunk in chunks:
+                    if verdict is not None and verdict.value is None:
+                        verdict.value = log.cache  # final once `_stream` yields anything
                     yield chunk
 
     async def models(self, *, label: str | None = None) -> dict[str, Any]:

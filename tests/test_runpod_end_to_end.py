@@ -3,7 +3,8 @@
 A real redis-server, a loopback fake Ollama (OpenAI-compatible, counting requests), the
 handler under the runpod SDK's local API server (``python -m handler --rp_serve_api``), and
 ``ccrelay ask --backend runpod`` run twice as real subprocesses. The first answer is a cache
-miss that reaches the engine, the second a hit that does not; both print the answer.
+miss that reaches the engine, the second a hit that does not; both print the answer, and the
+worker's verdict travels back with the stream into each ask's latency record.
 
 The SDK's local server runs a job only when it is asked for its result: ``/runsync`` at once,
 and a ``/run`` job on its first (POST) ``/stream`` or ``/status``. So both stream modes work
@@ -72,6 +73,16 @@ def ccrelay_ask(handler: LocalHandler, tmp_path: Path, backend: dict[str, Any]) 
     return done.returncode, done.stdout, done.stderr
 
 
+def latency_records(state_dir: Path) -> list[dict[str, Any]]:
+    lines = [
+        line
+        for path in sorted(state_dir.glob("latency-*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return sorted((json.loads(line) for line in lines), key=lambda r: r["timestamp"])
+
+
 @pytest.mark.parametrize(
     "mode",
     [
@@ -106,6 +117,16 @@ def test_second_identical_ask_is_served_from_redis(
     assert expected in out2
     assert handler_process.wait_verdicts(2) == ["miss", "hit"]
     assert len(ollama_server.chat_requests) == 1  # the engine never saw the second ask
+
+    # `ccrelay ask` streams: the worker's verdict came back with the stream, into the summary
+    # line and the latency records (JSONL under $CCRELAY_STATE_DIR)
+    assert "cache=miss" in err
+    assert "cache=hit" in err2
+    records = latency_records(tmp_path / "state")
+    assert [(r["cache"], r["streamed"], r["outcome"]) for r in records] == [
+        ("miss", True, "ok"),
+        ("hit", True, "ok"),
+    ]
 
     # poll mode ran a streamed job (/run + /stream), runsync a plain one
     streamed = "true" if mode["stream_mode"] == "poll" else "false"

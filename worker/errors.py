@@ -29,7 +29,7 @@ Retry decisions look at ``retryable`` (a class attribute), never at message stri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from config.errors import ConfigProblem, render_problems
 
 __all__ = [
     "DeployError",
@@ -71,16 +71,8 @@ class WorkerConfigError(WorkerError, ValueError):
         super().__init__(f"{variable}: {problem}; fix: {fix}")
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in serverless.yml: where (dotted field path), what, and how to fix it."""
-
-    path: str
-    problem: str
-    fix: str
-
-    def render(self) -> str:
-        return f"{self.path or '(top level)'}: {self.problem}; fix: {self.fix}"
+Problem = ConfigProblem
+"""One thing wrong in serverless.yml: where (dotted field path), what, and how to fix it."""
 
 
 class ServerlessConfigError(WorkerError, ValueError):
@@ -89,13 +81,7 @@ class ServerlessConfigError(WorkerError, ValueError):
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
         self.problems = problems
-        if len(problems) == 1:
-            text = f"{source}: {problems[0].render()}"
-        else:
-            lines = [f"{source}: {len(problems)} problems"]
-            lines.extend(f"  - {p.render()}" for p in problems)
-            text = "\n".join(lines)
-        super().__init__(text)
+        super().__init__(render_problems(source, problems))
 
 
 class EngineError(WorkerError):

@@ -3,7 +3,9 @@
 Routes (OpenAI-compatible, so any OpenAI client or ccrelay's ``openai`` backend can use it):
 
 * ``POST /v1/chat/completions``: plain, or ``"stream": true`` as OpenAI SSE
-  (``data: {chunk}\\n\\n`` ... ``data: [DONE]\\n\\n``);
+  (``data: {chunk}\\n\\n`` ... ``data: [DONE]\\n\\n``). The cache verdict ("hit", "miss",
+  "bypass") is the field ``x_ccrelay_cache`` of the completion, or of a stream's first chunk,
+  and a stream's ``x-ccrelay-cache`` response header;
 * ``GET /v1/models``: the models this worker serves;
 * ``GET /health``: liveness (no auth), with the cache's state.
 
@@ -29,13 +31,14 @@ from pydantic import SecretStr
 from handler.chunks import SSE_DONE, sse_event
 from handler.errors import HandlerError, InvalidInput
 from handler.request import parse_chat_request
-from handler.service import CACHE_VERDICT_FIELD, ChatService
+from handler.service import CACHE_VERDICT_FIELD, ChatService, StreamVerdict
 from handler.settings import HandlerSettings
 
 __all__ = ["SERVICE", "build_app", "run"]
 
 logger = logging.getLogger("ccrelay.worker.http")
 
+CACHE_VERDICT_HEADER = "x-ccrelay-cache"
 SERVICE = web.AppKey("ccrelay_chat_service", ChatService)
 _API_KEY = web.AppKey("ccrelay_api_key", bytes)
 # Claude Code conversations (long contexts, tool definitions) outgrow aiohttp's 1 MiB default.
@@ -96,8 +99,10 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         logger.exception("chat completion failed unexpectedly")
         return _internal_error()
 
-    async with aclosing(service.stream(chat)) as chunks:
-        # Pull the first chunk before answering, so an early error keeps its HTTP status.
+    holder = StreamVerdict()
+    async with aclosing(service.stream(chat, verdict=holder)) as chunks:
+        # Pull the first chunk before answering, so an early error keeps its HTTP status
+        # (and the cache verdict, known by then, can be a header).
         try:
             first = await anext(chunks, None)
         except HandlerError as exc:
@@ -105,12 +110,14 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         except Exception:
             logger.exception("chat stream failed unexpectedly")
             return _internal_error()
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if holder.value is not None:
+            headers[CACHE_VERDICT_HEADER] = holder.value
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         try:
             if first is not None:
+                first = {**first, CACHE_VERDICT_FIELD: holder.value}
                 await response.write(sse_event(first).encode())
             async for chunk in chunks:
                 await response.write(sse_event(chunk).encode())

@@ -44,7 +44,9 @@ string holding such JSON) maps by that code: ``model_not_allowed`` -> `UnknownMo
 ``invalid_input`` / ``invalid_request_error`` -> `UpstreamInvalidRequest`; never by text.
 
 Cache. ``cache`` (``{"mode": "default" | "no-cache" | "no-store", "ttl": s}``) is passed to
-the worker in the job input. A completion carrying ``x_ccrelay_cache`` reports the verdict.
+the worker in the job input. A completion, or a streamed job's first chunk, carrying
+``x_ccrelay_cache`` reports the verdict (a stream yields it as a `CacheVerdict` marker
+before its first event).
 """
 
 from __future__ import annotations
@@ -60,7 +62,15 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from client.backend import Backend, HealthReport, ModelInfo, RequestOptions
+from client.backend import (
+    CACHE_VERDICT_FIELD,
+    Backend,
+    CacheVerdict,
+    HealthReport,
+    ModelInfo,
+    RequestOptions,
+    StreamItem,
+)
 from client.errors import (
     BackendError,
     BackendTimeout,
@@ -96,7 +106,6 @@ TERMINAL_STATES = FAILED_STATES | {COMPLETED}
 
 _MAX_MESSAGE = 500
 _COLD_START_NOTE_S = 5.0  # a job queued this long is logged once: a worker is cold-starting
-_CACHE_VERDICTS = ("hit", "miss", "bypass")
 
 
 class RunPodCacheControl(BaseModel):
@@ -317,10 +326,12 @@ class RunPodBackend(Backend):
 
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[StreamItem]:
         if self.settings_.stream_mode == "runsync":
             output = await self._run_to_completion(request, model)
-            response, _cache = self._response_from_output(output, model)
+            response, cache = self._response_from_output(output, model)
+            if cache is not None:
+                yield CacheVerdict(cache)
             for event in response_to_anthropic_events(response):
                 yield event
             return
@@ -329,6 +340,7 @@ class RunPodBackend(Backend):
         translator = OpenAIStreamTranslator(
             model, input_tokens_estimate=estimate_tokens(request), backend=self.name
         )
+        verdict: CacheVerdict | None = None
         try:
             while True:
                 if job.status not in TERMINAL_STATES:
@@ -340,6 +352,11 @@ class RunPodBackend(Backend):
                         for chunk in _chunks(self.name, output):
                             if _is_error(chunk):
                                 raise self._job_error(job, chunk)
+                            if verdict is None:
+                                # the worker's first chunk carries the verdict
+                                verdict = CacheVerdict.parse(chunk.get(CACHE_VERDICT_FIELD))
+                                if verdict is not None:
+                                    yield verdict
                             for event in translator.feed(chunk):
                                 yield event
                     if job.status == COMPLETED:
@@ -473,13 +490,12 @@ class RunPodBackend(Backend):
         if len(items) == 1 and _is_completion(items[0]):
             completion = items[0]
             response = openai_to_anthropic_response(completion, model=model, backend=self.name)
-            verdict = completion.get("x_ccrelay_cache")
-            return response, verdict if verdict in _CACHE_VERDICTS else None
+            return response, _verdict(completion)
         if items and all(isinstance(item, dict) and "choices" in item for item in items):
             translator = OpenAIStreamTranslator(model, backend=self.name)
             events = [event for item in items for event in translator.feed(item)]
             events += translator.finish()
-            return anthropic_events_to_response(events), None
+            return anthropic_events_to_response(events), _verdict(items[0])
         raise _final(ProtocolError(self.name, "the job's output is not a chat completion"))
 
     async def _failure(self, job: _Job, reply: dict[str, Any]) -> BackendError:
@@ -627,6 +643,12 @@ def _chunks(backend: str, output: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise ProtocolError(backend, "a streamed output is not a JSON object (an OpenAI chunk)")
     return items
+
+
+def _verdict(item: dict[str, Any]) -> str | None:
+    """The worker's cache verdict on a completion or a stream's first chunk, if it sent one."""
+    verdict = CacheVerdict.parse(item.get(CACHE_VERDICT_FIELD))
+    return verdict.value if verdict is not None else None
 
 
 def _is_error(item: Any) -> bool:

@@ -79,7 +79,8 @@ async def _ask(args: argparse.Namespace, prompt: str) -> int:
     print(
         f"ccrelay: backend={stream.backend} model={stream.model} status=ok "
         f"latency_ms={elapsed:.0f} attempts={stream.attempts}"
-        + (f" failovers={stream.failovers}" if stream.failovers else ""),
+        + (f" failovers={stream.failovers}" if stream.failovers else "")
+        + (f" cache={stream.cache}" if stream.cache else ""),
         file=sys.stderr,
     )
     return EXIT_OK

@@ -44,6 +44,23 @@ async def test_streamed_job_yields_chunk_dicts(runpod_handler) -> None:
     assert all(o["object"] == "chat.completion.chunk" for o in outputs)
 
 
+async def test_streamed_job_first_chunk_carries_the_cache_verdict(runpod_handler) -> None:
+    job_input = {"messages": MESSAGES, "stream": True}
+    miss = await _outputs(runpod_handler, job_input)
+    hit = await _outputs(runpod_handler, job_input)
+    assert miss[0]["x_ccrelay_cache"] == "miss"
+    assert hit[0]["x_ccrelay_cache"] == "hit"
+    for outputs in (miss, hit):  # only the first chunk: the rest stay plain OpenAI chunks
+        assert all("x_ccrelay_cache" not in o for o in outputs[1:])
+        assert outputs[0]["object"] == "chat.completion.chunk"
+
+
+async def test_streamed_job_verdict_is_bypass_without_the_cache(runpod_handler) -> None:
+    job_input = {"messages": MESSAGES, "stream": True, "cache": {"mode": "no-store"}}
+    outputs = await _outputs(runpod_handler, job_input)
+    assert outputs[0]["x_ccrelay_cache"] == "bypass"
+
+
 async def test_openai_route_stream_yields_sse_strings(runpod_handler) -> None:
     outputs = await _outputs(
         runpod_handler,
@@ -58,6 +75,8 @@ async def test_openai_route_stream_yields_sse_strings(runpod_handler) -> None:
     assert outputs[-1] == "data: [DONE]\n\n"
     first = json.loads(outputs[0].removeprefix("data: "))
     assert first["object"] == "chat.completion.chunk"
+    # pure OpenAI: RunPod's proxy relays these strings as they are, with no verdict field
+    assert not any("x_ccrelay_cache" in o for o in outputs)
 
 
 async def test_openai_route_plain_and_models(runpod_handler) -> None:

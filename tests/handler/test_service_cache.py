@@ -11,7 +11,7 @@ import redis
 
 from handler.cache import canonical_json
 from handler.chunks import CompletionAssembler
-from handler.service import ChatService
+from handler.service import ChatService, StreamVerdict
 
 from .helpers import cache_lines, chat
 
@@ -112,6 +112,28 @@ async def test_stream_hit_then_stream_again(service: ChatService, ollama_server)
     second = await _collect(service, chat("twice", stream=True))
     assert _text(first) == _text(second) == "Echo: twice"
     assert len(ollama_server.chat_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("cache", "expected"),
+    [({}, ["miss", "hit"]), ({"mode": "no-cache"}, ["bypass", "bypass"])],
+)
+async def test_stream_verdict_is_known_before_the_first_chunk(
+    service: ChatService, cache: dict, expected: list[str]
+) -> None:
+    seen = []
+    for _ in range(2):
+        holder = StreamVerdict()
+        stream = service.stream(chat("verdict", stream=True, cache=cache), verdict=holder)
+        assert holder.value is None
+        first = await anext(stream)
+        seen.append(holder.value)
+        assert "x_ccrelay_cache" not in first  # the service never adds it; callers do
+        rest = [chunk async for chunk in stream]
+        assert _text([first, *rest]) == "Echo: verdict"
+    assert seen == expected
+    stored = await service.cache.get(service.cache_key(chat("verdict")))
+    assert stored is None or "x_ccrelay_cache" not in str(stored)
 
 
 async def test_stream_without_usage_when_client_opts_out(service: ChatService) -> None:

@@ -90,6 +90,21 @@ async def test_stream_is_openai_sse(client: TestClient, ollama_server) -> None:
     assert len(ollama_server.chat_requests) == 1
 
 
+async def test_stream_reports_the_cache_verdict(client: TestClient, ollama_server) -> None:
+    verdicts = []
+    for _ in range(2):  # a miss, then a hit: as a header and on the first chunk only
+        response = await client.post(
+            "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+        )
+        assert response.status == 200
+        chunks = [json.loads(e) for e in _events(await response.text())[:-1]]
+        assert chunks[0]["x_ccrelay_cache"] == response.headers["x-ccrelay-cache"]
+        assert all("x_ccrelay_cache" not in c for c in chunks[1:])
+        verdicts.append(response.headers["x-ccrelay-cache"])
+    assert verdicts == ["miss", "hit"]
+    assert len(ollama_server.chat_requests) == 1
+
+
 async def test_models_and_health(client: TestClient) -> None:
     response = await client.get("/v1/models")
     assert response.status == 200

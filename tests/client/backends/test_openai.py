@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
-from client.backend import RequestOptions
+from client.backend import Attempt, RequestOptions
 from client.backends.openai import OpenAIBackend, OpenAISettings
 from client.errors import ProtocolError
 from client.factory import load_client_config
 from config.errors import ConfigValidationError
-from tests.fake_providers import FakeOpenAI, Reply, openai_completion
+from handler.service import ChatService
+from handler.settings import HandlerSettings
+from tests.fake_providers import FakeOpenAI, Reply, openai_completion, openai_text_chunks, sse
+from worker.http_server import build_app
 
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",
@@ -88,6 +93,94 @@ async def test_cache_verdict_from_the_worker(
     fake_openai.push(Reply(body={**openai_completion(), "x_ccrelay_cache": "hit"}))
     completion = await backend(session, fake_openai).complete(REQUEST, RequestOptions())
     assert completion.cache == "hit"
+
+
+class Attempts:
+    def __init__(self) -> None:
+        self.seen: list[Attempt] = []
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        self.seen.append(attempt)
+
+
+async def _drain(
+    b: OpenAIBackend, request: dict[str, Any] = REQUEST
+) -> tuple[str | None, list[dict[str, Any]]]:
+    stream = await b.open_stream(request, RequestOptions(request_id="req_1"))
+    cache = stream.cache  # known before the first event is passed on (the gateway's header)
+    events = [event async for event in stream]
+    assert stream.cache == cache
+    return cache, events
+
+
+@pytest.mark.parametrize("where", ["header", "first_chunk"])
+async def test_stream_cache_verdict_from_the_worker(
+    fake_openai: FakeOpenAI, session: aiohttp.ClientSession, where: str
+) -> None:
+    chunks = openai_text_chunks(["cached ", "answer"])
+    headers = {"Content-Type": "text/event-stream"}
+    if where == "header":
+        headers["x-ccrelay-cache"] = "hit"
+    else:
+        chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}
+    fake_openai.push(Reply(headers=headers, chunks=sse(chunks, done=True)))
+    observer = Attempts()
+    b = backend(session, fake_openai)
+    b.observer = observer
+    cache, events = await _drain(b)
+    assert cache == "hit"
+    assert all(isinstance(e, dict) and "type" in e for e in events)  # the marker never leaks
+    assert events[-1]["type"] == "message_stop"
+    assert [(a.cache, a.streamed, a.outcome) for a in observer.seen] == [("hit", True, "ok")]
+
+
+async def test_stream_without_a_verdict_reports_none(
+    fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    chunks = [{**openai_text_chunks(["x"])[0], "x_ccrelay_cache": "maybe"}]  # not a verdict
+    chunks += openai_text_chunks(["x"])[1:]
+    fake_openai.push(Reply(headers={"Content-Type": "text/event-stream"}, chunks=sse(chunks)))
+    cache, events = await _drain(backend(session, fake_openai))
+    assert cache is None
+    assert events[-1]["type"] == "message_stop"
+
+
+@pytest.fixture
+async def worker_url(redis_server, ollama_server) -> AsyncIterator[str]:
+    """The worker's HTTP mode (real ChatService, Redis and loopback Ollama) on 127.0.0.1."""
+    settings = HandlerSettings.from_env(
+        {"REDIS_URL": redis_server.url, "OLLAMA_HOST": ollama_server.url}
+    )
+    service = ChatService(settings)
+    server = TestServer(build_app(service), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/v1"))
+    finally:
+        await server.close()
+        await service.aclose()
+
+
+async def test_stream_through_the_worker_http_mode_reports_miss_then_hit(
+    worker_url: str, session: aiohttp.ClientSession, ollama_server
+) -> None:
+    settings = OpenAISettings.model_validate(
+        {"type": "openai", "base_url": worker_url, "model": "qwen3-coder:30b"}
+    )
+    observer = Attempts()
+    b = OpenAIBackend("worker", settings, session, observer=observer)
+    verdicts = []
+    for _ in range(2):
+        cache, events = await _drain(b)
+        verdicts.append(cache)
+        text = "".join(
+            e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta"
+        )
+        assert text == "Echo: hi"
+    assert verdicts == ["miss", "hit"]
+    assert [a.cache for a in observer.seen] == ["miss", "hit"]
+    assert all(a.streamed and a.outcome == "ok" for a in observer.seen)
+    assert len(ollama_server.chat_requests) == 1
 
 
 async def test_models_reply_without_data_is_a_protocol_error(

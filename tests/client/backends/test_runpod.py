@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from client.backend import RequestOptions
+from client.backend import Attempt, RequestOptions
 from client.backends.runpod import RunPodBackend, RunPodSettings
 from client.errors import (
     BackendTimeout,
@@ -453,6 +453,55 @@ async def test_stream_mode_runsync_replays_the_completion(fake_runpod, session) 
     (submit,) = fake_runpod.submissions()
     assert submit.path.endswith("/runsync")
     assert submit.body["input"]["stream"] is False
+
+
+class Attempts:
+    def __init__(self) -> None:
+        self.seen: list[Attempt] = []
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        self.seen.append(attempt)
+
+
+async def test_stream_poll_mode_reports_the_workers_cache_verdict(fake_runpod, session) -> None:
+    chunks = openai_text_chunks(["Hel", "lo"])
+    chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}  # the handler marks the first chunk
+    fake_runpod.push_job(Script(batches=[[], chunks[:2], chunks[2:]]))
+    backend = make_backend(fake_runpod, session)
+    backend.observer = observer = Attempts()
+    stream = await backend.open_stream(dict(REQUEST), OPTIONS)
+    assert stream.cache == "hit"  # known when open_stream returns: the gateway's header
+    events = [event async for event in stream]
+    assert text_of(events) == "Hello"
+    assert all("type" in e for e in events)  # the marker is never passed on
+    assert [(a.cache, a.streamed, a.outcome) for a in observer.seen] == [("hit", True, "ok")]
+
+
+async def test_stream_poll_mode_without_a_verdict(fake_runpod, session) -> None:
+    fake_runpod.push_job(Script(batches=[openai_text_chunks(["Hi"])]))
+    stream = await make_backend(fake_runpod, session).open_stream(dict(REQUEST), OPTIONS)
+    assert text_of([event async for event in stream]) == "Hi"
+    assert stream.cache is None
+
+
+async def test_stream_mode_runsync_reports_the_cache_verdict(fake_runpod, session) -> None:
+    output = [{**openai_completion("cached answer"), "x_ccrelay_cache": "miss"}]
+    fake_runpod.push_job(Script(output=output))
+    backend = make_backend(fake_runpod, session, stream_mode="runsync")
+    backend.observer = observer = Attempts()
+    stream = await backend.open_stream(dict(REQUEST), OPTIONS)
+    assert stream.cache == "miss"
+    assert text_of([event async for event in stream]) == "cached answer"
+    assert [(a.cache, a.streamed) for a in observer.seen] == [("miss", True)]
+
+
+async def test_aggregated_stream_output_keeps_the_verdict(fake_runpod, session) -> None:
+    chunks = openai_text_chunks(["Hel", "lo"])
+    chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}
+    fake_runpod.push_job(Script(output=chunks))
+    completion = await make_backend(fake_runpod, session).complete(dict(REQUEST), OPTIONS)
+    assert completion.response["content"] == [{"type": "text", "text": "Hello"}]
+    assert completion.cache == "hit"
 
 
 # -- health and models ----------------------------------------------------------------------

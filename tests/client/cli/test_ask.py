@@ -22,7 +22,7 @@ from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_c
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 SUMMARY = re.compile(
-    r"^ccrelay: backend=(\S+) model=(\S+) status=ok latency_ms=\d+ attempts=(\d+)( failovers=\d+)?$"
+    r"^ccrelay: backend=(\S+) model=(\S+) status=ok latency_ms=\d+ attempts=(\d+)( failovers=\d+)?( cache=\w+)?$"
 )
 
 

@@ -19,6 +19,7 @@ from tests.fake_providers import (
     FakeOpenAI,
     Reply,
     openai_completion,
+    openai_text_chunks,
     openai_tool_chunks,
     sse,
 )
@@ -154,6 +155,23 @@ async def test_streamed_text_event_order(gateway: Gateway, fake_openai: FakeOpen
     assert text == "Hello from fake"
     assert events[0]["message"]["model"] == "fake-model"
     assert fake_openai.requests[-1].body["stream"] is True
+
+
+async def test_streamed_reply_carries_the_workers_cache_verdict(
+    gateway: Gateway, fake_openai: FakeOpenAI
+) -> None:
+    chunks = openai_text_chunks(["cached"])
+    chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}  # a ccrelay worker marks its first chunk
+    fake_openai.push(Reply(headers={"Content-Type": "text/event-stream"}, chunks=sse(chunks)))
+    async with await gateway.post("/v1/messages", {**simple_request(), "stream": True}) as response:
+        assert response.status == 200
+        assert response.headers["x-ccrelay-cache"] == "hit"
+        body = await response.text()
+    assert "x_ccrelay_cache" not in body  # the verdict is a header, never part of the events
+
+    plain = await gateway.post("/v1/messages", {**simple_request(), "stream": True})
+    assert "x-ccrelay-cache" not in plain.headers  # the fake's default stream reports none
+    await plain.read()
 
 
 async def test_streamed_tool_use_input_assembles(gateway: Gateway, fake_openai: FakeOpenAI) -> None:
