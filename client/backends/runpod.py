@@ -43,6 +43,10 @@ error that carries a structured code (an ``{"error": ..., "code": ...}`` output,
 string holding such JSON) maps by that code: ``model_not_allowed`` -> `UnknownModelError`,
 ``invalid_input`` / ``invalid_request_error`` -> `UpstreamInvalidRequest`; never by text.
 
+The job protocol itself (job statuses, the `Job` state machine with its limits and backoff,
+the readers of RunPod's reply and output shapes, the error mapping) is `client.runpod_jobs`;
+this module is the Anthropic-facing strategy: settings, the HTTP calls, translation.
+
 Cache. ``cache`` (``{"mode": "default" | "no-cache" | "no-store", "ttl": s}``) is passed to
 the worker in the job input. A completion, or a streamed job's first chunk, carrying
 ``x_ccrelay_cache`` reports the verdict (a stream yields it as a `CacheVerdict` marker
@@ -59,7 +63,6 @@ from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from client.backend import (
@@ -77,12 +80,27 @@ from client.errors import (
     CcrelayError,
     JobFailed,
     ProtocolError,
-    StreamStalled,
-    TotalTimeout,
     UnknownModelError,
     UpstreamAuthError,
-    UpstreamInvalidRequest,
     UpstreamStatusError,
+)
+from client.runpod_jobs import (
+    COMPLETED,
+    FAILED_STATES,
+    RUNNING,
+    Job,
+    JobLimits,
+    active_workers,
+    cache_verdict,
+    final,
+    health_summary,
+    is_completion,
+    is_error_output,
+    job_error,
+    opt_str,
+    output_chunks,
+    output_items,
+    stream_outputs,
 )
 from client.translate import (
     OpenAIStreamTranslator,
@@ -99,13 +117,6 @@ log = logging.getLogger("ccrelay.backends.runpod")
 
 RUNPOD_API = "https://api.runpod.ai/v2"
 DEFAULT_MODEL = "qwen3-coder:30b"
-
-QUEUED, RUNNING, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
-FAILED_STATES = frozenset({"FAILED", "CANCELLED", "TIMED_OUT"})
-TERMINAL_STATES = FAILED_STATES | {COMPLETED}
-
-_MAX_MESSAGE = 500
-_COLD_START_NOTE_S = 5.0  # a job queued this long is logged once: a worker is cold-starting
 
 
 class RunPodCacheControl(BaseModel):
@@ -171,100 +182,6 @@ class RunPodSettings(BackendSettings):
         return self.endpoint_url or self.base_url or f"{RUNPOD_API}/{self.endpoint_id}"
 
 
-class _Job:
-    """One submitted job: its id, where it stands, and the limits it runs under."""
-
-    def __init__(self, backend: RunPodBackend, reply: Any) -> None:
-        if not isinstance(reply, dict) or not isinstance(reply.get("id"), str | int):
-            raise ProtocolError(backend.name, "RunPod answered a submission without a job id")
-        self.backend = backend
-        self.id = str(reply["id"])
-        self.submitted = time.monotonic()
-        self.status = ""
-        self.running_since: float | None = None
-        self.last_output: float | None = None
-        self.delay = backend.settings_.poll_initial_s
-        self._noted_queue = False
-        self.update(reply)
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATES
-
-    def update(self, reply: Any) -> dict[str, Any]:
-        if not isinstance(reply, dict) or not isinstance(reply.get("status"), str):
-            raise ProtocolError(self.backend.name, f"job {self.id}: a reply without a status")
-        status = reply["status"]
-        if status not in TERMINAL_STATES and status not in (QUEUED, RUNNING):
-            log.debug("runpod job %s: unknown status %r, treated as queued", self.id, status)
-            status = QUEUED
-        if status != self.status:
-            log.debug("runpod job %s: %s", self.id, status)
-            self.delay = self.backend.settings_.poll_initial_s
-            self.status = status
-        if status == RUNNING and self.running_since is None:
-            self.running_since = time.monotonic()
-        return reply
-
-    def check_limits(self, *, streaming: bool = False) -> None:
-        """Raise the timeout a limit calls for (the caller then cancels the job)."""
-        settings = self.backend.settings_
-        now = time.monotonic()
-        name = self.backend.name
-        if self.running_since is None:
-            waited = now - self.submitted
-            if waited > _COLD_START_NOTE_S and not self._noted_queue:
-                self._noted_queue = True
-                log.info(
-                    "runpod job %s still queued after %.0f s: waiting for a worker to start "
-                    "(gives up after cold_start_timeout_s=%g s)",
-                    self.id,
-                    waited,
-                    settings.cold_start_timeout_s,
-                )
-            if waited > settings.cold_start_timeout_s:
-                raise _final(
-                    TotalTimeout(
-                        name,
-                        f"job {self.id} waited in the queue longer than cold_start_timeout_s="
-                        f"{settings.cold_start_timeout_s:g} s (no worker picked it up); cancelled",
-                    )
-                )
-            return
-        timeouts = settings.timeouts
-        if now - self.running_since > timeouts.total_s:
-            raise _final(
-                TotalTimeout(
-                    name, f"job {self.id} ran longer than {timeouts.total_s:g} s; cancelled"
-                )
-            )
-        if not streaming:
-            return
-        if self.last_output is None:
-            if now - self.running_since > timeouts.first_byte_s:
-                raise _final(
-                    StreamStalled(
-                        name,
-                        f"job {self.id} produced no output within {timeouts.first_byte_s:g} s "
-                        "of starting; cancelled",
-                    )
-                )
-        elif now - self.last_output > timeouts.idle_s:
-            raise _final(
-                StreamStalled(
-                    name, f"job {self.id} produced no output for {timeouts.idle_s:g} s; cancelled"
-                )
-            )
-
-    def next_delay(self, interval: float | None = None) -> float:
-        """Seconds until the next poll: `interval` when given, else the backoff."""
-        settings = self.backend.settings_
-        if interval is None:
-            interval = self.delay
-            self.delay = min(self.delay * 2, settings.poll_max_s)
-        return max(0.0, interval)
-
-
 class RunPodBackend(Backend):
     """A RunPod serverless endpoint whose worker speaks OpenAI chat completions."""
 
@@ -295,6 +212,12 @@ class RunPodBackend(Backend):
         self._runsync_timeout_s = min(wait_s + settings.timeouts.first_byte_s, 3600.0)
         self._poll_timeout_s = min(settings.timeouts.first_byte_s, 30.0)
         self._cancels: set[asyncio.Task[None]] = set()
+        self._limits = JobLimits(
+            cold_start_timeout_s=settings.cold_start_timeout_s,
+            poll_initial_s=settings.poll_initial_s,
+            poll_max_s=settings.poll_max_s,
+            timeouts=settings.timeouts,
+        )
 
     @property
     def settings_(self) -> RunPodSettings:
@@ -336,21 +259,21 @@ class RunPodBackend(Backend):
                 yield event
             return
         body = {"input": self.job_input(request, model, stream=True)}
-        job = _Job(self, await self._submit(self.upstream, "/run", body, model))
+        job = Job(self.name, self._limits, await self._submit(self.upstream, "/run", body, model))
         translator = OpenAIStreamTranslator(
             model, input_tokens_estimate=estimate_tokens(request), backend=self.name
         )
         verdict: CacheVerdict | None = None
         try:
             while True:
-                if job.status not in TERMINAL_STATES:
+                if not job.terminal:
                     job.check_limits(streaming=True)
                 reply = await self._poll(job, "stream")
                 if reply is not None:
-                    for output in _stream_outputs(self.name, job.id, reply):
+                    for output in stream_outputs(self.name, job.id, reply):
                         job.last_output = time.monotonic()
-                        for chunk in _chunks(self.name, output):
-                            if _is_error(chunk):
+                        for chunk in output_chunks(self.name, output):
+                            if is_error_output(chunk):
                                 raise self._job_error(job, chunk)
                             if verdict is None:
                                 # the worker's first chunk carries the verdict
@@ -368,13 +291,13 @@ class RunPodBackend(Backend):
                 interval = self.settings_.stream_poll_s if running else None
                 await self._wait(job, job.next_delay(interval))
         except BackendError as exc:
-            _final(exc)
+            final(exc)
             raise
         finally:
             if not job.terminal:
                 await self._cancel_shielded(job.id)
         if not translator.finished_cleanly:
-            raise _final(
+            raise final(
                 ProtocolError(
                     self.name, f"job {job.id} completed without a finish_reason (truncated)"
                 )
@@ -387,7 +310,7 @@ class RunPodBackend(Backend):
         body = {"input": self.job_input(request, model, stream=False)}
         path = f"/runsync?wait={self.settings_.runsync_wait_ms}"
         reply = await self._submit(self._runsync, path, body, model)
-        job = _Job(self, reply)
+        job = Job(self.name, self._limits, reply)
         try:
             while not job.terminal:
                 job.check_limits()
@@ -396,7 +319,7 @@ class RunPodBackend(Backend):
                 if polled is not None:
                     reply = polled
         except BackendError as exc:
-            _final(exc)
+            final(exc)
             raise
         finally:
             if not job.terminal:
@@ -417,7 +340,7 @@ class RunPodBackend(Backend):
         except BackendTimeout as exc:
             # The request may have reached RunPod and queued a job: resubmitting could run
             # the inference twice.
-            raise _final(exc) from None
+            raise final(exc) from None
         except UnknownModelError as exc:
             if exc.upstream_status == 404:
                 raise UpstreamStatusError(
@@ -428,10 +351,10 @@ class RunPodBackend(Backend):
                 ) from None
             raise
         if not isinstance(reply, dict):
-            raise _final(ProtocolError(self.name, "RunPod answered a submission with non-object"))
+            raise final(ProtocolError(self.name, "RunPod answered a submission with non-object"))
         return reply
 
-    async def _poll(self, job: _Job, kind: Literal["status", "stream"]) -> dict[str, Any] | None:
+    async def _poll(self, job: Job, kind: Literal["status", "stream"]) -> dict[str, Any] | None:
         """One /status or /stream poll; None when it failed in a way worth polling again."""
         try:
             reply = await self.upstream.request_json(
@@ -450,12 +373,9 @@ class RunPodBackend(Backend):
             raise
         return job.update(reply)
 
-    async def _wait(self, job: _Job, seconds: float) -> None:
+    async def _wait(self, job: Job, seconds: float) -> None:
         """Pace the polls (real time: the deadlines are real time too), never past a limit."""
-        if job.running_since is None:
-            left = job.submitted + self.settings_.cold_start_timeout_s - time.monotonic()
-            seconds = min(seconds, max(left, 0.0) + 0.001)
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(job.pace(seconds))
 
     async def _cancel(self, job_id: str) -> None:
         try:
@@ -483,22 +403,22 @@ class RunPodBackend(Backend):
     # -- outputs and errors -----------------------------------------------------------------
 
     def _response_from_output(self, output: Any, model: str) -> tuple[dict[str, Any], str | None]:
-        items = _items(self.name, output)
+        items = output_items(self.name, output)
         for item in items:
-            if _is_error(item):
-                raise _final(self._job_error(None, item))
-        if len(items) == 1 and _is_completion(items[0]):
+            if is_error_output(item):
+                raise final(self._job_error(None, item))
+        if len(items) == 1 and is_completion(items[0]):
             completion = items[0]
             response = openai_to_anthropic_response(completion, model=model, backend=self.name)
-            return response, _verdict(completion)
+            return response, cache_verdict(completion)
         if items and all(isinstance(item, dict) and "choices" in item for item in items):
             translator = OpenAIStreamTranslator(model, backend=self.name)
             events = [event for item in items for event in translator.feed(item)]
             events += translator.finish()
-            return anthropic_events_to_response(events), _verdict(items[0])
-        raise _final(ProtocolError(self.name, "the job's output is not a chat completion"))
+            return anthropic_events_to_response(events), cache_verdict(items[0])
+        raise final(ProtocolError(self.name, "the job's output is not a chat completion"))
 
-    async def _failure(self, job: _Job, reply: dict[str, Any]) -> BackendError:
+    async def _failure(self, job: Job, reply: dict[str, Any]) -> BackendError:
         error = reply.get("error")
         if error is None and job.status != "CANCELLED":
             # /stream replies may leave the error out; /status has it.
@@ -512,34 +432,13 @@ class RunPodBackend(Backend):
                     error = status.get("error")
             except BackendError:
                 pass
-        return _final(self._job_error(job, {"error": error}, status=job.status))
+        return final(self._job_error(job, {"error": error}, status=job.status))
 
     def _job_error(
-        self, job: _Job | None, payload: dict[str, Any], *, status: str | None = None
+        self, job: Job | None, payload: dict[str, Any], *, status: str | None = None
     ) -> BackendError:
-        """The error for a failed job or an error output, chosen by structured code only."""
-        message, code = _error_parts(payload.get("error"))
-        code = code or _opt_str(payload.get("code") or payload.get("error_type"))
-        message = self.upstream.scrub(message)[:_MAX_MESSAGE]
-        which = f"job {job.id}" if job is not None else "the job"
-        if code == "model_not_allowed":
-            return UnknownModelError(
-                self.name,
-                f"the worker does not serve this model: {message}; list valid models with "
-                f"`ccrelay models --backend {self.name}` and set `model` in the config",
-                upstream_status=404,
-            )
-        if code in ("invalid_input", "invalid_request_error"):
-            return UpstreamInvalidRequest(self.name, message, upstream_status=400)
-        if status == "CANCELLED":
-            return JobFailed(self.name, f"{which} was cancelled on RunPod" + _detail(message))
-        if status == "TIMED_OUT":
-            return JobFailed(
-                self.name,
-                f"{which} timed out on RunPod (the endpoint's execution timeout)"
-                + _detail(message),
-            )
-        return JobFailed(self.name, f"{which} failed: {message or '(no error text)'}")
+        job_id = job.id if job is not None else None
+        return job_error(self.name, job_id, payload, scrub=self.upstream.scrub, status=status)
 
     # -- models and health ------------------------------------------------------------------
 
@@ -558,7 +457,7 @@ class RunPodBackend(Backend):
         except CcrelayError as exc:
             log.info("runpod /health failed (%s): listing the configured model only", exc)
             return models
-        if _active_workers(health) == 0:
+        if active_workers(health) == 0:
             return models
         try:
             reply = await self.upstream.request_json(
@@ -572,7 +471,7 @@ class RunPodBackend(Backend):
         for item in data if isinstance(data, list) else []:
             if isinstance(item, dict) and item.get("id") and str(item["id"]) not in seen:
                 seen.add(str(item["id"]))
-                models.append(ModelInfo(str(item["id"]), _opt_str(item.get("owned_by"))))
+                models.append(ModelInfo(str(item["id"]), opt_str(item.get("owned_by"))))
         return models
 
     async def health(self) -> HealthReport:
@@ -581,24 +480,7 @@ class RunPodBackend(Backend):
             reply = await self._health_reply()
         except CcrelayError as exc:
             return HealthReport(self.name, False, exc.message, _ms(started))
-        given_workers, given_jobs = reply.get("workers"), reply.get("jobs")
-        workers = given_workers if isinstance(given_workers, dict) else {}
-        jobs = given_jobs if isinstance(given_jobs, dict) else {}
-        count = {k: _int(v) for k, v in {**workers, **jobs}.items()}
-        active = _active_workers(reply)
-        detail = (
-            f"workers: {count.get('idle', 0)} idle, {count.get('running', 0)} running, "
-            f"{count.get('initializing', 0)} initializing"
-        )
-        for extra in ("throttled", "unhealthy"):
-            if count.get(extra):
-                detail += f", {count[extra]} {extra}"
-        detail += (
-            f"; jobs: {count.get('inQueue', 0)} in queue, {count.get('inProgress', 0)} in progress"
-        )
-        if active == 0 and not count.get("initializing"):
-            detail += "; scaled to zero: the first request cold-starts a worker"
-        ok = not (count.get("unhealthy", 0) > 0 and active == 0)
+        ok, detail = health_summary(reply)
         return HealthReport(self.name, ok, detail, _ms(started))
 
     async def _health_reply(self) -> dict[str, Any]:
@@ -606,105 +488,6 @@ class RunPodBackend(Backend):
         if not isinstance(reply, dict):
             raise ProtocolError(self.name, "GET /health did not return a JSON object")
         return reply
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-
-def _final(exc: BackendError) -> BackendError:
-    """Mark an error as never to be retried: a job may exist, and a retry would resubmit it."""
-    exc.retryable = False
-    return exc
-
-
-def _items(backend: str, output: Any) -> list[Any]:
-    if isinstance(output, str):
-        try:
-            output = orjson.loads(output)
-        except orjson.JSONDecodeError:
-            raise _final(ProtocolError(backend, "the job's output is text, not JSON")) from None
-    if output is None:
-        raise _final(ProtocolError(backend, "the job completed without an output"))
-    return list(output) if isinstance(output, list) else [output]
-
-
-def _stream_outputs(backend: str, job_id: str, reply: dict[str, Any]) -> list[Any]:
-    stream = reply.get("stream")
-    if stream is None:
-        return []
-    if not isinstance(stream, list):
-        raise ProtocolError(backend, f"job {job_id}: /stream answered a `stream` that is no list")
-    return [item.get("output") if isinstance(item, dict) else item for item in stream]
-
-
-def _chunks(backend: str, output: Any) -> list[dict[str, Any]]:
-    items = output if isinstance(output, list) else [output]
-    for item in items:
-        if not isinstance(item, dict):
-            raise ProtocolError(backend, "a streamed output is not a JSON object (an OpenAI chunk)")
-    return items
-
-
-def _verdict(item: dict[str, Any]) -> str | None:
-    """The worker's cache verdict on a completion or a stream's first chunk, if it sent one."""
-    verdict = CacheVerdict.parse(item.get(CACHE_VERDICT_FIELD))
-    return verdict.value if verdict is not None else None
-
-
-def _is_error(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("error") is not None and "choices" not in item
-
-
-def _is_completion(item: Any) -> bool:
-    if not isinstance(item, dict) or item.get("object") == "chat.completion.chunk":
-        return False
-    choices = item.get("choices")
-    return isinstance(choices, list) and bool(choices) and "message" in (choices[0] or {})
-
-
-def _error_parts(error: Any) -> tuple[str, str | None]:
-    """(message, structured code) from a worker error: a string, JSON text, or an object."""
-    if isinstance(error, str):
-        text = error.strip()
-        if text.startswith("{"):
-            try:
-                parsed = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict):
-                return _error_parts(parsed)
-        return text, None
-    if isinstance(error, dict):
-        code = error.get("code") or error.get("type")
-        # The runpod SDK's captured-exception JSON: keep the message, drop the traceback.
-        for key in ("message", "error_message", "error", "detail"):
-            value = error.get(key)
-            if isinstance(value, str) and value:
-                return value, _opt_str(code)
-            if isinstance(value, dict):
-                message, inner = _error_parts(value)
-                return message, inner or _opt_str(code)
-        return "", _opt_str(code)
-    return ("" if error is None else str(error)), None
-
-
-def _detail(message: str) -> str:
-    return f": {message}" if message else ""
-
-
-def _active_workers(health: dict[str, Any]) -> int:
-    workers = health.get("workers")
-    if not isinstance(workers, dict):
-        return 0
-    return _int(workers.get("idle")) + _int(workers.get("running"))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _ms(started: float) -> float:

@@ -13,7 +13,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 __all__ = ["CacheStatus", "LatencyRecord"]
 
-CacheStatus = Literal["hit", "miss"]
+CacheStatus = Literal["hit", "miss", "bypass"]
+"""`bypass`: the backend did not consult its cache (no-cache/no-store, or its Redis was down)."""
 
 
 class LatencyRecord(BaseModel):

@@ -146,7 +146,7 @@ class LatencyRecorder:
             ttfb_ms=attempt.ttfb_ms,
             tokens_in=attempt.tokens_in or 0,
             tokens_out=attempt.tokens_out or 0,
-            cache=attempt.cache if attempt.cache in ("hit", "miss") else None,  # type: ignore[arg-type]
+            cache=attempt.cache if attempt.cache in ("hit", "miss", "bypass") else None,  # type: ignore[arg-type]
             streamed=attempt.streamed,
             started_at=self.now() - timedelta(milliseconds=attempt.latency_ms),
         )

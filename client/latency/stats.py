@@ -11,7 +11,7 @@ What each column means:
   attempts whose outcome is not ``ok``.
 - latency and TTFB percentiles: over successful attempts only (TTFB: streamed ones), so a burst
   of instant connection errors does not flatter them, nor timeouts inflate them.
-- ``cache hit``: hits / (hits + misses) among attempts whose backend reported its cache.
+- ``cache hit``: hits among attempts whose backend reported a verdict (hit, miss or bypass).
 - ``cost``: the sum of the records' estimated ``cost_usd``; ``saving``: what the same tokens would
   have cost on the baseline Anthropic model, minus ``cost``, for non-Anthropic backends (an
   Anthropic pass-through saves nothing by definition).

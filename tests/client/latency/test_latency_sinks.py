@@ -187,6 +187,26 @@ async def test_recorder_is_the_backends_attempt_observer() -> None:
     assert record.cost_usd == 0.0
 
 
+async def test_recorder_keeps_a_bypass_verdict() -> None:
+    sink = ListSink()
+    recorder = LatencyRecorder(sink, PriceTable())
+    attempt = Attempt(
+        request_id="r5",
+        backend="pod",
+        backend_type="runpod",
+        model="qwen3-coder:30b",
+        attempt=1,
+        outcome="ok",
+        status=200,
+        latency_ms=12.0,
+        cache="bypass",
+        streamed=True,
+    )
+    recorder.on_attempt(attempt)
+    recorder.on_attempt(Attempt(**{**attempt.__dict__, "request_id": "r6", "cache": "stale"}))
+    assert [r.cache for r in sink.records] == ["bypass", None]
+
+
 async def test_recorder_never_raises_on_bad_values(caplog: pytest.LogCaptureFixture) -> None:
     sink = ListSink()
     recorder = LatencyRecorder(sink, PriceTable())

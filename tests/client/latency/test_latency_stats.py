@@ -62,7 +62,7 @@ def generated(count: int, seed: int, span: timedelta = timedelta(hours=48)) -> l
                 ttfb_ms=rng.uniform(50, 900) if streamed else None,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
-                cache=rng.choice(["hit", "miss"]) if backend_type == "runpod" else None,
+                cache=rng.choice(["hit", "miss", "bypass"]) if backend_type == "runpod" else None,
                 cost_usd=prices.cost(model, tokens_in, tokens_out),
                 streamed=streamed,
             )
