@@ -341,15 +341,22 @@ async def fake_runpod():
         await server.close()
 
 
-@pytest.fixture
-def ccrelay_debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Capture every ccrelay log line at DEBUG (to search them for keys); restore the logger after."""
+@pytest.fixture(autouse=True)
+def restore_ccrelay_logger() -> Iterator[None]:
+    """Entry points (the CLI, the gateway) configure the `ccrelay` logger; undo it after each test."""
     logger = logging.getLogger("ccrelay")
     handlers, level = logger.handlers[:], logger.level
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def ccrelay_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture every ccrelay log line at DEBUG, to search them for keys."""
     caplog.set_level(logging.DEBUG)
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,15 +39,6 @@ PROMPT = "CANARY-PROMPT-8c2d: explain the flux capacitor"
 CEREBRAS_MODEL = "qwen-3-coder-480b"
 CLAUDE_MODEL = "claude-sonnet-4-5"
 OVERLOADED = Reply(status=503, body={"error": {"message": "overloaded"}})
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def environment(

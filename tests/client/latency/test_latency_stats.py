@@ -4,10 +4,8 @@ import argparse
 import asyncio
 import io
 import json
-import logging
 import random
 import statistics
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -256,19 +254,6 @@ def test_command_line_options() -> None:
         parser().parse_args(["stats", "--source", "ftp"])
 
 
-@pytest.fixture
-def restore_ccrelay_logging() -> Iterator[None]:
-    """The command configures the `ccrelay` logger, as an entry point does; undo it after."""
-    logger = logging.getLogger("ccrelay")
-    handlers, level = logger.handlers[:], logger.level
-    try:
-        yield
-    finally:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-
-
-@pytest.mark.usefixtures("restore_ccrelay_logging")
 async def test_command_reads_the_state_dir(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
