@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from client.backend import CACHE_VERDICTS
 from client.latency.record import CacheStatus, LatencyRecord
 from client.latency.s3 import S3ClientFactory, S3Sink
 from client.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink
@@ -146,7 +147,7 @@ class LatencyRecorder:
             ttfb_ms=attempt.ttfb_ms,
             tokens_in=attempt.tokens_in or 0,
             tokens_out=attempt.tokens_out or 0,
-            cache=attempt.cache if attempt.cache in ("hit", "miss", "bypass") else None,  # type: ignore[arg-type]
+            cache=attempt.cache if attempt.cache in CACHE_VERDICTS else None,  # type: ignore[arg-type]
             streamed=attempt.streamed,
             started_at=self.now() - timedelta(milliseconds=attempt.latency_ms),
         )

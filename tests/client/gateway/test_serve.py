@@ -34,20 +34,13 @@ async def wait_ready(
     raise AssertionError("ccrelay serve did not become ready")
 
 
-async def test_serve_runs_until_sigterm(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    port = free_port()
-    token = "serve-token-0123456789"
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "ENABLE_MULTI_BACKEND": "true",
-        "LLM_BACKEND_CONFIG": json.dumps(
-            {"backends": {"openai": openai_backend(fake_openai.base_url)}}
-        ),
-        "CCRELAY_AUTH_TOKEN": token,
-    }
-    process = await asyncio.create_subprocess_exec(
+def base_env(home: Path) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": str(REPO)}
+
+
+async def spawn_serve(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m client.cli serve --port PORT` with pipes for its output."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "client.cli",
@@ -58,6 +51,20 @@ async def test_serve_runs_until_sigterm(fake_openai: FakeOpenAI, tmp_path: Path)
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_serve_runs_until_sigterm(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    port = free_port()
+    token = "serve-token-0123456789"
+    env = {
+        **base_env(tmp_path),
+        "ENABLE_MULTI_BACKEND": "true",
+        "LLM_BACKEND_CONFIG": json.dumps(
+            {"backends": {"openai": openai_backend(fake_openai.base_url)}}
+        ),
+        "CCRELAY_AUTH_TOKEN": token,
+    }
+    process = await spawn_serve(port, env)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as client:
@@ -87,21 +94,7 @@ async def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "client.cli",
-            "serve",
-            "--port",
-            str(port),
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "HOME": str(tmp_path),
-                "PYTHONPATH": str(REPO),
-            },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await spawn_serve(port, base_env(tmp_path))
         _, err = await asyncio.wait_for(process.communicate(), 15)
     finally:
         blocker.close()

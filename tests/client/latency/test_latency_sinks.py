@@ -5,6 +5,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,27 +161,27 @@ async def test_recorder_takes_an_exception_as_outcome() -> None:
     assert (record.outcome, record.status, record.attempt) == ("UpstreamOverloaded", 503, 2)
 
 
+def pod_attempt(**changes: Any) -> Attempt:
+    """A streamed, successful attempt on the self-hosted `pod` backend."""
+    fields: dict[str, Any] = {
+        "request_id": "r3",
+        "backend": "pod",
+        "backend_type": "runpod",
+        "model": "qwen3-coder:30b",
+        "attempt": 1,
+        "outcome": "ok",
+        "status": 200,
+        "latency_ms": 1000.0,
+        "streamed": True,
+    }
+    return Attempt(**{**fields, **changes})
+
+
 async def test_recorder_is_the_backends_attempt_observer() -> None:
     sink = ListSink()
     now = datetime(2025, 3, 1, 8, 0, 1, tzinfo=UTC)
     recorder = LatencyRecorder(sink, PriceTable(), now=lambda: now)
-    recorder.on_attempt(
-        Attempt(
-            request_id="r3",
-            backend="pod",
-            backend_type="runpod",
-            model="qwen3-coder:30b",
-            attempt=1,
-            outcome="ok",
-            status=200,
-            latency_ms=1000.0,
-            ttfb_ms=300.0,
-            tokens_in=50,
-            tokens_out=None,
-            cache="hit",
-            streamed=True,
-        )
-    )
+    recorder.on_attempt(pod_attempt(ttfb_ms=300.0, tokens_in=50, tokens_out=None, cache="hit"))
     [record] = sink.records
     assert record.timestamp == now - timedelta(seconds=1)  # when the attempt started
     assert (record.tokens_in, record.tokens_out, record.cache) == (50, 0, "hit")
@@ -190,20 +191,8 @@ async def test_recorder_is_the_backends_attempt_observer() -> None:
 async def test_recorder_keeps_a_bypass_verdict() -> None:
     sink = ListSink()
     recorder = LatencyRecorder(sink, PriceTable())
-    attempt = Attempt(
-        request_id="r5",
-        backend="pod",
-        backend_type="runpod",
-        model="qwen3-coder:30b",
-        attempt=1,
-        outcome="ok",
-        status=200,
-        latency_ms=12.0,
-        cache="bypass",
-        streamed=True,
-    )
-    recorder.on_attempt(attempt)
-    recorder.on_attempt(Attempt(**{**attempt.__dict__, "request_id": "r6", "cache": "stale"}))
+    recorder.on_attempt(pod_attempt(request_id="r5", cache="bypass"))
+    recorder.on_attempt(pod_attempt(request_id="r6", cache="stale"))
     assert [r.cache for r in sink.records] == ["bypass", None]
 
 
