@@ -42,22 +42,19 @@ RUN curl -fsSL --retry 3 \
 
 WORKDIR /app
 
-# 3. Python dependencies only: read from pyproject.toml, so this layer is rebuilt when the
-#    dependencies change, not when our code does.
+# 3. Python dependencies only: the worker's list from pyproject.toml (the `worker` extra), so
+#    this layer is rebuilt when the dependencies change, not when our code does.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['worker']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# 4. Our code (one distribution: the worker, its handler, and the shared packages).
-COPY README.md ./
-COPY config ./config
-COPY client ./client
+# 4. Our code: the worker side only (handler/ holds ccrelay_handler and the shared ccrelay_wire;
+#    worker/ holds ccrelay_worker). Nothing of the client (client/, config/) is in the image.
 COPY handler ./handler
 COPY worker ./worker
-RUN pip install --no-deps . \
-    && rm -rf /app/build /app/*.egg-info
+ENV PYTHONPATH=/app/handler:/app/worker
 
 # Defaults; serverless.yml's `env` (or `docker run -e`) overrides any of them.
 #   OLLAMA_MODELS       the model store: on the network volume, pulled once for all workers
@@ -83,7 +80,7 @@ EXPOSE 8000
 # Ollama answers on loopback and, in HTTP mode, GET /health answers 200. The first boot on an
 # empty volume pulls ~19 GB, hence the long start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
-    CMD ["python", "-m", "worker.healthcheck"]
+    CMD ["python", "-m", "ccrelay_worker.healthcheck"]
 
-ENTRYPOINT ["python", "-m", "worker"]
+ENTRYPOINT ["python", "-m", "ccrelay_worker"]
 CMD []

@@ -6,7 +6,7 @@ Three processes on loopback:
 
 - an upstream OpenAI-compatible server that answers at once from prebuilt bytes (a completion,
   or a short SSE stream; chunks spaced 20 ms apart for the ``spaced-model``);
-- the gateway, started as ``ccrelay`` would be (``python -m client.cli serve``), with an
+- the gateway, started as ``ccrelay`` would be (``python -m ccrelay.cli serve``), with an
   ``openai`` backend pointing at that upstream;
 - this process, the client.
 
@@ -152,7 +152,7 @@ def _start_gateway(
     port: int, env: dict[str, str], cores: set[int] | None
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "ccrelay.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -272,7 +272,7 @@ async def run(quick: bool = False, *, pin: bool = False) -> list[Row]:
     """Start the upstream and the gateway, measure, stop them; the figures as rows."""
     import orjson
 
-    from client.translate import anthropic_to_openai_request
+    from ccrelay.translate import anthropic_to_openai_request
 
     load = os.getloadavg()[0]
     samples = 300 if quick else 2000

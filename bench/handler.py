@@ -19,9 +19,9 @@ from aiohttp import web
 
 from bench._table import Row, nearest_rank
 from bench.handler_cache import _COMPLETION, _REQUEST, _free_port, _redis_server, measure_cache_hit
-from handler.request import parse_chat_request
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay_handler.request import parse_chat_request
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
 
 __all__ = ["measure_cache_miss", "rows", "run"]
 

@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench._payloads import openai_completion
-from handler.cache import encode_completion
-from handler.request import parse_chat_request
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay_handler.cache import encode_completion
+from ccrelay_handler.request import parse_chat_request
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
 
 __all__ = ["measure_cache_hit"]
 

@@ -21,10 +21,10 @@ from aiohttp import web
 
 from bench._payloads import claude_code_request, openai_completion
 from bench._table import Row, nearest_rank
-from client.backend import Attempt, RequestOptions
-from client.factory import load_client_config
-from client.runtime import Runtime
-from client.translate import anthropic_to_openai_request
+from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.factory import load_client_config
+from ccrelay.runtime import Runtime
+from ccrelay.translate import anthropic_to_openai_request
 
 __all__ = ["measure", "rows", "run"]
 

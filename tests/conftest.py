@@ -113,7 +113,7 @@ class RedisServer:
 
 
 class LocalHandler:
-    """``python -m handler --rp_serve_api``: the handler under the runpod SDK's local API server.
+    """``python -m ccrelay_handler --rp_serve_api``: the handler under the runpod SDK's local API server.
 
     A subprocess on a loopback port, its output in a file; use it through `local_handler`.
     """
@@ -126,7 +126,7 @@ class LocalHandler:
             [
                 sys.executable,
                 "-m",
-                "handler",
+                "ccrelay_handler",
                 "--rp_serve_api",
                 "--rp_api_port",
                 str(self.port),
@@ -314,7 +314,7 @@ def runpod_rest_server():
     127.0.0.1 in a thread: `.api_url`, `.api_key`, `.calls` (method, path, body), `.writes`,
     `.endpoints`; knobs `.fail_next = [status, ...]`, `.fail_writes`; see tests/worker/fake_runpod.py.
     """
-    from tests.worker.fake_runpod import FakeRunPod
+    from tests.client.deploy.fake_runpod_rest import FakeRunPod
     from tests.worker.loopback import ThreadedServer
 
     fake = FakeRunPod()

@@ -1,7 +1,7 @@
 """The RunPod path end to end, every part real: `ccrelay ask` -> RunPod API -> handler -> Redis/Ollama.
 
 A real redis-server, a loopback fake Ollama (OpenAI-compatible, counting requests), the
-handler under the runpod SDK's local API server (``python -m handler --rp_serve_api``), and
+handler under the runpod SDK's local API server (``python -m ccrelay_handler --rp_serve_api``), and
 ``ccrelay ask --backend runpod`` run twice as real subprocesses. The first answer is a cache
 miss that reaches the engine, the second a hit that does not; both print the answer, and the
 worker's verdict travels back with the stream into each ask's latency record.
@@ -63,7 +63,7 @@ def ccrelay_ask(handler: LocalHandler, tmp_path: Path, backend: dict[str, Any]) 
         RUNPOD_API_KEY=API_KEY,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "client.cli", "ask", "--backend", "runpod", PROMPT],
+        [sys.executable, "-m", "ccrelay.cli", "ask", "--backend", "runpod", PROMPT],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from client.breaker import CircuitBreaker, CircuitState
-from config.models import CircuitSettings
+from ccrelay.breaker import CircuitBreaker, CircuitState
+from ccrelay_config.models import CircuitSettings
 from tests.client.conftest import Clock
 
 

@@ -9,16 +9,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import Backend, ModelInfo, RequestOptions
-from client.backends.anthropic import AnthropicBackend
-from client.backends.cerebras import CerebrasBackend
-from client.backends.openai import OpenAIBackend
-from client.errors import UnknownBackendError
-from client.factory import BackendFactory, load_client_config
-from client.registry import BackendRegistry
-from client.runtime import Runtime
-from config.errors import UnknownBackendTypeError
-from config.models import BackendSettings
+from ccrelay.backend import Backend, ModelInfo, RequestOptions
+from ccrelay.backends.anthropic import AnthropicBackend
+from ccrelay.backends.cerebras import CerebrasBackend
+from ccrelay.backends.openai import OpenAIBackend
+from ccrelay.errors import UnknownBackendError
+from ccrelay.factory import BackendFactory, load_client_config
+from ccrelay.registry import BackendRegistry
+from ccrelay.runtime import Runtime
+from ccrelay_config.errors import UnknownBackendTypeError
+from ccrelay_config.models import BackendSettings
 from tests.fake_providers import FakeOpenAI
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import Attempt, RequestOptions
-from client.backends.cerebras import CerebrasBackend, CerebrasSettings
-from client.errors import (
+from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
+from ccrelay.errors import (
     BackendConnectError,
     CcrelayError,
     UpstreamAuthError,
@@ -25,8 +25,8 @@ from client.errors import (
     UpstreamRateLimited,
     UpstreamServerError,
 )
-from client.retry import RetryPolicy, is_retryable, parse_retry_after
-from config.models import RetrySettings
+from ccrelay.retry import RetryPolicy, is_retryable, parse_retry_after
+from ccrelay_config.models import RetrySettings
 from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import FakeOpenAI, Reply
 

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import RequestOptions
-from client.errors import (
+from ccrelay.backend import RequestOptions
+from ccrelay.errors import (
     AllBackendsFailed,
     BackendConnectError,
     CircuitOpenError,
@@ -24,9 +24,9 @@ from client.errors import (
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
-from client.factory import BackendFactory, load_client_config
-from client.router import Router
-from config.models import CcrelayConfig
+from ccrelay.factory import BackendFactory, load_client_config
+from ccrelay.router import Router
+from ccrelay_config.models import CcrelayConfig
 from tests.client.conftest import REQUEST, Clock, Sleeps
 from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, sse
 

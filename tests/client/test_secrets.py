@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from client.backend import Attempt, RequestOptions
-from client.cli import main
-from client.errors import CcrelayError
-from client.factory import load_client_config
-from client.runtime import Runtime
-from config.models import CcrelayConfig
+from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.cli import main
+from ccrelay.errors import CcrelayError
+from ccrelay.factory import load_client_config
+from ccrelay.runtime import Runtime
+from ccrelay_config.models import CcrelayConfig
 from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
 from tests.fake_runpod import FakeRunPod

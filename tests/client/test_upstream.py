@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import RequestOptions
-from client.backends.anthropic import AnthropicBackend, AnthropicSettings
-from client.backends.cerebras import CerebrasBackend, CerebrasSettings
-from client.errors import (
+from ccrelay.backend import RequestOptions
+from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
+from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
+from ccrelay.errors import (
     BackendTimeout,
     FirstByteTimeout,
     ProtocolError,
@@ -31,7 +31,7 @@ from client.errors import (
     UpstreamRequestTooLarge,
     UpstreamServerError,
 )
-from client.upstream import error_for_payload, error_for_status, provider_message
+from ccrelay.upstream import error_for_payload, error_for_status, provider_message
 from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import (
     FakeAnthropic,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.interpolation import interpolate
+from ccrelay_config.interpolation import interpolate
 
 
 def test_reference_is_replaced_by_the_variable() -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from client.backends.anthropic import AnthropicSettings
-from client.backends.cerebras import CerebrasSettings
-from client.backends.openai import OpenAISettings
-from client.factory import load_client_config
-from config import CcrelayConfig
-from config.errors import (
+from ccrelay.backends.anthropic import AnthropicSettings
+from ccrelay.backends.cerebras import CerebrasSettings
+from ccrelay.backends.openai import OpenAISettings
+from ccrelay.factory import load_client_config
+from ccrelay_config import CcrelayConfig
+from ccrelay_config.errors import (
     ConfigError,
     ConfigFileError,
     ConfigValidationError,
@@ -480,8 +480,8 @@ def test_fields_ccrelay_sets_itself_are_refused(tmp_path: Path, field: str) -> N
 def test_plugin_that_fails_to_import_is_a_config_error(tmp_path: Path) -> None:
     from importlib.metadata import EntryPoint
 
-    from client.registry import GROUP, BackendRegistry
-    from config.loader import load_config
+    from ccrelay.registry import GROUP, BackendRegistry
+    from ccrelay_config.loader import load_config
 
     broken = EntryPoint("broken", "no_such_module_for_ccrelay:Backend", GROUP)
     registry = BackendRegistry([broken])

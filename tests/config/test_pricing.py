@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config.pricing import DEFAULT_BASELINE_MODEL, ModelPrice, PriceTable
+from ccrelay_config.pricing import DEFAULT_BASELINE_MODEL, ModelPrice, PriceTable
 
 
 def price(input_per_mtok: float, output_per_mtok: float) -> ModelPrice:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from client.backend import Attempt
-from client.errors import (
+from ccrelay.backend import Attempt
+from ccrelay.errors import (
     BackendConnectError,
     BackendError,
     CcrelayError,
@@ -27,7 +27,7 @@ from client.errors import (
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
-from config.models import CcrelayConfig
+from ccrelay_config.models import CcrelayConfig
 from tests.fake_providers import (
     FakeProvider,
     Recorded,
@@ -173,7 +173,7 @@ def environ(kind: str, url: str, **fields: Any) -> dict[str, str]:
 
 
 def load(kind: str, url: str, **fields: Any) -> CcrelayConfig:
-    from client.factory import load_client_config
+    from ccrelay.factory import load_client_config
 
     return load_client_config(environ(kind, url, **fields))
 

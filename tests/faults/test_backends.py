@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import Backend, RequestOptions
-from client.errors import BackendError, StreamInterrupted, UpstreamRateLimited
-from client.runtime import Runtime
+from ccrelay.backend import Backend, RequestOptions
+from ccrelay.errors import BackendError, StreamInterrupted, UpstreamRateLimited
+from ccrelay.runtime import Runtime
 from tests.client.latency.helpers import RefusingPort
 from tests.fake_runpod import FakeRunPod
 from tests.faults.helpers import (

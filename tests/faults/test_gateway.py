@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from client.gateway import GatewayServer, build_app
-from client.runtime import Runtime
-from client.sse import SSEDecoder
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.runtime import Runtime
+from ccrelay_wire.sse import SSEDecoder
 from tests.client.latency.helpers import RefusingPort
 from tests.fake_runpod import FakeRunPod
 from tests.faults.helpers import (

@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.gateway import GatewayServer, build_app
-from client.latency import LatencyRecorder
-from client.runtime import Runtime
-from config.pricing import PriceTable
-from config.telemetry import TelemetrySettings
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.latency import LatencyRecorder
+from ccrelay.runtime import Runtime
+from ccrelay_config.pricing import PriceTable
+from ccrelay_config.telemetry import TelemetrySettings
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
 from tests.client.latency.helpers import (
     MotoEndpoint,
     bucket_objects,

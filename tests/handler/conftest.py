@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
 
 MakeSettings = Callable[..., HandlerSettings]
 

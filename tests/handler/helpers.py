@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handler.request import ChatRequest, parse_chat_request
+from ccrelay_handler.request import ChatRequest, parse_chat_request
 
 
 def chat(text: str = "hello", **fields: object) -> ChatRequest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from handler.chunks import SSE_DONE, CompletionAssembler, replay_chunks, sse_event
+from ccrelay_handler.chunks import SSE_DONE, CompletionAssembler, replay_chunks, sse_event
 
 HEAD = {"id": "chatcmpl-9", "created": 1, "model": "m", "system_fingerprint": "fp_ollama"}
 

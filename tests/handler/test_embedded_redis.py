@@ -6,8 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
 
 from .helpers import cache_lines, chat
 

@@ -9,9 +9,9 @@ from contextlib import aclosing
 import pytest
 import redis
 
-from handler.engine import OllamaEngine
-from handler.errors import EngineError, EngineTimeout, EngineUnavailable, ModelNotAllowed
-from handler.service import ChatService
+from ccrelay_handler.engine import OllamaEngine
+from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable, ModelNotAllowed
+from ccrelay_handler.service import ChatService
 from tests.conftest import free_port
 
 from .helpers import cache_lines, chat

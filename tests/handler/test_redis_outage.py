@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from handler.service import ChatService
+from ccrelay_handler.service import ChatService
 
 from .helpers import cache_lines, chat
 

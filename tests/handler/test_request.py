@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handler.errors import InvalidInput
-from handler.request import ChatJob, ModelsJob, parse_chat_request, parse_job_input
+from ccrelay_handler.errors import InvalidInput
+from ccrelay_handler.request import ChatJob, ModelsJob, parse_chat_request, parse_job_input
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

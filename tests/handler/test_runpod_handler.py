@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from handler.runpod_handler import RunPodHandler
-from handler.service import ChatService
+from ccrelay_handler.runpod_handler import RunPodHandler
+from ccrelay_handler.service import ChatService
 from tests.conftest import LocalHandler, local_handler
 
 REPO = Path(__file__).resolve().parents[2]

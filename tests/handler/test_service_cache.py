@@ -9,9 +9,9 @@ import logging
 import pytest
 import redis
 
-from handler.cache import canonical_json
-from handler.chunks import CompletionAssembler
-from handler.service import ChatService, StreamVerdict
+from ccrelay_handler.cache import canonical_json
+from ccrelay_handler.chunks import CompletionAssembler
+from ccrelay_handler.service import ChatService, StreamVerdict
 
 from .helpers import cache_lines, chat
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.errors import SettingsError
-from handler.settings import DEFAULT_MODEL, HandlerSettings
+from ccrelay_handler.errors import SettingsError
+from ccrelay_handler.settings import DEFAULT_MODEL, HandlerSettings
 
 
 def test_defaults() -> None:

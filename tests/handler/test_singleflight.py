@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from handler.service import ChatService
+from ccrelay_handler.service import ChatService
 
 from .helpers import cache_lines, chat
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from client.runtime import Runtime
+from ccrelay.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from client.backend import RequestOptions
-from client.runtime import Runtime
+from ccrelay.backend import RequestOptions
+from ccrelay.runtime import Runtime
 
 pytestmark = pytest.mark.live
 BACKENDS = ["cerebras", "runpod", "openai"]

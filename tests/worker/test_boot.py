@@ -1,4 +1,4 @@
-"""The worker's boot through its real subprocess path: `python -m worker` starts a fake Ollama
+"""The worker's boot through its real subprocess path: `python -m ccrelay_worker` starts a fake Ollama
 (tests/worker/fake_ollama.py, speaking the native API on loopback) as its engine child."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ccrelay_worker.boot import main
+from ccrelay_worker.settings import WorkerSettings
 from tests.conftest import free_port
-from worker.boot import main
-from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_ENGINE = f"{shlex.quote(sys.executable)} -m tests.worker.fake_ollama"
@@ -54,7 +54,7 @@ def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def start_worker(env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", "ccrelay_worker", *args],
         cwd=REPO,
         env=dict(env),
         stdout=subprocess.PIPE,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CODE_DIRS = ("worker", "handler", "client", "config")
+CODE_DIRS = ("worker", "handler")
+CLIENT_DIRS = ("client", "config")
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -43,16 +44,16 @@ def index_of(predicate: object) -> int:
 def test_the_entry_point_is_the_worker_boot_in_exec_form() -> None:
     entrypoints = [args for kind, args in instructions() if kind == "ENTRYPOINT"]
     assert len(entrypoints) == 1
-    assert json.loads(entrypoints[0]) == ["python", "-m", "worker"]
-    assert (REPO / "worker" / "__main__.py").is_file()
+    assert json.loads(entrypoints[0]) == ["python", "-m", "ccrelay_worker"]
+    assert (REPO / "worker" / "ccrelay_worker" / "__main__.py").is_file()
 
 
 def test_there_is_a_healthcheck_reaching_health_in_http_mode() -> None:
     checks = [args for kind, args in instructions() if kind == "HEALTHCHECK"]
     assert len(checks) == 1
-    assert re.search(r"CMD \[\"python\", \"-m\", \"worker\.healthcheck\"\]", checks[0])
+    assert re.search(r"CMD \[\"python\", \"-m\", \"ccrelay_worker\.healthcheck\"\]", checks[0])
     assert "--start-period=" in checks[0], "the first pull takes long: give it a start period"
-    source = (REPO / "worker" / "healthcheck.py").read_text()
+    source = (REPO / "worker" / "ccrelay_worker" / "healthcheck.py").read_text()
     assert "/health" in source and "/api/version" in source
 
 
@@ -82,11 +83,25 @@ def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     first_code_copy = index_of(
         lambda i: i[0] == "COPY" and any(re.search(rf"\b{d}\b", i[1]) for d in CODE_DIRS)
     )
-    install_code = index_of(lambda i: i[0] == "RUN" and "pip install --no-deps ." in i[1])
-    assert copy_pyproject < install_deps < first_code_copy < install_code
-    copied = " ".join(a for k, a in kinds[first_code_copy:install_code] if k == "COPY")
+    assert copy_pyproject < install_deps < first_code_copy
+    copied = " ".join(a for k, a in kinds[first_code_copy:] if k == "COPY")
     for directory in CODE_DIRS:
-        assert directory in copied, f"{directory}/ is not copied before installing the code"
+        assert directory in copied, f"{directory}/ is not copied into the image"
+    env = " ".join(a for k, a in kinds if k == "ENV")
+    assert "PYTHONPATH=/app/handler:/app/worker" in env
+
+
+def test_the_image_carries_no_client_code() -> None:
+    for kind, args in instructions():
+        if kind in ("COPY", "ADD"):
+            for directory in CLIENT_DIRS:
+                assert not re.search(rf"(^|\s){directory}\b", args), args
+            assert not re.match(r"\.\s", args), "COPY . would bring the client in"
+
+
+def test_the_image_installs_the_worker_extra_only() -> None:
+    installs = [a for k, a in instructions() if k == "RUN" and "pip install" in a]
+    assert installs and all("optional-dependencies" in a and "worker" in a for a in installs)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`python -m worker.healthcheck` (the image's HEALTHCHECK) against loopback servers."""
+"""`python -m ccrelay_worker.healthcheck` (the image's HEALTHCHECK) against loopback servers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
+from ccrelay_worker.healthcheck import check, main
 from tests.conftest import free_port
 from tests.worker.fake_ollama import FakeOllama
 from tests.worker.loopback import ThreadedServer
-from worker.healthcheck import check, main
 
 HEALTH_STATUS = web.AppKey("health_status", dict)
 

@@ -20,10 +20,10 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
-from handler.service import ChatService
-from handler.settings import HandlerSettings
+from ccrelay_handler.service import ChatService
+from ccrelay_handler.settings import HandlerSettings
+from ccrelay_worker.http_server import build_app
 from tests.conftest import free_port
-from worker.http_server import build_app
 
 MESSAGES = [{"role": "user", "content": "hello http"}]
 KEY = "sk-worker-test-key"
@@ -228,8 +228,8 @@ def test_run_serves_until_interrupted(redis_server, ollama_server, tmp_path: Pat
     port = free_port()
     script = (
         "import logging, os, sys; logging.basicConfig(level=logging.INFO); "
-        "from handler.settings import HandlerSettings; "
-        "from worker.http_server import run; "
+        "from ccrelay_handler.settings import HandlerSettings; "
+        "from ccrelay_worker.http_server import run; "
         "run('127.0.0.1', int(sys.argv[1]), HandlerSettings.from_env(os.environ))"
     )
     env = {

@@ -9,11 +9,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ccrelay_worker.errors import ModelPullError, ModelWarmError
+from ccrelay_worker.model_store import PullProgress, ensure_model
+from ccrelay_worker.ollama_api import OllamaClient
+from ccrelay_worker.pull_lock import PullLock
 from tests.worker.fake_ollama import FakeOllama
-from worker.errors import ModelPullError, ModelWarmError
-from worker.model_store import PullProgress, ensure_model
-from worker.ollama_api import OllamaClient
-from worker.pull_lock import PullLock
 
 MODEL = "qwen3-coder:30b"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import PullLockTimeout
-from worker.pull_lock import LEASE_NAME, PullLock
+from ccrelay_worker.errors import PullLockTimeout
+from ccrelay_worker.pull_lock import LEASE_NAME, PullLock
 
 
 def write_lease(directory: Path, *, host: str, pid: int, age: float = 0.0) -> Path:

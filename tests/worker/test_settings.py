@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.errors import WorkerConfigError
-from worker.settings import WorkerSettings, normalize_model_name
+from ccrelay_worker.errors import WorkerConfigError
+from ccrelay_worker.settings import WorkerSettings, normalize_model_name
 
 
 def test_defaults_put_the_models_on_the_volume_when_it_exists(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.backend import RequestOptions
-from client.backends.anthropic import AnthropicBackend, AnthropicSettings
-from client.errors import (
+from ccrelay.backend import RequestOptions
+from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
+from ccrelay.errors import (
     ProtocolError,
     StreamInterrupted,
     UpstreamOverloaded,

@@ -6,9 +6,9 @@ from typing import Any
 
 import aiohttp
 
-from client.backend import RequestOptions
-from client.backends.cerebras import CerebrasBackend, CerebrasSettings
-from client.registry import BackendRegistry
+from ccrelay.backend import RequestOptions
+from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
+from ccrelay.registry import BackendRegistry
 from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, openai_tool_chunks, sse
 
 KEY = "csk-test-SECRET-123456"

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from client.backend import Attempt, RequestOptions
-from client.backends.runpod import RunPodBackend, RunPodSettings
-from client.errors import (
+from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.backends.runpod import RunPodBackend, RunPodSettings
+from ccrelay.errors import (
     BackendTimeout,
     JobFailed,
     StreamInterrupted,
@@ -24,8 +24,8 @@ from client.errors import (
     UpstreamInvalidRequest,
     UpstreamStatusError,
 )
-from client.translate import anthropic_events_to_response
-from config.models import RetrySettings, TimeoutSettings
+from ccrelay.translate import anthropic_events_to_response
+from ccrelay_config.models import RetrySettings, TimeoutSettings
 from tests.fake_providers import openai_completion, openai_text_chunks, openai_tool_chunks
 from tests.fake_runpod import FakeRunPod, Script
 
@@ -101,8 +101,8 @@ def test_settings_reject(values: dict[str, Any], needle: str) -> None:
 
 
 def test_registered_and_loaded_from_config() -> None:
-    from client.factory import load_client_config
-    from client.registry import BackendRegistry
+    from ccrelay.factory import load_client_config
+    from ccrelay.registry import BackendRegistry
 
     assert BackendRegistry().backend_class("runpod") is RunPodBackend
     document = {"backends": {"rp": {"type": "runpod", "endpoint_id": "abc123", "api_key": "${K}"}}}
@@ -115,8 +115,8 @@ def test_registered_and_loaded_from_config() -> None:
 
 
 def test_config_without_endpoint_names_the_fix() -> None:
-    from client.factory import load_client_config
-    from config.errors import ConfigError
+    from ccrelay.factory import load_client_config
+    from ccrelay_config.errors import ConfigError
 
     document = {"backends": {"rp": {"type": "runpod", "api_key": "x"}}}
     with pytest.raises(ConfigError) as info:

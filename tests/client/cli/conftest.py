@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client.cli import main
+from ccrelay.cli import main
 
 
 def use_config(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any] | str | Path) -> None:

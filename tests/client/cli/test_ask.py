@@ -41,11 +41,11 @@ def cerebras_config(fake: FakeOpenAI, **extra: object) -> dict:
 
 
 async def ask_in_subprocess(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, bytes, bytes]:
-    """`python -m client.cli ask hello` as a real subprocess: the process, its stdout and stderr."""
+    """`python -m ccrelay.cli ask hello` as a real subprocess: the process, its stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         str(PYTHON),
         "-m",
-        "client.cli",
+        "ccrelay.cli",
         "ask",
         "hello",
         cwd=str(ROOT),

@@ -9,10 +9,10 @@ import aiohttp
 import orjson
 import pytest
 
-from client.cli.backends import public_url
-from client.factory import load_client_config
-from client.gateway import GatewayServer, build_app
-from client.runtime import Runtime
+from ccrelay.cli.backends import public_url
+from ccrelay.factory import load_client_config
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.runtime import Runtime
 from tests.client.cli.conftest import ccrelay, use_config
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
 

@@ -1,7 +1,7 @@
 """`ccrelay backends` asks RunPod's REST API whether a runpod endpoint was cut to max workers 0.
 
 Two real loopback servers: the serverless API (`fake_runpod`, for the health check) and the
-management REST API (`runpod_rest_server`, for `worker.deploy.check_endpoint`), both taking the
+management REST API (`runpod_rest_server`, for `ccrelay.deploy.check_endpoint`), both taking the
 one configured key. ``CCRELAY_RUNPOD_API_URL`` points the check at the REST fake.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.client.cli.conftest import ccrelay, use_config
+from tests.client.deploy.fake_runpod_rest import FakeRunPod as FakeRunPodRest
 from tests.fake_runpod import FakeRunPod
-from tests.worker.fake_runpod import FakeRunPod as FakeRunPodRest
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from client.cli.code import claude_environ, split_argv
+from ccrelay.cli.code import claude_environ, split_argv
 from tests.fake_providers import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,7 +89,7 @@ async def ccrelay(
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "client.cli",
+        "ccrelay.cli",
         "code",
         *args,
         env=env,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from client.cli import main
+from ccrelay.cli import main
 from tests.client.cli.conftest import use_config
 
 SECRET = "sk-test-SECRET-123456"

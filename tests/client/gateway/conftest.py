@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.factory import load_client_config, new_session
-from client.gateway import GatewayServer, build_app
-from client.gateway.app import MAX_BODY_BYTES
-from client.registry import BackendRegistry
-from client.runtime import Runtime
-from client.sse import SSEDecoder
+from ccrelay.factory import load_client_config, new_session
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.gateway.app import MAX_BODY_BYTES
+from ccrelay.registry import BackendRegistry
+from ccrelay.runtime import Runtime
+from ccrelay_wire.sse import SSEDecoder
 from tests.fake_providers import FakeOpenAI
 
 SECRET = "sk-upstream-SECRET-7f3a9c51d2"

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from client.cli import serve
-from client.gateway import AuthRequired, check_bind, is_loopback, start_gateway
-from client.runtime import Runtime
+from ccrelay.cli import serve
+from ccrelay.gateway import AuthRequired, check_bind, is_loopback, start_gateway
+from ccrelay.runtime import Runtime
 from tests.client.gateway.conftest import (
     SECRET,
     config_env,

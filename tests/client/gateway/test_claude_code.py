@@ -174,7 +174,7 @@ async def test_claude_code_runs_a_tool_through_the_gateway(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "client.cli",
+            "ccrelay.cli",
             "code",
             "--claude-bin",
             str(claude_binary),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from client.translate import estimate_tokens
+from ccrelay.translate import estimate_tokens
 from tests.client.gateway.conftest import (
     BASH_TOOL,
     SECRET,

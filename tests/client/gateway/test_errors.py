@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from client.backend import Backend, ModelInfo, RequestOptions
-from client.registry import BackendRegistry
+from ccrelay.backend import Backend, ModelInfo, RequestOptions
+from ccrelay.registry import BackendRegistry
 from tests.client.gateway.conftest import (
     Gateway,
     config_env,
@@ -142,7 +142,7 @@ async def test_body_over_the_limit_is_413(fake_openai: FakeOpenAI) -> None:
 
 
 def test_default_body_limit_is_anthropics_32_mb() -> None:
-    from client.gateway import MAX_BODY_BYTES
+    from ccrelay.gateway import MAX_BODY_BYTES
 
     assert MAX_BODY_BYTES == 32 * 1024 * 1024
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from client.translate import anthropic_events_to_response
+from ccrelay.translate import anthropic_events_to_response
 from tests.client.gateway.conftest import (
     BASH_TOOL,
     Gateway,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anthropic
 import pytest
 
-from client.translate import estimate_tokens
+from ccrelay.translate import estimate_tokens
 from tests.client.gateway.conftest import BASH_TOOL, Gateway
 from tests.fake_providers import FakeOpenAI, Reply, openai_tool_chunks, sse
 

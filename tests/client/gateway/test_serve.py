@@ -39,11 +39,11 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 async def spawn_serve(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python -m client.cli serve --port PORT` with pipes for its output."""
+    """`python -m ccrelay.cli serve --port PORT` with pipes for its output."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "client.cli",
+        "ccrelay.cli",
         "serve",
         "--port",
         str(port),

@@ -20,8 +20,8 @@ from aiohttp import web
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.compat import HTTPHeaders
 
-from client.latency import LatencyRecord
-from config.telemetry import S3SinkSettings
+from ccrelay.latency import LatencyRecord
+from ccrelay_config.telemetry import S3SinkSettings
 from tests.conftest import free_port
 
 _HOP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}

@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from client.cli import main
-from client.gateway import GatewayServer, build_app
-from client.latency import LatencyRecord
-from client.latency._layout import jsonl_name
-from client.runtime import Runtime
-from config.pricing import PriceTable
+from ccrelay.cli import main
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.latency import LatencyRecord
+from ccrelay.latency._layout import jsonl_name
+from ccrelay.runtime import Runtime
+from ccrelay_config.pricing import PriceTable
 from tests.client.latency.helpers import (
     MotoEndpoint,
     StallingEndpoint,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from client.latency import LatencyRecord, LogSink, format_human
-from config.telemetry import S3SinkSettings
+from ccrelay.latency import LatencyRecord, LogSink, format_human
+from ccrelay_config.telemetry import S3SinkSettings
 from tests.client.latency.helpers import make_record
 
 FIELDS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from client.latency import LatencyRecord, S3Sink
+from ccrelay.latency import LatencyRecord, S3Sink
 from tests.client.latency.helpers import (
     MotoEndpoint,
     StallingEndpoint,
@@ -246,7 +246,7 @@ async def test_close_without_records_is_immediate(spool_dir: Path, refused_url: 
 
 
 def test_spool_dir_must_be_resolved() -> None:
-    from config.telemetry import S3SinkSettings
+    from ccrelay_config.telemetry import S3SinkSettings
 
     with pytest.raises(ValueError, match="resolve"):
         S3Sink(S3SinkSettings(bucket="abc"))
@@ -266,9 +266,9 @@ async def test_s3_credentials_never_reach_logs_files_or_objects(
 ) -> None:
     from pydantic import SecretStr
 
-    from client.latency import LatencyRecorder
-    from config.pricing import PriceTable
-    from config.telemetry import TelemetrySettings
+    from ccrelay.latency import LatencyRecorder
+    from ccrelay_config.pricing import PriceTable
+    from ccrelay_config.telemetry import TelemetrySettings
 
     key_id, secret = "AKIAEXAMPLESECRETID", "wJalrXUtnFEMI-secret-access-key"
     caplog.set_level(logging.DEBUG, logger="ccrelay")

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from client.backend import Attempt
-from client.errors import UpstreamOverloaded
-from client.latency import (
+from ccrelay.backend import Attempt
+from ccrelay.errors import UpstreamOverloaded
+from ccrelay.latency import (
     JsonlSink,
     LatencyRecord,
     LatencyRecorder,
@@ -21,8 +21,8 @@ from client.latency import (
     S3Sink,
     build_sink,
 )
-from config.pricing import PriceTable
-from config.telemetry import S3SinkSettings, TelemetrySettings, default_state_dir
+from ccrelay_config.pricing import PriceTable
+from ccrelay_config.telemetry import S3SinkSettings, TelemetrySettings, default_state_dir
 from tests.client.latency.helpers import make_record, names_in
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.stats import parse_since, register, run_stats
-from client.latency import (
+from ccrelay.cli.stats import parse_since, register, run_stats
+from ccrelay.latency import (
     JsonlSink,
     LatencyRecord,
     S3Sink,
@@ -23,8 +23,8 @@ from client.latency import (
     read_s3_records,
     render_table,
 )
-from config.pricing import PriceTable
-from config.telemetry import S3SinkSettings, TelemetrySettings
+from ccrelay_config.pricing import PriceTable
+from ccrelay_config.telemetry import S3SinkSettings, TelemetrySettings
 from tests.client.latency.helpers import MotoEndpoint, make_record, s3_settings
 from tests.conftest import S3Bucket
 

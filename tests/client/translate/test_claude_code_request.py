@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from client.translate import anthropic_to_openai_request, estimate_tokens
+from ccrelay.translate import anthropic_to_openai_request, estimate_tokens
 
 from .samples import PNG_B64, TOOL_NAMES, claude_code_request
 

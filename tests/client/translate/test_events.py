@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 
-from client.errors import ProtocolError
-from client.translate import (
+from ccrelay.errors import ProtocolError
+from ccrelay.translate import (
     RAW_ARGUMENTS_KEY,
     OpenAIStreamTranslator,
     anthropic_events_to_response,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from client.errors import InvalidRequestError
-from client.translate import anthropic_to_openai_request
+from ccrelay.errors import InvalidRequestError
+from ccrelay.translate import anthropic_to_openai_request
 
 from .samples import PNG_B64
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 
-from client.errors import ProtocolError
-from client.translate import RAW_ARGUMENTS_KEY, openai_to_anthropic_response
+from ccrelay.errors import ProtocolError
+from ccrelay.translate import RAW_ARGUMENTS_KEY, openai_to_anthropic_response
 
 
 def completion(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from client.errors import InvalidRequestError
-from client.translate import IMAGE_TOKENS, estimate_tokens
+from ccrelay.errors import InvalidRequestError
+from ccrelay.translate import IMAGE_TOKENS, estimate_tokens
 
 from .samples import PNG_B64
 

@@ -1,0 +1,351 @@
+"""The `Backend` strategy every provider implements, and what it hands back.
+
+A backend takes the canonical request, an Anthropic Messages request as a dict (what Claude Code
+sends), and answers in Anthropic's shapes: a Messages response, or a stream of Anthropic SSE event
+dicts. The base class owns what every provider shares, so a provider file only says how one
+attempt talks to its service:
+
+- model resolution from config (`BackendSettings.resolve_model`);
+- retries with backoff (`client.retry`), never once a stream's first event has been passed on;
+- one `Attempt` per try handed to an observer (latency records, logs);
+- a stream's cache verdict: `_stream_once` may yield a `CacheVerdict` among its events (before
+  the first one, for the verdict to be known when `open_stream` returns); the base class takes
+  it into `EventStream.cache` and never passes it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import aiohttp
+
+from ccrelay.errors import BackendError, CcrelayError, StreamInterrupted
+from ccrelay.retry import RetryPolicy, Sleep
+from ccrelay_config.models import BackendSettings
+from ccrelay_wire import CACHE_VERDICTS
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """Per-request context that is not part of the Messages body."""
+
+    request_id: str = ""
+    forward_headers: Mapping[str, str] = field(default_factory=dict)
+    model_override: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try cost and how it ended. Holds no prompt text and no secret."""
+
+    request_id: str
+    backend: str
+    backend_type: str
+    model: str
+    attempt: int
+    outcome: str
+    status: int | None
+    latency_ms: float
+    ttfb_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cache: str | None = None
+    streamed: bool = False
+
+
+@dataclass(frozen=True)
+class CacheVerdict:
+    """A marker `_stream_once` yields to report the server's cache verdict; never an event."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, value: Any) -> CacheVerdict | None:
+        """The marker for a reported verdict ("hit", "miss", "bypass"); None for anything else."""
+        return cls(value) if isinstance(value, str) and value in CACHE_VERDICTS else None
+
+
+StreamItem = dict[str, Any] | CacheVerdict
+"""What `_stream_once` yields: Anthropic event dicts, and at most a few `CacheVerdict` markers."""
+
+
+class AttemptObserver(Protocol):
+    def on_attempt(self, attempt: Attempt) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    owned_by: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    backend: str
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+@dataclass
+class Completion:
+    response: dict[str, Any]
+    backend: str
+    model: str
+    attempts: int
+    cache: str | None = None
+    failovers: int = 0
+
+
+class Backend(ABC):
+    """Abstract provider strategy. Subclasses implement `_complete_once` and `_stream_once`."""
+
+    type_name: ClassVar[str]
+    Settings: ClassVar[type[BackendSettings]] = BackendSettings
+
+    def __init__(
+        self,
+        name: str,
+        settings: BackendSettings,
+        session: aiohttp.ClientSession,
+        *,
+        observer: AttemptObserver | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.session = session
+        self.observer = observer
+        self.retry = RetryPolicy(settings.retry, sleep=sleep, rng=rng)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} model={self.settings.model!r}>"
+
+    def model_for(self, request: Mapping[str, Any], options: RequestOptions) -> str:
+        model = options.model_override or self.settings.resolve_model(request.get("model"))
+        if not model:
+            raise CcrelayError(
+                f"backend {self.name!r} has no model: set `model` for it in the config "
+                f"(list valid ones with `ccrelay models --backend {self.name}`)"
+            )
+        return model
+
+    # -- subclass hooks ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def _complete_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> tuple[dict[str, Any], str | None]:
+        """One non-streamed attempt: (Anthropic Messages response, cache "hit"/"miss"/None)."""
+
+    @abstractmethod
+    def _stream_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> AsyncIterator[StreamItem]:
+        """One streamed attempt: Anthropic event dicts (and, optionally, a `CacheVerdict`)."""
+
+    @abstractmethod
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def health(self) -> HealthReport:
+        started = time.perf_counter()
+        try:
+            models = await self.list_models()
+        except CcrelayError as exc:
+            return HealthReport(self.name, False, exc.message, _ms(started))
+        return HealthReport(self.name, True, f"{len(models)} models", _ms(started))
+
+    async def aclose(self) -> None:
+        """Release what the backend holds. The shared session belongs to the caller."""
+        return None
+
+    # -- shared behaviour ----------------------------------------------------------------------
+
+    async def complete(self, request: dict[str, Any], options: RequestOptions) -> Completion:
+        model = self.model_for(request, options)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                response, cache = await self._complete_once(request, model, options)
+            except BackendError as exc:
+                self._observe(options, model, attempt, started, error=exc)
+                delay = self.retry.delay_for(attempt, exc)
+                if delay is None:
+                    raise
+                await self.retry.sleep(delay)
+                continue
+            usage = response.get("usage") or {}
+            self._observe(options, model, attempt, started, usage=usage, cache=cache, status=200)
+            return Completion(response, self.name, model, attempt, cache)
+
+    async def open_stream(self, request: dict[str, Any], options: RequestOptions) -> EventStream:
+        """Connect and wait for the first event, retrying until one arrives; then stream."""
+        model = self.model_for(request, options)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            events = self._stream_once(request, model, options)
+            cache: str | None = None
+            try:
+                item = await anext(events)
+                while isinstance(item, CacheVerdict):
+                    cache = item.value
+                    item = await anext(events)
+            except StopAsyncIteration:
+                exc: BackendError = StreamInterrupted(
+                    self.name, "the stream ended before any event"
+                )
+                self._observe(options, model, attempt, started, error=exc, streamed=True)
+                raise exc from None
+            except BackendError as exc:
+                self._observe(options, model, attempt, started, error=exc, streamed=True)
+                delay = self.retry.delay_for(attempt, exc)
+                if delay is None:
+                    raise
+                await self.retry.sleep(delay)
+                continue
+            stream = EventStream(self, options, model, attempt, started, item, events)
+            stream.cache = cache
+            return stream
+
+    def _observe(
+        self,
+        options: RequestOptions,
+        model: str,
+        attempt: int,
+        started: float,
+        *,
+        error: BaseException | None = None,
+        usage: Mapping[str, Any] | None = None,
+        cache: str | None = None,
+        status: int | None = None,
+        ttfb_ms: float | None = None,
+        streamed: bool = False,
+    ) -> None:
+        if self.observer is None:
+            return
+        if error is not None:
+            outcome = type(error).__name__
+            status = getattr(error, "upstream_status", None) or getattr(error, "status", None)
+        else:
+            outcome = "ok"
+        usage = usage or {}
+        self.observer.on_attempt(
+            Attempt(
+                request_id=options.request_id,
+                backend=self.name,
+                backend_type=self.type_name,
+                model=model,
+                attempt=attempt,
+                outcome=outcome,
+                status=status,
+                latency_ms=_ms(started),
+                ttfb_ms=ttfb_ms,
+                tokens_in=usage.get("input_tokens"),
+                tokens_out=usage.get("output_tokens"),
+                cache=cache,
+                streamed=streamed,
+            )
+        )
+
+
+class EventStream:
+    """A stream that has produced its first event. Failures from here on end it, never retry."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: RequestOptions,
+        model: str,
+        attempts: int,
+        started: float,
+        first: dict[str, Any],
+        rest: AsyncIterator[StreamItem],
+    ) -> None:
+        self.backend = backend.name
+        self.model = model
+        self.attempts = attempts
+        self.cache: str | None = None
+        self.failovers = 0
+        self._owner = backend
+        self._options = options
+        self._started = started
+        self._ttfb_ms = _ms(started)
+        self._first: dict[str, Any] | None = first
+        self._rest = rest
+        self.usage: dict[str, Any] = {}
+        self.completed = False
+
+    def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[dict[str, Any], None]:
+        error: BaseException | None = None
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                self._track(first)
+                yield first
+            async for event in self._rest:
+                if isinstance(event, CacheVerdict):
+                    self.cache = event.value
+                    continue
+                self._track(event)
+                yield event
+        except CcrelayError as exc:
+            error = exc
+            if isinstance(exc, BackendError) and not isinstance(exc, StreamInterrupted):
+                raise StreamInterrupted(
+                    self.backend, f"stream broke after it started: {exc.message}"
+                ) from exc
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._owner._observe(
+                self._options,
+                self.model,
+                self.attempts,
+                self._started,
+                error=error if error is not None or self.completed else _Unfinished(),
+                usage=self.usage,
+                cache=self.cache,
+                status=200 if error is None else None,
+                ttfb_ms=self._ttfb_ms,
+                streamed=True,
+            )
+
+    def _track(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "message_start":
+            usage = (event.get("message") or {}).get("usage") or {}
+            self.usage.update({k: v for k, v in usage.items() if v})
+        elif kind == "message_delta":
+            usage = event.get("usage") or {}
+            self.usage.update({k: v for k, v in usage.items() if v is not None})
+        elif kind == "message_stop":
+            self.completed = True
+
+    async def aclose(self) -> None:
+        closer = getattr(self._rest, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+class _Unfinished(Exception):
+    """Marks a stream the consumer abandoned before message_stop (records it as not ok)."""
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,153 @@
+"""Anthropic's Messages API, passed through untouched: plain Claude Code behaviour.
+
+With no `api_key` in the config, the caller's own credentials (Claude Code's `x-api-key` or
+`Authorization` header, forwarded by the gateway) are used, so the default setup needs no secret
+of ours at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import orjson
+
+from ccrelay.backend import Backend, ModelInfo, RequestOptions
+from ccrelay.errors import ProtocolError, UpstreamServerError
+from ccrelay.upstream import UpstreamClient, UpstreamTarget
+from ccrelay_config.models import BackendSettings
+
+ANTHROPIC_VERSION = "2023-06-01"
+_FORWARDED = ("anthropic-beta", "anthropic-version", "x-api-key", "authorization")
+
+
+class AnthropicSettings(BackendSettings):
+    base_url: str | None = "https://api.anthropic.com"
+    anthropic_version: str = ANTHROPIC_VERSION
+
+
+class AnthropicBackend(Backend):
+    type_name = "anthropic"
+    Settings: ClassVar[type[BackendSettings]] = AnthropicSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = self.settings
+        assert isinstance(settings, AnthropicSettings)
+        secret = settings.api_key.get_secret_value() if settings.api_key else ""
+        headers = {
+            "anthropic-version": settings.anthropic_version,
+            "Accept": "application/json",
+            **settings.headers,
+        }
+        if secret:
+            headers["x-api-key"] = secret
+        self._has_key = bool(secret)
+        self.upstream = UpstreamClient(
+            self.session,
+            UpstreamTarget(
+                backend=self.name,
+                base_url=settings.base_url or "https://api.anthropic.com",
+                headers=headers,
+                timeouts=settings.timeouts,
+                secrets=(secret,) if secret else (),
+            ),
+        )
+
+    def model_for(self, request: Mapping[str, Any], options: RequestOptions) -> str:
+        # Pass-through: the request's own model unless the config maps it.
+        mapped = options.model_override or self.settings.resolve_model(request.get("model"))
+        return mapped or str(request.get("model") or "")
+
+    def _headers(self, options: RequestOptions) -> dict[str, str]:
+        headers = {}
+        for name, value in options.forward_headers.items():
+            lowered = name.lower()
+            if lowered not in _FORWARDED:
+                continue
+            if lowered in ("x-api-key", "authorization") and self._has_key:
+                continue  # the configured key wins over the caller's
+            headers[lowered] = value
+        return headers
+
+    def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+        # Only what must change: a non-streamed request keeps its lack of a `stream` field.
+        body = request
+        if request.get("model") != model:
+            body = {**body, "model": model}
+        if bool(request.get("stream")) != stream:
+            body = {**body, "stream": stream}
+        return body
+
+    async def _complete_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> tuple[dict[str, Any], str | None]:
+        reply = await self.upstream.request_json(
+            "POST",
+            "/v1/messages",
+            self._body(request, model, stream=False),
+            headers=self._headers(options),
+            model=model,
+        )
+        if not isinstance(reply, dict) or reply.get("type") != "message":
+            raise ProtocolError(self.name, "the reply is not a Messages response")
+        return reply, None
+
+    async def _stream_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> AsyncIterator[dict[str, Any]]:
+        response = await self.upstream.open_sse(
+            "/v1/messages",
+            self._body(request, model, stream=True),
+            headers=self._headers(options),
+            model=model,
+        )
+        stopped = False
+        async for event in response.events():
+            if not event.data:
+                continue
+            try:
+                payload = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                raise ProtocolError(self.name, "sent a stream event that is not JSON") from None
+            if not isinstance(payload, dict):
+                raise ProtocolError(self.name, "sent a stream event that is not a JSON object")
+            if payload.get("type") == "error":
+                raise self.upstream.payload_error(payload.get("error"), model=model)
+            yield payload
+            if payload.get("type") == "message_stop":
+                stopped = True
+                break
+        if not stopped:
+            raise UpstreamServerError(
+                self.name,
+                "the stream ended before message_stop (truncated reply)",
+                upstream_status=502,
+            )
+
+    async def count_tokens(self, request: dict[str, Any], options: RequestOptions) -> int:
+        """Anthropic's exact count (POST /v1/messages/count_tokens); the gateway uses it."""
+        model = self.model_for(request, options)
+        body = request if request.get("model") == model else {**request, "model": model}
+        reply = await self.upstream.request_json(
+            "POST",
+            "/v1/messages/count_tokens",
+            body,
+            headers=self._headers(options),
+            model=model,
+        )
+        tokens = reply.get("input_tokens") if isinstance(reply, dict) else None
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            raise ProtocolError(self.name, "count_tokens did not return input_tokens")
+        return tokens
+
+    async def list_models(self) -> list[ModelInfo]:
+        reply = await self.upstream.request_json("GET", "/v1/models")
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, list):
+            raise ProtocolError(self.name, "GET /v1/models did not return a `data` list")
+        return [
+            ModelInfo(str(m["id"]), "anthropic")
+            for m in data
+            if isinstance(m, dict) and m.get("id")
+        ]

@@ -1,0 +1,5 @@
+import sys
+
+from ccrelay.cli import main
+
+sys.exit(main())

@@ -1,0 +1,162 @@
+"""`ccrelay code [claude args...]`: Claude Code on the configured backend, in one command.
+
+Starts the gateway in this process on a free loopback port with a random throwaway token, runs
+`claude` (from PATH, or `--claude-bin PATH`) with ANTHROPIC_BASE_URL pointing at it and the
+token as ANTHROPIC_AUTH_TOKEN (sent as a bearer token), passes the terminal through untouched,
+and exits with claude's exit code. The gateway stops when claude exits, however it exits.
+
+Every argument after `code` goes to claude as is (`ccrelay code -p "hi" --model x`), except a
+leading `--claude-bin PATH`; `--` ends ccrelay's own options. ANTHROPIC_API_KEY is not passed
+to claude: claude would ask to approve each new throwaway key, and the gateway's backends
+already hold their own keys (the plain Anthropic backend reads ANTHROPIC_API_KEY itself).
+
+Ctrl-C belongs to claude: the terminal sends it to claude directly, and ccrelay ignores it while
+claude runs, so claude decides what Ctrl-C means. SIGTERM and SIGHUP are passed on to claude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+
+from ccrelay.cli._common import EXIT_USAGE, environ, run_command
+
+EXIT_CANNOT_RUN = 126
+EXIT_NOT_FOUND = 127
+
+_HELP = """\
+usage: ccrelay code [--claude-bin PATH] [--] [CLAUDE ARGS ...]
+
+Run Claude Code (claude) through an in-process ccrelay gateway on a free loopback port.
+Every argument is passed to claude unchanged; `--` ends ccrelay's own options.
+
+options:
+  -h, --help         show this help (claude's own help: ccrelay code -- --help)
+  --claude-bin PATH  the claude executable (default: `claude` on PATH)
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # No option prefix of its own: argparse would otherwise reject claude's options (-p, --model).
+    parser = sub.add_parser(
+        "code",
+        help="run Claude Code through a private gateway on the configured backend",
+        prefix_chars="\x00",
+        add_help=False,
+    )
+    parser.add_argument("argv", nargs=argparse.REMAINDER)
+    parser.set_defaults(run=run)
+
+
+def split_argv(argv: Sequence[str]) -> tuple[str | None, list[str], bool]:
+    """(claude_bin, claude's args, wants ccrelay's help) from what followed `code`."""
+    rest = list(argv)
+    claude_bin = None
+    while rest:
+        head = rest[0]
+        if head == "--":
+            rest.pop(0)
+            break
+        if head in ("-h", "--help"):
+            return claude_bin, rest[1:], True
+        if head == "--claude-bin" and len(rest) > 1:
+            claude_bin = rest[1]
+            del rest[:2]
+        elif head.startswith("--claude-bin="):
+            claude_bin = head.partition("=")[2]
+            rest.pop(0)
+        else:
+            break
+    return claude_bin, rest, False
+
+
+def resolve_claude(claude_bin: str | None, env: dict[str, str]) -> str | None:
+    if claude_bin:
+        return shutil.which(claude_bin, path=env.get("PATH")) or (
+            claude_bin if os.path.isfile(claude_bin) else None
+        )
+    return shutil.which("claude", path=env.get("PATH"))
+
+
+def run(args: argparse.Namespace) -> int:
+    claude_bin, claude_args, wants_help = split_argv(args.argv)
+    if wants_help:
+        sys.stdout.write(_HELP)
+        return 0
+    env = environ()
+    claude = resolve_claude(claude_bin, env)
+    if claude is None:
+        where = claude_bin or "claude on PATH"
+        print(
+            f"ccrelay: cannot find {where}; install Claude Code "
+            "(npm install -g @anthropic-ai/claude-code) or pass --claude-bin PATH",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND if claude_bin is None else EXIT_USAGE
+    return run_command(args, lambda: run_claude(claude, claude_args, env))
+
+
+def claude_environ(env: dict[str, str], url: str, token: str) -> dict[str, str]:
+    child = dict(env)
+    child.pop("ANTHROPIC_API_KEY", None)
+    child["ANTHROPIC_BASE_URL"] = url
+    child["ANTHROPIC_AUTH_TOKEN"] = token
+    return child
+
+
+async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -> int:
+    from ccrelay.gateway import start_gateway
+    from ccrelay.runtime import Runtime
+
+    token = secrets.token_urlsafe(32)
+    async with Runtime.from_environ(env) as runtime:
+        server = await start_gateway(runtime, host="127.0.0.1", port=0, auth_token=token)
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    claude, *claude_args, env=claude_environ(env, server.url, token)
+                )
+            except OSError as exc:
+                print(f"ccrelay: cannot run {claude}: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_CANNOT_RUN
+            code = await _wait_forwarding_signals(process)
+        finally:
+            await server.close()
+    return code if code >= 0 else 128 - code
+
+
+async def _wait_forwarding_signals(process: asyncio.subprocess.Process) -> int:
+    loop = asyncio.get_running_loop()
+
+    def forward(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+
+    installed = []
+    for sig, callback in (
+        (signal.SIGINT, lambda: None),  # the terminal already sent it to claude
+        (signal.SIGTERM, lambda: forward(signal.SIGTERM)),
+        (signal.SIGHUP, lambda: forward(signal.SIGHUP)),
+    ):
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+    try:
+        return await process.wait()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+__all__ = ["EXIT_CANNOT_RUN", "EXIT_NOT_FOUND", "claude_environ", "register", "run", "split_argv"]

@@ -1,0 +1,84 @@
+"""`ccrelay serve`: the Anthropic-compatible gateway Claude Code points ANTHROPIC_BASE_URL at.
+
+Binds 127.0.0.1:8082 by default (or the config's `gateway` section). Any other host needs
+CCRELAY_AUTH_TOKEN, read here once; clients then send it as x-api-key or a bearer token.
+Stops cleanly on SIGINT / SIGTERM (in-flight requests get a few seconds to finish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import sys
+
+from ccrelay.cli._common import EXIT_OK, EXIT_USAGE, environ, run_command
+
+log = logging.getLogger("ccrelay.gateway")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the local Anthropic-compatible gateway (point ANTHROPIC_BASE_URL at it)",
+        description=(
+            "Serve Anthropic's Messages API on HOST:PORT, answered by the configured backend "
+            "chain. Off loopback, CCRELAY_AUTH_TOKEN must be set."
+        ),
+    )
+    parser.add_argument("--host", help="address to bind (default: config gateway.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: config gateway.port, 8082)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    env = environ()
+    token = env.get("CCRELAY_AUTH_TOKEN", "").strip() or None
+    return run_command(args, lambda: serve(args, env, token), default_level="INFO")
+
+
+async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None) -> int:
+    from ccrelay.gateway import AuthRequired, check_bind, start_gateway
+    from ccrelay.runtime import Runtime
+
+    async with Runtime.from_environ(env) as runtime:
+        host = args.host or runtime.config.gateway.host
+        port = runtime.config.gateway.port if args.port is None else args.port
+        try:
+            check_bind(host, token)
+        except AuthRequired as exc:
+            print(f"ccrelay: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            server = await start_gateway(runtime, host=host, port=port, auth_token=token)
+        except OSError as exc:
+            print(
+                f"ccrelay: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr
+            )
+            return EXIT_USAGE
+        gc.freeze()  # start-up objects live forever: keep them out of every later collection
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        chain = " -> ".join(runtime.router.chain())
+        log.info(
+            "gateway listening on %s (backends: %s; auth: %s); use ANTHROPIC_BASE_URL=%s",
+            server.url,
+            chain,
+            "token" if token else "none (loopback)",
+            server.url,
+        )
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            log.info("gateway stopping")
+            await server.close()
+    return EXIT_OK

@@ -1,0 +1,125 @@
+"""`ccrelay stats [--since 24h] [--source local|s3] [--json]`: latency, errors and cost per backend.
+
+Reads the latency records (local JSONL day files, or the S3 partitions of the window) and prints
+one line per (backend, model): calls, error rate, p50/p95/p99 latency, p50 time to first byte,
+cache hit rate, tokens, estimated cost and the estimated saving versus the baseline Anthropic
+model. Percentiles are linear interpolation (see `client.latency.stats`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TextIO
+
+from ccrelay.cli._common import EXIT_BACKEND, EXIT_OK, EXIT_USAGE, environ
+from ccrelay.factory import load_client_config
+from ccrelay.latency.stats import (
+    StatsSourceError,
+    compute_stats,
+    read_local_records,
+    read_s3_records,
+    render_table,
+    report_json,
+)
+from ccrelay.logsetup import configure_logging
+from ccrelay_config.errors import ConfigError
+from ccrelay_config.pricing import PriceTable
+from ccrelay_config.telemetry import TelemetrySettings
+
+__all__ = ["parse_since", "register", "run", "run_stats"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+Source = Literal["local", "s3"]
+
+
+def parse_since(text: str) -> timedelta:
+    """``30m``, ``24h``, ``7d``, ``2w``, ``90s`` or a sum such as ``1h30m``."""
+    value = text.strip().lower()
+    parts = _PART.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use a number and a unit (s, m, h, d, w), e.g. 24h or 1h30m"
+        )
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be more than zero")
+    return timedelta(seconds=seconds)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("stats", help="latency, errors and cost per backend and model")
+    parser.add_argument(
+        "--since",
+        type=parse_since,
+        default=timedelta(hours=24),
+        metavar="DURATION",
+        help="how far back to look: 30m, 24h, 7d, 1h30m (default: 24h)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("local", "s3"),
+        default="local",
+        help="local JSONL files (default) or the configured S3 bucket",
+    )
+    parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point: telemetry and prices come from the config (`telemetry`, `prices`)."""
+    configure_logging(getattr(args, "log_level", None), getattr(args, "log_format", "human"))
+    try:
+        config = load_client_config(environ())
+    except ConfigError as exc:
+        print(f"ccrelay: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    telemetry: TelemetrySettings = getattr(args, "telemetry", None) or config.telemetry
+    prices: PriceTable = getattr(args, "prices", None) or config.prices
+    return run_stats(
+        telemetry.resolved(environ()), prices, args.since, args.source, args.as_json, sys.stdout
+    )
+
+
+def run_stats(
+    settings: TelemetrySettings,
+    prices: PriceTable,
+    since: timedelta,
+    source: str,
+    as_json: bool,
+    out: TextIO,
+    *,
+    err: TextIO | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Print the summary of the records of the last ``since``; returns the exit code.
+
+    ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`).
+    """
+    err = err or sys.stderr
+    until = now or datetime.now(UTC)
+    start = until - since
+    try:
+        if source == "s3":
+            if settings.s3 is None:
+                print("ccrelay: no S3 bucket configured (telemetry.s3)", file=err)
+                return EXIT_USAGE
+            records = read_s3_records(settings.s3, start, until)
+        elif source == "local":
+            if settings.jsonl_dir is None:
+                print("ccrelay: telemetry settings not resolved (jsonl_dir unset)", file=err)
+                return EXIT_USAGE
+            records = read_local_records(settings.jsonl_dir, start, until)
+        else:
+            print(f"ccrelay: unknown source {source!r}: use local or s3", file=err)
+            return EXIT_USAGE
+    except StatsSourceError as exc:
+        print(f"ccrelay: error: {exc.message}", file=err)
+        return EXIT_BACKEND
+    report = compute_stats(records, prices, since=start, until=until)
+    out.write(report_json(report) + "\n" if as_json else render_table(report))
+    return EXIT_OK

@@ -1,0 +1,48 @@
+"""Deploying the worker to RunPod: serverless.yml, the REST v2 client, the planner, the check.
+
+- ``load_spec(path, environ) -> DeploySpec``: validate serverless.yml, resolve ``${VAR}``;
+- ``read_state`` / ``make_plan`` / ``apply_plan``: find by name, diff, create or PATCH;
+- ``check_endpoint(session, api_key, ...) -> EndpointCheck``: was it cut to max workers 0?
+- ``run_deploy(...)``: the ``ccrelay deploy`` command.
+"""
+
+from __future__ import annotations
+
+from ccrelay.deploy.check import EndpointCheck, check_endpoint
+from ccrelay.deploy.command import run_deploy
+from ccrelay.deploy.planner import (
+    Applied,
+    Change,
+    CurrentState,
+    Plan,
+    apply_plan,
+    config_snippet,
+    endpoint_body,
+    make_plan,
+    read_state,
+    template_body,
+)
+from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
+from ccrelay.deploy.spec import DeploySpec, ServerlessSpec, load_spec, parse_spec
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "Applied",
+    "Change",
+    "CurrentState",
+    "DeploySpec",
+    "EndpointCheck",
+    "Plan",
+    "RunPodRest",
+    "ServerlessSpec",
+    "apply_plan",
+    "check_endpoint",
+    "config_snippet",
+    "endpoint_body",
+    "load_spec",
+    "make_plan",
+    "parse_spec",
+    "read_state",
+    "run_deploy",
+    "template_body",
+]

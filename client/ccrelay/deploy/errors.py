@@ -1,0 +1,87 @@
+"""The exception tree of `ccrelay.deploy`: serverless.yml and RunPod's management REST API.
+
+No message contains a secret: the RunPod API key and resolved ``${VAR}`` values are scrubbed
+before an error is built, and pydantic's own error text (which echoes inputs) is never shown.
+
+    DeployError (CcrelayError)
+    ├── ServerlessConfigError (ValueError)  serverless.yml is missing or wrong (file, field path, fix)
+    ├── MissingSecretError              RUNPOD_API_KEY is not set
+    ├── RunPodTransportError            connection refused / reset / timed out; retryable
+    └── RunPodAPIError                  RunPod answered an HTTP error (status)
+        ├── RunPodAuthError             401 / 403
+        ├── RunPodNotFound              404
+        ├── RunPodRateLimited           429; retryable, retry_after kept
+        └── RunPodServerError           5xx; retryable
+
+Retry decisions look at ``retryable`` (a class attribute), never at message strings.
+"""
+
+from __future__ import annotations
+
+from ccrelay.errors import CcrelayError
+from ccrelay_config.errors import ConfigProblem, render_problems
+
+__all__ = [
+    "DeployError",
+    "MissingSecretError",
+    "Problem",
+    "RunPodAPIError",
+    "RunPodAuthError",
+    "RunPodNotFound",
+    "RunPodRateLimited",
+    "RunPodServerError",
+    "RunPodTransportError",
+    "ServerlessConfigError",
+]
+
+
+class DeployError(CcrelayError):
+    """Deploying to RunPod failed."""
+
+
+Problem = ConfigProblem
+"""One thing wrong in serverless.yml: where (dotted field path), what, and how to fix it."""
+
+
+class ServerlessConfigError(DeployError, ValueError):
+    """serverless.yml cannot be used; every problem names the file, the field path and the fix."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(render_problems(source, problems))
+
+
+class MissingSecretError(DeployError):
+    """A required secret (RUNPOD_API_KEY) is not set in the environment."""
+
+
+class RunPodTransportError(DeployError):
+    """The RunPod API could not be reached (connection refused, reset, timeout)."""
+
+    retryable = True
+
+
+class RunPodAPIError(DeployError):
+    """RunPod answered with an HTTP error; ``status`` is its status code."""
+
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class RunPodAuthError(RunPodAPIError):
+    pass
+
+
+class RunPodNotFound(RunPodAPIError):
+    pass
+
+
+class RunPodRateLimited(RunPodAPIError):
+    retryable = True
+
+
+class RunPodServerError(RunPodAPIError):
+    retryable = True

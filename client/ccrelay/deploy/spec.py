@@ -1,0 +1,313 @@
+"""serverless.yml: the declared RunPod endpoint, as pydantic models, and its loader.
+
+``${VAR}`` (and ``${VAR:-default}``; ``$${`` writes a literal ``${``) references anywhere in the
+file are resolved from the environment at deploy time. Values under ``env`` that came from a
+reference are secrets: they are sent to RunPod and never printed. Every error names the file,
+the field path and the fix, and never echoes a value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ccrelay.backends.runpod import DEFAULT_MODEL
+from ccrelay.deploy.errors import Problem, ServerlessConfigError
+from ccrelay_config.interpolation import has_reference, substitute
+
+__all__ = [
+    "DeploySpec",
+    "GpuSpec",
+    "NetworkVolumeSpec",
+    "ScalerSpec",
+    "ServerlessSpec",
+    "TemplateSpec",
+    "WorkersSpec",
+    "load_spec",
+    "parse_spec",
+]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REFERENCE_DOC = "see the serverless.yml reference in docs/deploy.md"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuSpec(_Strict):
+    types: list[str] = Field(min_length=1, description="RunPod GPU pool ids, in priority order")
+    count: int = Field(1, ge=1, le=8, description="GPUs per worker")
+
+
+class WorkersSpec(_Strict):
+    min: int = Field(0, ge=0, description="always-on workers (billed while idle)")
+    max: int = Field(3, ge=1, description="most workers at once")
+
+    @model_validator(mode="after")
+    def _order(self) -> WorkersSpec:
+        if self.min > self.max:
+            raise ValueError("min must not be greater than max")
+        return self
+
+
+class ScalerSpec(_Strict):
+    type: Literal["QUEUE_DELAY", "REQUEST_COUNT"] = "QUEUE_DELAY"
+    value: int = Field(
+        4, ge=1, description="seconds a job may wait (QUEUE_DELAY) or jobs per worker"
+    )
+
+
+class NetworkVolumeSpec(_Strict):
+    """Either an existing volume (``id``) or one to create (``name``, ``size_gb``, ``data_center``)."""
+
+    id: str | None = Field(None, min_length=1)
+    name: str | None = Field(None, min_length=1)
+    size_gb: int | None = Field(None, ge=10, le=4000)
+    data_center: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> NetworkVolumeSpec:
+        create = (self.name, self.size_gb, self.data_center)
+        if self.id is not None and any(v is not None for v in create):
+            raise ValueError("give either id, or name + size_gb + data_center, not both")
+        if self.id is None and not all(v is not None for v in create):
+            raise ValueError("needs id, or all of name, size_gb and data_center")
+        return self
+
+
+class TemplateSpec(_Strict):
+    name: str | None = Field(None, min_length=1, description="default: '<endpoint name>-template'")
+
+
+class ServerlessSpec(_Strict):
+    name: str = Field(min_length=1, max_length=120)
+    image: str = Field(min_length=1)
+    model: str = Field(DEFAULT_MODEL, min_length=1)
+    gpu: GpuSpec
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    idle_timeout: int = Field(5, ge=1, le=3600, description="seconds an idle worker stays up")
+    scaler: ScalerSpec = Field(default_factory=ScalerSpec)
+    flashboot: Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"] = "FLASHBOOT"
+    execution_timeout: int = Field(600, ge=5, le=7 * 24 * 3600, description="seconds per job")
+    container_disk_gb: int = Field(20, ge=5, le=500)
+    network_volume: NetworkVolumeSpec | None = None
+    data_centers: list[str] = Field(default_factory=list)
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    template: TemplateSpec = Field(default_factory=TemplateSpec)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("must not contain spaces")
+        last = value.rsplit("/", 1)[-1]
+        if "@" not in last and ":" not in last:
+            raise ValueError("has no tag; pin one so an update rolls out new workers")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        if "CCRELAY_MODEL" in value:
+            raise ValueError("CCRELAY_MODEL is set from `model:`; remove it from env")
+        return value
+
+    @model_validator(mode="after")
+    def _volume_region(self) -> ServerlessSpec:
+        volume = self.network_volume
+        if (
+            volume
+            and volume.data_center
+            and self.data_centers
+            and volume.data_center not in self.data_centers
+        ):
+            raise ValueError(
+                f"the network volume lives in {volume.data_center} but data_centers does not "
+                "include it; workers must run where their volume is"
+            )
+        return self
+
+    @property
+    def template_name(self) -> str:
+        return self.template.name or f"{self.name}-template"
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """A validated serverless.yml with its environment resolved."""
+
+    source: str
+    spec: ServerlessSpec
+    env: dict[str, str]
+    secret_keys: frozenset[str]
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        return tuple(self.env[k] for k in sorted(self.secret_keys) if self.env.get(k))
+
+
+def load_spec(path: Path, environ: Mapping[str, str]) -> DeploySpec:
+    source = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ServerlessConfigError(
+            source,
+            [
+                Problem(
+                    "",
+                    "file not found",
+                    "create it (the repository's serverless.yml is a starting point) or pass its "
+                    "path: ccrelay deploy path/to/serverless.yml",
+                )
+            ],
+        ) from None
+    except OSError as exc:
+        raise ServerlessConfigError(
+            source, [Problem("", f"cannot be read ({exc.strerror})", "check its permissions")]
+        ) from None
+    return parse_spec(text, environ, source=source)
+
+
+def parse_spec(
+    text: str, environ: Mapping[str, str], *, source: str = "serverless.yml"
+) -> DeploySpec:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ServerlessConfigError(
+            source, [Problem(where, f"not valid YAML: {problem}", "fix the YAML syntax there")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise ServerlessConfigError(
+            source,
+            [
+                Problem(
+                    "", "must be a YAML mapping (name: ..., image: ..., gpu: ...)", _REFERENCE_DOC
+                )
+            ],
+        )
+
+    problems: list[Problem] = []
+    raw_env = raw.get("env")
+    secret_keys = frozenset(
+        str(key)
+        for key, value in (raw_env.items() if isinstance(raw_env, dict) else ())
+        if isinstance(value, str) and has_reference(value)
+    )
+
+    def missing(path: str, name: str) -> None:
+        problems.append(
+            Problem(
+                path,
+                f"environment variable {name} is not set",
+                f"export {name}=... before `ccrelay deploy`, or write ${{{name}:-default}}",
+            )
+        )
+
+    resolved = substitute(raw, environ, missing)
+    try:
+        spec = ServerlessSpec.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(_problems(exc))
+        raise ServerlessConfigError(source, problems) from None
+    if problems:
+        raise ServerlessConfigError(source, problems)
+    env = {key: _env_text(value) for key, value in spec.env.items()}
+    env["CCRELAY_MODEL"] = spec.model
+    return DeploySpec(source=source, spec=spec, env=env, secret_keys=secret_keys)
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_FIXES: dict[str, str] = {
+    "name": "a short endpoint name such as ccrelay-qwen3-coder",
+    "image": "the worker image you pushed, with a tag: ghcr.io/you/ccrelay-worker:0.1.0",
+    "model": "an Ollama model name such as qwen3-coder:30b",
+    "gpu": "gpu: {types: [ADA_48_PRO, AMPERE_80], count: 1}",
+    "gpu.types": "list RunPod GPU pool ids in priority order, e.g. [ADA_48_PRO, AMPERE_80]",
+    "gpu.count": "GPUs per worker, 1 to 8",
+    "workers": "workers: {min: 0, max: 3}; min 0 scales to zero",
+    "workers.min": "0 scales to zero; more keeps workers warm (and billed)",
+    "workers.max": "at least 1 (RunPod's default is 3)",
+    "idle_timeout": "seconds an idle worker stays up, 1 to 3600 (RunPod's default is 5)",
+    "scaler.type": "QUEUE_DELAY (scale when jobs wait) or REQUEST_COUNT (jobs per worker)",
+    "scaler.value": "a whole number of at least 1 (seconds for QUEUE_DELAY, jobs for REQUEST_COUNT)",
+    "flashboot": "OFF, FLASHBOOT or PRIORITY_FLASHBOOT",
+    "execution_timeout": "seconds a job may run, e.g. 600",
+    "container_disk_gb": "5 to 500 GB; the model lives on the network volume, not here",
+    "network_volume": "either `id: <existing volume id>`, or `name`, `size_gb` and `data_center` to create one",
+    "network_volume.size_gb": "10 to 4000 GB; qwen3-coder:30b needs about 19 GB",
+    "data_centers": "a list of RunPod data center ids such as [EU-RO-1], or leave it out",
+    "env": "a mapping of NAME: value; use ${VAR} for secrets",
+    "template.name": "a unique template name, or leave it out for '<name>-template'",
+}
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        path = ".".join(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            problems.append(
+                Problem(
+                    path,
+                    "unknown field",
+                    f"remove it or fix its spelling; allowed: {_allowed(loc[:-1])}",
+                )
+            )
+            continue
+        if kind == "missing":
+            problems.append(Problem(path, "is required", _fix_for(loc)))
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        message = re.sub(r" or instance of \w+", "", message)
+        if loc and loc[0] == "env" and len(loc) >= 2 and kind != "value_error":
+            loc = loc[:2]  # one problem per variable, not one per accepted type
+            path, message = ".".join(loc), "must be a string, number or boolean"
+        problem = Problem(path, message, _fix_for(loc))
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _fix_for(loc: list[str]) -> str:
+    for size in range(len(loc), 0, -1):
+        hint = _FIXES.get(".".join(loc[:size]))
+        if hint:
+            return hint
+    return _REFERENCE_DOC
+
+
+def _allowed(parent: list[str]) -> str:
+    model: type[BaseModel] = ServerlessSpec
+    for part in parent:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if nested is None:
+            return "(see docs/deploy.md)"
+        model = nested
+    return ", ".join(model.model_fields)

@@ -1,0 +1,185 @@
+"""The gateway application, and a small server wrapper the CLI commands, tests and bench share.
+
+`build_app(runtime, auth_token=...)` wires the routes behind one middleware that gives every
+request its ``request-id``, checks the token when auth is on (everywhere but ``/``, which says
+nothing but "ccrelay"), renders every error in Anthropic's
+shape, and logs one line per request (method, path, status, backend, duration; never a body, a
+header value or a secret).
+
+`GatewayServer` runs an app on a host and port (port 0 picks a free one) with handler
+cancellation on, so a caller that disconnects cancels its request and closes the upstream
+stream it was reading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ccrelay.errors import CcrelayError
+from ccrelay.gateway import routes
+from ccrelay.gateway.auth import TokenCheck, check_bind
+from ccrelay.gateway.errors import (
+    Scrubber,
+    ccrelay_error_response,
+    error_response,
+    http_exception_response,
+    log_unexpected,
+)
+from ccrelay.gateway.routes import OUTCOME, REQUEST_ID, STATE, GatewayState
+from ccrelay.runtime import Runtime
+
+log = logging.getLogger("ccrelay.gateway")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Anthropic's own limit for the Messages and token-counting endpoints."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = new_request_id()
+    request[REQUEST_ID] = request_id
+    state = request.app[STATE]
+    try:
+        if state.auth is not None and request.path != "/" and not state.auth(request.headers):
+            response: web.StreamResponse = _unauthorized(request, request_id)
+        else:
+            response = await handler(request)
+    except CcrelayError as exc:
+        response = ccrelay_error_response(exc, request_id)
+    except web.HTTPException as exc:
+        response = http_exception_response(exc, request, request_id, max_body=state.max_body)
+    except Exception as exc:
+        log_unexpected(exc, f"{request.method} {request.path}", request_id, state.scrub)
+        response = error_response(
+            500,
+            "api_error",
+            f"internal error in the ccrelay gateway (request_id={request_id}; see its log)",
+            request_id,
+        )
+    if log.isEnabledFor(logging.INFO):
+        headers = response.headers
+        log.info(
+            "%s %s %d backend=%s attempts=%s failovers=%s%s ms=%.1f request_id=%s",
+            request.method,
+            request.path,
+            response.status,
+            headers.get("x-ccrelay-backend", "-"),
+            headers.get("x-ccrelay-attempts", "-"),
+            headers.get("x-ccrelay-failovers", "-"),
+            f" stream={request[OUTCOME]}" if OUTCOME in request else "",
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
+    return response
+
+
+def _unauthorized(request: web.Request, request_id: str) -> web.Response:
+    sent = "x-api-key" in request.headers or "authorization" in request.headers
+    message = (
+        "invalid x-api-key: this gateway's token (CCRELAY_AUTH_TOKEN) does not match"
+        if sent
+        else "this gateway needs its token (CCRELAY_AUTH_TOKEN) as x-api-key or "
+        "'Authorization: Bearer ...'"
+    )
+    return error_response(401, "authentication_error", message, request_id)
+
+
+def build_app(
+    runtime: Runtime, *, auth_token: str | None = None, max_body: int = MAX_BODY_BYTES
+) -> web.Application:
+    """The gateway for `runtime`'s backends; with `auth_token`, every request must carry it."""
+    secrets = [
+        settings.api_key.get_secret_value()
+        for settings in runtime.config.backends.values()
+        if settings.api_key is not None
+    ]
+    if auth_token:
+        secrets.append(auth_token)
+    catalog = routes.model_catalog(runtime.config)
+    app = web.Application(client_max_size=max_body, middlewares=[_guard])
+    app[STATE] = GatewayState(
+        runtime=runtime,
+        auth=TokenCheck(auth_token) if auth_token else None,
+        scrub=Scrubber(secrets),
+        max_body=max_body,
+        models=catalog,
+        models_body=routes.models_page(catalog),
+    )
+    app.router.add_post("/v1/messages", routes.messages)
+    app.router.add_post("/v1/messages/count_tokens", routes.count_tokens)
+    app.router.add_get("/v1/models", routes.list_models)
+    app.router.add_get("/v1/models/{model_id}", routes.get_model)
+    app.router.add_get("/health", routes.health)
+    app.router.add_get("/", routes.root)  # also HEAD: Claude Code's connection warm-up
+    return app
+
+
+class GatewayServer:
+    """An app listening on host:port. ``await start()``, then ``url``; ``await close()``."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> GatewayServer:
+        runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=5.0,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        server = site._server  # the only way to learn the port picked for 0
+        sockets = getattr(server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        return self
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> GatewayServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def start_gateway(
+    runtime: Runtime, *, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None
+) -> GatewayServer:
+    """Check the bind rule, build the app and start listening."""
+    check_bind(host, auth_token)
+    return await GatewayServer(build_app(runtime, auth_token=auth_token), host, port).start()
+
+
+__all__ = ["MAX_BODY_BYTES", "GatewayServer", "build_app", "new_request_id", "start_gateway"]

@@ -1,0 +1,137 @@
+"""Errors as Anthropic's API answers them: ``{"type": "error", "error": {"type", "message"}}``.
+
+Every `CcrelayError` already carries its HTTP status and Anthropic error type (see
+`client.errors`), so rendering one needs no lookup table. aiohttp's own HTTP exceptions (an
+unknown route, a wrong method, a body over the size limit) are mapped here to the same shape.
+Anything else is a bug: it is logged, scrubbed of secrets, and answered with a generic 500
+``api_error`` that names the request id and nothing else.
+
+A reply never holds a stack trace or a secret: messages come from the error tree, whose
+messages are built without secrets, and provider text is scrubbed by the backend before it is
+raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ccrelay.errors import AllBackendsFailed, BackendError, CcrelayError, StreamInterrupted
+
+log = logging.getLogger("ccrelay.gateway")
+
+# aiohttp's HTTP exceptions by status -> Anthropic error type. Anthropic documents
+# invalid_request_error for "other 4XX status codes not listed".
+_HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def error_body(error_type: str, message: str, request_id: str = "") -> bytes:
+    payload: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id:
+        payload["request_id"] = request_id
+    return orjson.dumps(payload)
+
+
+def error_response(
+    status: int,
+    error_type: str,
+    message: str,
+    request_id: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    merged = {"request-id": request_id} if request_id else {}
+    if headers:
+        merged.update(headers)
+    return web.Response(
+        status=status,
+        body=error_body(error_type, message, request_id),
+        content_type="application/json",
+        headers=merged,
+    )
+
+
+def retry_after_of(exc: CcrelayError) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    return value if isinstance(value, int | float) and value >= 0 else None
+
+
+def ccrelay_error_response(exc: CcrelayError, request_id: str) -> web.Response:
+    """A `CcrelayError` with its own status and type; Retry-After passed on when known."""
+    headers: dict[str, str] = {}
+    retry_after = retry_after_of(exc)
+    if retry_after is not None:
+        headers["retry-after"] = str(math.ceil(retry_after))
+        headers["retry-after-ms"] = str(math.ceil(retry_after * 1000))
+    if isinstance(exc, BackendError):
+        headers["x-ccrelay-backend"] = exc.backend
+    elif isinstance(exc, AllBackendsFailed):
+        headers["x-ccrelay-backend"] = exc.errors[-1].backend
+        headers["x-ccrelay-failovers"] = str(len(exc.errors) - 1)
+    return error_response(exc.status, exc.error_type, exc.message, request_id, headers)
+
+
+def http_exception_response(
+    exc: web.HTTPException, request: web.Request, request_id: str, *, max_body: int
+) -> web.Response:
+    """aiohttp's 404 / 405 / 413 / ... in Anthropic's shape."""
+    status = exc.status
+    error_type = _HTTP_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    if status == 404:
+        message = f"Not found: {request.method} {request.path}"
+    elif status == 405:
+        message = f"Method not allowed: {request.method} {request.path}"
+    elif status == 413:
+        message = f"Request exceeds the maximum size of {max_body // (1024 * 1024)} MB"
+    else:
+        message = exc.reason
+    headers = {}
+    allow = exc.headers.get("Allow")
+    if allow:
+        headers["Allow"] = allow
+    return error_response(status, error_type, message, request_id, headers)
+
+
+def stream_error_event(exc: BaseException) -> bytes:
+    """The SSE ``error`` event that ends a stream which broke after it started."""
+    if isinstance(exc, CcrelayError):
+        error_type = exc.error_type
+        cause = exc.__cause__
+        if isinstance(exc, StreamInterrupted) and isinstance(cause, CcrelayError):
+            error_type = cause.error_type  # overloaded_error tells a client more than api_error
+        body = error_body(error_type, exc.message)
+    else:
+        body = error_body("api_error", "internal error in the ccrelay gateway")
+    return b"event: error\ndata: " + body + b"\n\n"
+
+
+class Scrubber:
+    """Removes known secret values from text bound for a log."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def log_unexpected(exc: BaseException, what: str, request_id: str, scrub: Scrubber) -> None:
+    """Log a bug with its traceback, scrubbed of every configured secret."""
+    detail = scrub("".join(traceback.format_exception(exc)))
+    log.error("unexpected error in %s (request_id=%s)\n%s", what, request_id, detail.rstrip())

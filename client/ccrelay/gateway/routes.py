@@ -1,0 +1,277 @@
+"""The gateway's endpoints: Anthropic's Messages API as Claude Code calls it, plus /health.
+
+- ``POST /v1/messages`` (``?beta=true`` accepted): through `Router` (the chosen backend, then its
+  fallbacks). Streamed when ``stream: true``.
+- ``POST /v1/messages/count_tokens``: exact when the backend can count (``count_tokens`` on the
+  backend: the Anthropic pass-through asks upstream), else `estimate_tokens` (characters / 4,
+  images flat); the ``x-ccrelay-token-count`` header says which (``exact`` / ``estimate``).
+- ``GET /v1/models`` and ``GET /v1/models/{id}``: Anthropic's list shape, built from the config
+  (see `model_catalog`).
+- ``GET /`` (and ``HEAD``): a fixed liveness reply, the one path that needs no token;
+- ``GET /health``: each backend's circuit state; ``?deep=1`` also runs each chain backend's
+  health check (a ``GET /models`` upstream), bounded by ``?timeout=`` seconds (default 10).
+
+A request may name a backend with the ``x-ccrelay-backend`` header; the default is the
+configured chain. Served replies carry ``request-id``, ``x-ccrelay-backend``,
+``x-ccrelay-model``, ``x-ccrelay-attempts`` and ``x-ccrelay-failovers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
+from ccrelay.errors import (
+    BackendError,
+    UnknownModelError,
+    UpstreamAuthError,
+    UpstreamInvalidRequest,
+)
+from ccrelay.gateway.auth import TokenCheck, forward_headers
+from ccrelay.gateway.errors import Scrubber, error_response
+from ccrelay.gateway.streaming import SSE_HEADERS, relay
+from ccrelay.gateway.validation import CountTokensBody, MessagesBody, check, decode_body
+from ccrelay.runtime import Runtime
+from ccrelay.translate import estimate_tokens
+from ccrelay_config.models import CcrelayConfig
+
+log = logging.getLogger("ccrelay.gateway")
+
+# Listed models have no real creation date; a fixed, obviously synthetic one keeps the shape.
+_SYNTHETIC_CREATED_AT = "1970-01-01T00:00:00Z"
+_DEEP_HEALTH_TIMEOUT_S = 10.0
+
+
+@dataclass
+class GatewayState:
+    runtime: Runtime
+    auth: TokenCheck | None
+    scrub: Scrubber
+    max_body: int
+    models: list[dict[str, Any]]
+    models_body: bytes
+
+
+STATE = web.AppKey("ccrelay_gateway", GatewayState)
+REQUEST_ID = web.RequestKey("ccrelay_request_id", str)
+OUTCOME = web.RequestKey("ccrelay_outcome", str)
+
+
+def served_headers(result: Completion | EventStream, request_id: str) -> dict[str, str]:
+    headers = {
+        "request-id": request_id,
+        "x-ccrelay-backend": result.backend,
+        "x-ccrelay-model": result.model,
+        "x-ccrelay-attempts": str(result.attempts),
+        "x-ccrelay-failovers": str(result.failovers),
+    }
+    if result.cache:
+        headers["x-ccrelay-cache"] = result.cache
+    return headers
+
+
+def _options(request: web.Request, state: GatewayState) -> RequestOptions:
+    return RequestOptions(
+        request_id=request[REQUEST_ID],
+        forward_headers=forward_headers(request.headers, auth_on=state.auth is not None),
+    )
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = decode_body(await request.read())
+    check(MessagesBody, body)
+    options = _options(request, state)
+    backend = request.headers.get("x-ccrelay-backend") or None
+    router = state.runtime.router
+    if body.get("stream") is True:
+        stream = await router.open_stream(body, options, backend)
+        response = web.StreamResponse(
+            headers={**SSE_HEADERS, **served_headers(stream, options.request_id)}
+        )
+        request[OUTCOME] = await relay(
+            request, response, stream, request_id=options.request_id, scrub=state.scrub
+        )
+        return response
+    completion = await router.complete(body, options, backend)
+    return web.Response(
+        body=orjson.dumps(completion.response),
+        content_type="application/json",
+        headers=served_headers(completion, options.request_id),
+    )
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = decode_body(await request.read())
+    check(CountTokensBody, body)
+    options = _options(request, state)
+    router = state.runtime.router
+    name = router.chain(request.headers.get("x-ccrelay-backend") or None)[0]
+    backend = state.runtime.factory.get(name)
+    exact = None
+    counter = getattr(backend, "count_tokens", None)
+    if counter is not None and router.states().get(name) != "open":
+        try:
+            exact = await counter(body, options)
+        except (UpstreamInvalidRequest, UpstreamAuthError, UnknownModelError):
+            raise  # the caller's request or credentials are wrong: say so
+        except BackendError as exc:
+            log.info(
+                "count_tokens on %s failed (%s); answering with an estimate",
+                name,
+                type(exc).__name__,
+            )
+    tokens = exact if exact is not None else estimate_tokens(body)
+    return web.Response(
+        body=orjson.dumps({"input_tokens": tokens}),
+        content_type="application/json",
+        headers={
+            "request-id": options.request_id,
+            "x-ccrelay-backend": name,
+            "x-ccrelay-token-count": "exact" if exact is not None else "estimate",
+        },
+    )
+
+
+_ROOT = orjson.dumps({"service": "ccrelay", "api": "anthropic-messages"})
+
+
+async def root(request: web.Request) -> web.Response:
+    """``GET /`` / ``HEAD /``: Claude Code opens its connection with ``HEAD /``."""
+    return web.Response(body=_ROOT, content_type="application/json")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.Response(
+        body=state.models_body,
+        content_type="application/json",
+        headers={"request-id": request[REQUEST_ID]},
+    )
+
+
+async def get_model(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    model_id = request.match_info["model_id"]
+    for entry in state.models:
+        if entry["id"] == model_id:
+            return web.Response(
+                body=orjson.dumps(entry),
+                content_type="application/json",
+                headers={"request-id": request[REQUEST_ID]},
+            )
+    return error_response(
+        404,
+        "not_found_error",
+        f"model: {model_id} is not configured in this gateway (GET /v1/models lists them)",
+        request[REQUEST_ID],
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    runtime = state.runtime
+    router = runtime.router
+    chain = router.chain()
+    circuits = router.states()
+    backends: dict[str, dict[str, Any]] = {
+        name: {
+            "type": settings.type,
+            "model": settings.model,
+            "circuit": circuits.get(name, "closed"),
+            "in_chain": name in chain,
+        }
+        for name, settings in runtime.config.backends.items()
+    }
+    usable = [name for name in chain if backends[name]["circuit"] != "open"]
+    deep = request.query.get("deep", "") not in ("", "0", "false", "no")
+    if deep:
+        timeout = _float(request.query.get("timeout"), _DEEP_HEALTH_TIMEOUT_S)
+        reports = await asyncio.gather(
+            *(_deep_check(runtime.factory.get(name), timeout) for name in chain)
+        )
+        for name, report in zip(chain, reports, strict=True):
+            backends[name].update(report)
+        usable = [name for name in chain if backends[name]["ok"]]
+    status = "ok" if len(usable) == len(chain) else "degraded" if usable else "unavailable"
+    payload = {
+        "status": status,
+        "active": runtime.config.active,
+        "chain": chain,
+        "multi_backend": runtime.config.multi_backend_enabled,
+        "backends": backends,
+    }
+    return web.Response(
+        status=200 if usable else 503,
+        body=orjson.dumps(payload),
+        content_type="application/json",
+        headers={"request-id": request[REQUEST_ID], "Cache-Control": "no-store"},
+    )
+
+
+async def _deep_check(backend: Backend, limit_s: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit_s):
+            report = await backend.health()
+    except TimeoutError:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return {"ok": False, "detail": f"no answer within {limit_s:g} s", "latency_ms": elapsed}
+    return {"ok": report.ok, "detail": report.detail, "latency_ms": round(report.latency_ms, 1)}
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return min(max(float(value), 0.1), 120.0) if value else default
+    except ValueError:
+        return default
+
+
+def model_catalog(config: CcrelayConfig) -> list[dict[str, Any]]:
+    """What GET /v1/models lists: the Claude names the chain's ``models`` maps name literally
+    (wildcard patterns cannot be listed), then each chain backend's default model, in chain
+    order, each once. ``display_name`` says where a name goes."""
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def add(model_id: str, display: str) -> None:
+        if model_id and model_id not in seen:
+            seen.add(model_id)
+            entries.append(
+                {
+                    "type": "model",
+                    "id": model_id,
+                    "display_name": display,
+                    "created_at": _SYNTHETIC_CREATED_AT,
+                }
+            )
+
+    for name in config.chain():
+        settings = config.backends[name]
+        for pattern, target in settings.models.items():
+            if not any(ch in pattern for ch in "*?["):
+                add(pattern, f"{pattern} -> {target} ({name})")
+    for name in config.chain():
+        model = config.backends[name].model
+        if model:
+            add(model, f"{model} ({name})")
+    return entries
+
+
+def models_page(entries: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps(
+        {
+            "data": entries,
+            "has_more": False,
+            "first_id": entries[0]["id"] if entries else None,
+            "last_id": entries[-1]["id"] if entries else None,
+        }
+    )

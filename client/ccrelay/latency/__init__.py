@@ -1,0 +1,44 @@
+"""Latency records: one per backend attempt, to a log line, local JSONL files and S3.
+
+Backends call :meth:`LatencyRecorder.record` (or time an attempt with
+:meth:`LatencyRecorder.attempt`); ``ccrelay stats`` reads the records back.
+"""
+
+from __future__ import annotations
+
+from ccrelay.latency.record import CacheStatus, LatencyRecord
+from ccrelay.latency.recorder import LatencyRecorder, build_sink
+from ccrelay.latency.s3 import S3Sink, make_s3_client
+from ccrelay.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink, format_human
+from ccrelay.latency.stats import (
+    GroupStats,
+    StatsReport,
+    StatsSourceError,
+    compute_stats,
+    percentile,
+    read_local_records,
+    read_s3_records,
+    render_table,
+)
+
+__all__ = [
+    "CacheStatus",
+    "GroupStats",
+    "JsonlSink",
+    "LatencyRecord",
+    "LatencyRecorder",
+    "LogSink",
+    "MultiSink",
+    "RecordSink",
+    "S3Sink",
+    "StatsReport",
+    "StatsSourceError",
+    "build_sink",
+    "compute_stats",
+    "format_human",
+    "make_s3_client",
+    "percentile",
+    "read_local_records",
+    "read_s3_records",
+    "render_table",
+]

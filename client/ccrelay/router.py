@@ -1,0 +1,98 @@
+"""The failover chain: the chosen backend, then `fallback` in order, each behind its breaker.
+
+A backend is skipped while its circuit is open. Failover happens when a backend's retries are
+spent, never once a stream has passed an event on: `open_stream` returns only after a first event,
+so everything after that belongs to the one backend that produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
+from ccrelay.breaker import CircuitBreaker
+from ccrelay.errors import (
+    AllBackendsFailed,
+    BackendError,
+    CircuitOpenError,
+    UpstreamInvalidRequest,
+)
+from ccrelay.factory import BackendFactory
+
+log = logging.getLogger("ccrelay.router")
+
+T = TypeVar("T", Completion, EventStream)
+
+
+def counts_against_backend(error: BackendError) -> bool:
+    """A request the caller got wrong says nothing about the backend's health."""
+    return not isinstance(error, UpstreamInvalidRequest)
+
+
+class Router:
+    def __init__(
+        self, factory: BackendFactory, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.factory = factory
+        self.config = factory.config
+        self.breakers = {
+            name: CircuitBreaker(settings.circuit, clock=clock)
+            for name, settings in self.config.backends.items()
+        }
+
+    def chain(self, first: str | None = None) -> list[str]:
+        if first is not None:
+            self.factory.get(first)  # unknown names fail here, with the known ones listed
+        return self.config.chain(first)
+
+    async def complete(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> Completion:
+        return await self._run(backend, lambda b: b.complete(request, options))
+
+    async def open_stream(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> EventStream:
+        return await self._run(backend, lambda b: b.open_stream(request, options))
+
+    async def _run(self, first: str | None, call: Callable[[Backend], Awaitable[T]]) -> T:
+        errors: list[BackendError] = []
+        chain = self.chain(first)
+        for position, name in enumerate(chain):
+            breaker = self.breakers[name]
+            if not breaker.allow():
+                wait = breaker.seconds_until_probe()
+                errors.append(CircuitOpenError(name, f"circuit open; next probe in {wait:.0f} s"))
+                continue
+            backend = self.factory.get(name)
+            try:
+                result = await call(backend)
+            except BackendError as exc:
+                if not counts_against_backend(exc):
+                    breaker.release()
+                    raise
+                breaker.record_failure()
+                errors.append(exc)
+                if position + 1 < len(chain):
+                    log.warning(
+                        "backend %s failed (%s); trying the next one", name, type(exc).__name__
+                    )
+                continue
+            except BaseException:
+                breaker.release()
+                raise
+            breaker.record_success()
+            if errors:
+                result_failovers = len(errors)
+                log.info("served by %s after %d failover(s)", name, result_failovers)
+            result.failovers = len(errors)
+            return result
+        if len(errors) == 1 and not isinstance(errors[0], CircuitOpenError):
+            raise errors[0]
+        raise AllBackendsFailed(errors)
+
+    def states(self) -> dict[str, str]:
+        return {name: breaker.state.value for name, breaker in self.breakers.items()}

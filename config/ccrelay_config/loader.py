@@ -1,0 +1,319 @@
+"""Read `LLM_BACKEND_CONFIG`, resolve `${VAR}` references and validate into a `CcrelayConfig`.
+
+The loader runs once at an entry point (CLI, gateway). It reports every problem it finds in one
+error, each naming the source, the field path and the fix, and never echoes a value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from ccrelay_config.errors import (
+    ConfigError,
+    ConfigFileError,
+    ConfigProblem,
+    ConfigValidationError,
+    MissingVariableError,
+    UnknownBackendTypeError,
+)
+from ccrelay_config.interpolation import interpolate
+from ccrelay_config.models import BackendSettings, CcrelayConfig
+
+log = logging.getLogger("ccrelay.config")
+
+SettingsResolver = Callable[[str], type[BackendSettings] | None]
+"""Maps a backend `type` to its settings model, or None when no such type is registered."""
+
+_TRUE = {"1", "true", "yes", "on"}
+_INTERNAL_FIELDS = frozenset({"source", "multi_backend_enabled"})
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+
+
+def multi_backend_enabled(environ: Mapping[str, str]) -> bool:
+    return environ.get("ENABLE_MULTI_BACKEND", "").strip().lower() in _TRUE
+
+
+def load_config(
+    environ: Mapping[str, str],
+    settings_for_type: SettingsResolver,
+    known_types: Callable[[], list[str]] = list,
+) -> CcrelayConfig:
+    """The configuration the environment asks for.
+
+    `ENABLE_MULTI_BACKEND` unset or false means plain Anthropic whatever the file says (the rollout's
+    phase 1); `LLM_BACKEND` overrides the file's `active`.
+    """
+    raw_source = environ.get("LLM_BACKEND_CONFIG", "").strip()
+    if not multi_backend_enabled(environ):
+        ignored = " (LLM_BACKEND_CONFIG is ignored)" if raw_source else ""
+        log.info(
+            "multi-backend disabled: ENABLE_MULTI_BACKEND is not true, using plain Anthropic%s",
+            ignored,
+        )
+        return default_config(environ, settings_for_type, enabled=False)
+    if not raw_source:
+        config = default_config(environ, settings_for_type, enabled=True)
+    else:
+        source, document = read_document(raw_source)
+        config = build_config(source, document, environ, settings_for_type, known_types)
+    return _override_active(config, environ.get("LLM_BACKEND", "").strip())
+
+
+def default_config(
+    environ: Mapping[str, str], settings_for_type: SettingsResolver, *, enabled: bool
+) -> CcrelayConfig:
+    settings_cls = settings_for_type("anthropic") or BackendSettings
+    key = environ.get("ANTHROPIC_API_KEY") or None
+    anthropic = settings_cls(
+        type="anthropic",
+        base_url=environ.get("ANTHROPIC_BASE_URL_UPSTREAM") or ANTHROPIC_BASE_URL,
+        api_key=SecretStr(key) if key else None,
+    )
+    return CcrelayConfig(
+        source="(built-in default: plain Anthropic)",
+        multi_backend_enabled=enabled,
+        active="anthropic",
+        backends={"anthropic": anthropic},
+    )
+
+
+def read_document(raw: str) -> tuple[str, Any]:
+    """(source label, parsed document) for a path or inline JSON."""
+    if raw.startswith(("{", "[")):
+        source = "LLM_BACKEND_CONFIG (inline JSON)"
+        return source, _parse_json(source, raw)
+    path = Path(raw).expanduser()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError.single(
+            source,
+            "",
+            "file not found",
+            "point LLM_BACKEND_CONFIG at an existing YAML or JSON file",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError.single(
+            source,
+            "",
+            f"cannot read the file ({type(exc).__name__})",
+            "check its permissions and encoding (UTF-8)",
+        ) from None
+    if path.suffix.lower() == ".json":
+        return source, _parse_json(source, text)
+    return source, _parse_yaml(source, text)
+
+
+def _parse_json(source: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigFileError.single(
+            source,
+            "",
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            "fix the JSON syntax there",
+        ) from None
+
+
+def _parse_yaml(source: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Only the problem and position: YAML's full message quotes the offending line.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigFileError.single(
+            source, "", f"not valid YAML ({where}{problem})", "fix the YAML syntax there"
+        ) from None
+
+
+def build_config(
+    source: str,
+    document: Any,
+    environ: Mapping[str, str],
+    settings_for_type: SettingsResolver,
+    known_types: Callable[[], list[str]] = list,
+) -> CcrelayConfig:
+    if not isinstance(document, dict):
+        raise ConfigValidationError.single(
+            source,
+            "",
+            "the document must be a mapping with a `backends` section",
+            "start from the example in README.md (active, fallback, backends)",
+        )
+    document, missing = interpolate(document, environ)
+    if missing:
+        raise MissingVariableError(source, missing)
+    backends_raw = document.get("backends")
+    if not isinstance(backends_raw, dict) or not backends_raw:
+        raise ConfigValidationError.single(
+            source,
+            "backends",
+            "missing or empty",
+            "define at least one backend, e.g. backends: {cerebras: {type: cerebras, api_key: ${CEREBRAS_API_KEY}}}",
+        )
+    backends = _build_backends(source, backends_raw, settings_for_type, known_types)
+    internal = sorted(k for k in document if k in _INTERNAL_FIELDS)
+    if internal:
+        raise ConfigValidationError.single(
+            source,
+            internal[0],
+            "is set by ccrelay itself, not by the config file",
+            f"remove `{internal[0]}` (ENABLE_MULTI_BACKEND is an environment variable)",
+        )
+    top = {k: v for k, v in document.items() if k != "backends"}
+    top.setdefault("active", next(iter(backends_raw)))
+    undefined = _undefined_names(top, backends)
+    if undefined:
+        raise ConfigValidationError(source, undefined)
+    try:
+        return CcrelayConfig(source=source, backends=backends, **top)
+    except ValidationError as exc:
+        raise ConfigValidationError(
+            source, problems_from_validation(exc, "", CcrelayConfig)
+        ) from None
+
+
+def _build_backends(
+    source: str,
+    raw: dict[str, Any],
+    settings_for_type: SettingsResolver,
+    known_types: Callable[[], list[str]],
+) -> dict[str, BackendSettings]:
+    built: dict[str, BackendSettings] = {}
+    problems: list[ConfigProblem] = []
+    for name, entry in raw.items():
+        path = f"backends.{name}"
+        if not isinstance(entry, dict):
+            problems.append(
+                ConfigProblem(
+                    path,
+                    "must be a mapping",
+                    "give it fields such as type, base_url, api_key, model",
+                )
+            )
+            continue
+        entry = dict(entry)
+        entry.setdefault("type", name)
+        type_name = entry["type"]
+        try:
+            settings_cls = settings_for_type(str(type_name))
+        except Exception as exc:  # a plugin's entry point that fails to import
+            raise UnknownBackendTypeError.single(
+                source,
+                f"{path}.type",
+                f"backend type {type_name!r} is registered but failed to load "
+                f"({type(exc).__name__})",
+                "reinstall the package that provides it, or pick another type",
+            ) from None
+        if settings_cls is None:
+            known = ", ".join(sorted(known_types())) or "none registered"
+            raise UnknownBackendTypeError.single(
+                source,
+                f"{path}.type",
+                f"unknown backend type {type_name!r}",
+                f"use one of: {known}",
+            )
+        try:
+            built[name] = settings_cls.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, path, settings_cls))
+    if problems:
+        raise ConfigValidationError(source, problems)
+    return built
+
+
+def _undefined_names(
+    top: dict[str, Any], backends: dict[str, BackendSettings]
+) -> list[ConfigProblem]:
+    """`active` and `fallback` entries that name no backend (wrong types are pydantic's to report)."""
+    known = ", ".join(sorted(backends))
+    named: list[tuple[str, Any]] = [("active", top.get("active"))]
+    fallback = top.get("fallback")
+    if isinstance(fallback, list):
+        named.extend((f"fallback[{i}]", name) for i, name in enumerate(fallback))
+    return [
+        ConfigProblem(
+            path,
+            f"names backend {name!r}, which is not defined under backends",
+            f"define it under backends or use one of: {known}",
+        )
+        for path, name in named
+        if isinstance(name, str) and name not in backends
+    ]
+
+
+def _override_active(config: CcrelayConfig, chosen: str) -> CcrelayConfig:
+    if not chosen or chosen == config.active:
+        return config
+    if chosen not in config.backends:
+        known = ", ".join(sorted(config.backends))
+        raise ConfigValidationError.single(
+            "LLM_BACKEND",
+            "",
+            f"names backend {chosen!r}, which {config.source} does not define",
+            f"use one of: {known}",
+        )
+    return config.model_copy(update={"active": chosen})
+
+
+def problems_from_validation(
+    exc: ValidationError, prefix: str, model: type[BaseModel]
+) -> list[ConfigProblem]:
+    """Pydantic errors as config problems, built from locations and types only, never inputs."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        path = ".".join([prefix, *loc] if prefix else loc)
+        problems.append(ConfigProblem(path, _problem_text(error), _fix_for(error, model)))
+    return problems
+
+
+def _problem_text(error: Any) -> str:
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _fix_for(error: Any, model: type[BaseModel]) -> str:
+    kind = error["type"]
+    field = str(error["loc"][-1]) if error["loc"] else ""
+    if kind == "missing":
+        return f"add `{field}`"
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(model, error["loc"][:-1])
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"remove `{field}` or correct its spelling{hint}"
+    if not field:  # a check across fields (a model validator): its message names them
+        return "set the fields the message names"
+    if "url" in kind or "URL" in str(error["msg"]):
+        return "write a full URL such as https://api.cerebras.ai/v1"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"give `{field}` a value of the right type"
+    return f"correct `{field}`"
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        current = field.annotation
+    fields = getattr(current, "model_fields", None)
+    if not fields:
+        return []
+    # Fields the file may not set (such as `source`, which the loader fills in) are not offered.
+    return sorted(name for name, info in fields.items() if not info.exclude)
+
+
+__all__ = ["ConfigError", "build_config", "load_config", "multi_backend_enabled", "read_document"]

@@ -1,0 +1,144 @@
+"""Pydantic models of ccrelay's client-side configuration.
+
+Every model forbids unknown fields (a typo is an error, not a silently ignored setting) and is
+frozen (config is read once at an entry point and passed down). Backend types add their own
+fields by subclassing `BackendSettings`; the loader picks the subclass from the backend registry.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ccrelay_config.pricing import PriceTable
+from ccrelay_config.telemetry import TelemetrySettings
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_http_url(value: str) -> str:
+    """Accept http(s) URLs with a host; strip a trailing slash so paths join predictably."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value.rstrip("/")
+
+
+HttpUrlStr = Annotated[str, Field(min_length=1)]
+
+
+class RetrySettings(_Frozen):
+    """Exponential backoff with full jitter; Retry-After wins when the provider sends one."""
+
+    max_attempts: int = Field(3, ge=1, le=10)
+    initial_backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(8.0, ge=0)
+    max_retry_after_s: float = Field(
+        60.0, ge=0, description="a Retry-After longer than this fails at once instead of waiting"
+    )
+
+
+class TimeoutSettings(_Frozen):
+    connect_s: float = Field(10.0, gt=0)
+    first_byte_s: float = Field(120.0, gt=0, description="until response headers / first event")
+    idle_s: float = Field(60.0, gt=0, description="longest gap between two streamed chunks")
+    total_s: float = Field(900.0, gt=0)
+
+
+class CircuitSettings(_Frozen):
+    failure_threshold: int = Field(5, ge=1)
+    cooldown_s: float = Field(30.0, ge=0)
+
+
+class BackendSettings(_Frozen):
+    """Fields every backend type has. `type` picks the class from the registry."""
+
+    type: str
+    base_url: HttpUrlStr | None = None
+    api_key: SecretStr | None = None
+    model: str | None = Field(None, description="default backend model")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Claude model name patterns (fnmatch wildcards) -> backend model, first match wins",
+    )
+    max_tokens_limit: int | None = Field(None, ge=1)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,  # may carry a credential (`Authorization: Bearer ${TOKEN}`)
+        description="extra request headers",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    def resolve_model(self, requested: str | None) -> str | None:
+        """The backend model for a requested (Claude) model name."""
+        if requested:
+            for pattern, target in self.models.items():
+                if fnmatch.fnmatchcase(requested, pattern):
+                    return target
+        return self.model or requested
+
+
+class GatewaySettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8082, ge=0, le=65535)
+
+
+class CcrelayConfig(BaseModel):
+    """The whole resolved configuration. Built by `config.loader.load_config`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    source: str = Field("(built-in default)", exclude=True)
+    multi_backend_enabled: bool = True
+    active: str
+    fallback: list[str] = Field(default_factory=list)
+    backends: dict[str, BackendSettings]
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    prices: PriceTable = Field(default_factory=PriceTable)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> CcrelayConfig:
+        for name in [self.active, *self.fallback]:
+            if name not in self.backends:
+                raise ValueError(f"backend {name!r} is not defined under backends")
+        return self
+
+    def chain(self, first: str | None = None) -> list[str]:
+        """Backend names in the order a request tries them: the chosen one, then the fallbacks."""
+        head = first or self.active
+        return [head, *(n for n in self.fallback if n != head)]
+
+    def masked(self) -> dict[str, Any]:
+        """A JSON-able view with every secret masked, for `ccrelay config check`."""
+        data = self.model_dump(mode="json", exclude={"source"})
+        for name, settings in self.backends.items():
+            data["backends"][name] = settings.model_dump(mode="json")
+            if settings.api_key is not None:
+                data["backends"][name]["api_key"] = "********"
+            headers = data["backends"][name].get("headers") or {}
+            for header in headers:
+                if is_secret_header(header):
+                    headers[header] = "********"
+        return data
+
+
+_SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "cookie", "password")
+
+
+def is_secret_header(header: str) -> bool:
+    """Extra headers may carry a credential (`Authorization: Bearer ${TOKEN}`): mask those."""
+    lowered = header.lower()
+    return any(word in lowered for word in _SECRET_HEADER_WORDS)

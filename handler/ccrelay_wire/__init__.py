@@ -1,0 +1,33 @@
+"""What ccrelay's two deployables speak to each other: the one module both sides import.
+
+The worker image (``ccrelay_handler``, ``ccrelay_worker``) and the client (``ccrelay``) share
+nothing else. This package depends on the standard library only.
+
+- `sse`: server-sent events, an incremental decoder and an encoder;
+- `verdict`: the cache verdict's values, field and header;
+- `job_error`: the JSON inside a failed job's error string.
+"""
+
+from __future__ import annotations
+
+from ccrelay_wire.job_error import (
+    CODE_INVALID_INPUT,
+    CODE_MODEL_NOT_ALLOWED,
+    decode_job_error,
+    encode_job_error,
+)
+from ccrelay_wire.sse import ServerSentEvent, SSEDecoder, encode_sse
+from ccrelay_wire.verdict import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER, CACHE_VERDICTS
+
+__all__ = [
+    "CACHE_VERDICTS",
+    "CACHE_VERDICT_FIELD",
+    "CACHE_VERDICT_HEADER",
+    "CODE_INVALID_INPUT",
+    "CODE_MODEL_NOT_ALLOWED",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "decode_job_error",
+    "encode_job_error",
+    "encode_sse",
+]

@@ -1,0 +1,184 @@
+"""The worker's HTTP mode: the same ``ChatService`` as the RunPod handler, as an OpenAI server.
+
+Routes (OpenAI-compatible, so any OpenAI client or ccrelay's ``openai`` backend can use it):
+
+* ``POST /v1/chat/completions``: plain, or ``"stream": true`` as OpenAI SSE
+  (``data: {chunk}\\n\\n`` ... ``data: [DONE]\\n\\n``). The cache verdict ("hit", "miss",
+  "bypass") is the field ``x_ccrelay_cache`` of the completion, or of a stream's first chunk,
+  and a stream's ``x-ccrelay-cache`` response header;
+* ``GET /v1/models``: the models this worker serves;
+* ``GET /health``: liveness (no auth), with the cache's state.
+
+When ``CCRELAY_WORKER_API_KEY`` is set every ``/v1`` route needs ``Authorization: Bearer
+<key>`` (compared in constant time).  Errors use OpenAI's shape
+``{"error": {"message", "type", "param", "code"}}``, status from the ``ccrelay_handler.errors`` type.
+An error after a stream has started is sent as a final ``data: {"error": ...}`` event.
+A client that disconnects mid-stream closes the service's stream: Ollama is stopped and
+nothing partial is cached.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from contextlib import aclosing
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from ccrelay_handler.chunks import SSE_DONE, sse_event
+from ccrelay_handler.errors import HandlerError, InvalidInput
+from ccrelay_handler.request import parse_chat_request
+from ccrelay_handler.service import ChatService, StreamVerdict
+from ccrelay_handler.settings import HandlerSettings
+from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+
+__all__ = ["SERVICE", "build_app", "run"]
+
+logger = logging.getLogger("ccrelay.worker.http")
+
+SERVICE = web.AppKey("ccrelay_chat_service", ChatService)
+_API_KEY = web.AppKey("ccrelay_api_key", bytes)
+# Claude Code conversations (long contexts, tool definitions) outgrow aiohttp's 1 MiB default.
+_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _error_body(
+    message: str, error_type: str, code: str, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _error_response(exc: HandlerError) -> web.Response:
+    param = exc.field if isinstance(exc, InvalidInput) else None
+    return web.json_response(
+        _error_body(str(exc), exc.error_type, exc.code, param), status=exc.http_status
+    )
+
+
+def _internal_error() -> web.Response:
+    return web.json_response(
+        _error_body("internal error", "api_error", "internal_error"), status=500
+    )
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    key = request.app.get(_API_KEY)
+    if key is not None and request.path.startswith("/v1/"):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key):
+            return web.json_response(
+                _error_body(
+                    "missing or invalid API key (Authorization: Bearer <key>)",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+                status=401,
+            )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    try:
+        body = await request.json(loads=json.loads)
+    except ValueError:
+        return _error_response(InvalidInput("body", "is not valid JSON"))
+    try:
+        chat = parse_chat_request(body)
+        if not chat.stream:
+            completion, verdict = await service.complete_with_verdict(chat)
+            return web.json_response({**completion, CACHE_VERDICT_FIELD: verdict})
+    except HandlerError as exc:
+        return _error_response(exc)
+    except Exception:
+        logger.exception("chat completion failed unexpectedly")
+        return _internal_error()
+
+    holder = StreamVerdict()
+    async with aclosing(service.stream(chat, verdict=holder)) as chunks:
+        # Pull the first chunk before answering, so an early error keeps its HTTP status
+        # (and the cache verdict, known by then, can be a header).
+        try:
+            first = await anext(chunks, None)
+        except HandlerError as exc:
+            return _error_response(exc)
+        except Exception:
+            logger.exception("chat stream failed unexpectedly")
+            return _internal_error()
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if holder.value is not None:
+            headers[CACHE_VERDICT_HEADER] = holder.value
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        try:
+            if first is not None:
+                first = {**first, CACHE_VERDICT_FIELD: holder.value}
+                await response.write(sse_event(first).encode())
+            async for chunk in chunks:
+                await response.write(sse_event(chunk).encode())
+        except HandlerError as exc:
+            body = _error_body(str(exc), exc.error_type, exc.code)
+            await response.write(sse_event(body).encode())
+            return response
+        except (ConnectionError, OSError):
+            # the client went away; leaving the block closes the stream (Ollama stops)
+            return response
+        except Exception:
+            logger.exception("chat stream failed unexpectedly")
+            body = _error_body("internal error", "api_error", "internal_error")
+            await response.write(sse_event(body).encode())
+            return response
+        await response.write(SSE_DONE.encode())
+        await response.write_eof()
+        return response
+
+
+async def _models(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(await request.app[SERVICE].models())
+    except HandlerError as exc:
+        return _error_response(exc)
+
+
+async def _health(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    cache = "available" if service.store.available else "backoff"
+    return web.json_response({"status": "ok", "cache": cache})
+
+
+def build_app(service: ChatService, api_key: SecretStr | str | None = None) -> web.Application:
+    """The aiohttp application over ``service``; the caller owns (and closes) the service."""
+    app = web.Application(middlewares=[_auth], client_max_size=_MAX_BODY_BYTES)
+    app[SERVICE] = service
+    if isinstance(api_key, SecretStr):
+        api_key = api_key.get_secret_value()
+    if api_key:
+        app[_API_KEY] = api_key.encode()
+    app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/health", _health)
+    return app
+
+
+def run(host: str, port: int, settings: HandlerSettings) -> None:
+    """Serve the HTTP mode until interrupted (blocking). The worker's boot calls this."""
+
+    async def make_app() -> web.Application:
+        service = ChatService(settings)  # created inside the server's event loop
+        app = build_app(service, settings.worker_api_key)
+
+        async def close_service(_: web.Application) -> None:
+            await service.aclose()
+
+        app.on_cleanup.append(close_service)
+        return app
+
+    logger.info(
+        "HTTP mode on %s:%d (auth %s)", host, port, "on" if settings.worker_api_key else "off"
+    )
+    web.run_app(make_app(), host=host, port=port, print=None, access_log=None)

@@ -1,0 +1,203 @@
+"""The worker's boot settings, read once from the environment at the entry point.
+
+Every variable is optional; the defaults run Qwen3-Coder 30B from a RunPod network volume. A bad
+value raises :class:`worker.errors.WorkerConfigError` naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ccrelay_worker.errors import WorkerConfigError
+
+__all__ = ["DEFAULT_MODEL", "WorkerSettings", "normalize_model_name"]
+
+DEFAULT_MODEL = "qwen3-coder:30b"
+DEFAULT_VOLUME_ROOT = "/runpod-volume"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def normalize_model_name(name: str) -> str:
+    """Ollama's canonical name: a model without a tag means ``:latest``."""
+    name = name.strip()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+class WorkerSettings(BaseModel):
+    """Everything the boot needs; built by :meth:`from_env` and passed down."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = DEFAULT_MODEL
+    models_dir: Path
+    models_on_volume: bool = Field(description="the models dir is on a mounted network volume")
+    ollama_host: str = "127.0.0.1"
+    ollama_port: int = Field(11434, ge=1, le=65535)
+    engine_command: tuple[str, ...] = ("ollama", "serve")
+    ready_timeout_s: float = Field(120.0, gt=0)
+    stop_grace_s: float = Field(10.0, ge=0)
+    pull_lock_timeout_s: float = Field(3600.0, gt=0)
+    pull_lock_stale_s: float = Field(120.0, gt=0)
+    pull_log_interval_s: float = Field(10.0, ge=0)
+    warm: bool = True
+    warm_timeout_s: float = Field(900.0, gt=0)
+    keep_alive: str | int = -1
+    mode: Literal["serverless", "http"] = "serverless"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8000, ge=1, le=65535)
+
+    @property
+    def ollama_url(self) -> str:
+        host = f"[{self.ollama_host}]" if ":" in self.ollama_host else self.ollama_host
+        return f"http://{host}:{self.ollama_port}"
+
+    @property
+    def model_name(self) -> str:
+        return normalize_model_name(self.model)
+
+    def engine_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The child's environment: ours plus where to listen and where the models live.
+
+        OLLAMA_NOPRUNE=1 because `ollama serve` deletes blobs no manifest references when it
+        starts; on a shared volume that would delete the half-pulled blobs of another worker.
+        """
+        env = dict(base)
+        env["OLLAMA_HOST"] = f"{self.ollama_host}:{self.ollama_port}"
+        env["OLLAMA_MODELS"] = str(self.models_dir)
+        env.setdefault("OLLAMA_NOPRUNE", "1")
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
+        volume_root = Path(environ.get("CCRELAY_VOLUME_ROOT") or DEFAULT_VOLUME_ROOT)
+        explicit = environ.get("OLLAMA_MODELS")
+        if explicit:
+            models_dir = Path(explicit).expanduser()
+        elif volume_root.is_dir():
+            models_dir = volume_root / "ollama"
+        else:
+            state = Path(environ.get("CCRELAY_STATE_DIR") or "~/.ccrelay").expanduser()
+            models_dir = state / "ollama"
+        on_volume = volume_root.is_dir() and _is_relative_to(models_dir, volume_root)
+
+        host, port = _ollama_address(environ.get("OLLAMA_HOST"))
+        command = _command(environ.get("CCRELAY_OLLAMA_COMMAND"))
+        mode = (environ.get("CCRELAY_WORKER_MODE") or "serverless").strip().lower()
+        if mode not in ("serverless", "http"):
+            raise WorkerConfigError(
+                "CCRELAY_WORKER_MODE", f"unknown mode {mode!r}", "use 'serverless' or 'http'"
+            )
+        return cls(
+            model=(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL).strip(),
+            models_dir=models_dir,
+            models_on_volume=on_volume,
+            ollama_host=host,
+            ollama_port=port,
+            engine_command=command,
+            ready_timeout_s=_number(environ, "CCRELAY_OLLAMA_READY_TIMEOUT", 120.0, positive=True),
+            stop_grace_s=_number(environ, "CCRELAY_OLLAMA_STOP_GRACE", 10.0),
+            pull_lock_timeout_s=_number(
+                environ, "CCRELAY_PULL_LOCK_TIMEOUT", 3600.0, positive=True
+            ),
+            pull_lock_stale_s=_number(environ, "CCRELAY_PULL_LOCK_STALE", 120.0, positive=True),
+            pull_log_interval_s=_number(environ, "CCRELAY_PULL_LOG_INTERVAL", 10.0),
+            warm=_flag(environ, "CCRELAY_WARM", True),
+            warm_timeout_s=_number(environ, "CCRELAY_WARM_TIMEOUT", 900.0, positive=True),
+            keep_alive=_keep_alive(environ.get("CCRELAY_KEEP_ALIVE")),
+            mode=mode,
+            http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
+            http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
+        )
+
+
+def _is_relative_to(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _ollama_address(raw: str | None) -> tuple[str, int]:
+    """OLLAMA_HOST as Ollama reads it: ``host``, ``host:port`` or a URL; loopback only."""
+    if not raw:
+        return "127.0.0.1", 11434
+    text = raw if "://" in raw else f"http://{raw}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port or 11434
+    except ValueError:
+        raise WorkerConfigError(
+            "OLLAMA_HOST", "is not host:port", "write e.g. OLLAMA_HOST=127.0.0.1:11434"
+        ) from None
+    host = parts.hostname or "127.0.0.1"
+    if host not in _LOOPBACK:
+        raise WorkerConfigError(
+            "OLLAMA_HOST",
+            f"{host!r} is not a loopback address; the worker keeps Ollama private",
+            "use 127.0.0.1:<port> (the handler and HTTP mode are the public faces)",
+        )
+    return host, port
+
+
+def _command(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ("ollama", "serve")
+    try:
+        parts = tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise WorkerConfigError(
+            "CCRELAY_OLLAMA_COMMAND", f"cannot be split into words ({exc})", "fix the quoting"
+        ) from None
+    return parts
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, *, positive: bool = False
+) -> float:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WorkerConfigError(
+            name, "is not a number", f"set it to a number such as {default:g}"
+        ) from None
+    if value < 0 or (positive and value == 0):
+        raise WorkerConfigError(
+            name,
+            "must be greater than zero" if positive else "must not be negative",
+            f"e.g. {default:g}",
+        )
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise WorkerConfigError(name, "is not a boolean", "use 1/0, true/false, yes/no or on/off")
+
+
+def _keep_alive(raw: str | None) -> str | int:
+    """Ollama's keep_alive: seconds as a number (-1 = keep loaded) or a duration such as '30m'."""
+    if raw is None or not raw.strip():
+        return -1
+    text = raw.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return text
