@@ -48,3 +48,34 @@ def test_readme_starts_with_exactly_two_setup_commands() -> None:
     assert commands[0].endswith("ccrelay serve")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in ci.splitlines(), ".ci/run must call README's test command verbatim"
+
+
+def test_the_claude_code_quickstart_works_with_what_it_exports(tmp_path: Path) -> None:
+    """Run README's "Use it from Claude Code" block as written, in a fresh HOME and a bare
+    environment, with `npm install` skipped and `ccrelay code` replaced by `ccrelay config check`
+    (no network and no claude here): the config it writes must load from what it exports."""
+    import os
+    import subprocess
+    import sys
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Use it from Claude Code") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    script = block.group(1)
+    assert "npm install" in script and "ccrelay code" in script
+    script = re.sub(r"^npm install.*$", ":", script, flags=re.M)
+    script = re.sub(r"^ccrelay code\b.*$", "ccrelay config check", script, flags=re.M)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "active backend: cerebras" in result.stdout
+    assert "csk-" not in result.stdout  # the key is masked

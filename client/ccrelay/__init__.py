@@ -8,27 +8,59 @@ Typical library use::
 `request` is an Anthropic Messages request (a dict); every backend answers in Anthropic's shapes.
 """
 
-from ccrelay.backend import (
-    Attempt,
-    AttemptObserver,
-    Backend,
-    CacheVerdict,
-    Completion,
-    EventStream,
-    HealthReport,
-    ModelInfo,
-    RequestOptions,
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay.backend import (
+        Attempt,
+        AttemptObserver,
+        Backend,
+        CacheVerdict,
+        Completion,
+        EventStream,
+        HealthReport,
+        ModelInfo,
+        RequestOptions,
+    )
+    from ccrelay.errors import (
+        AllBackendsFailed,
+        BackendError,
+        CcrelayError,
+        InvalidRequestError,
+        UnknownBackendError,
+    )
+    from ccrelay.registry import BackendRegistry
+    from ccrelay.router import Router
+    from ccrelay.runtime import Runtime
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay.backend": (
+            "Attempt",
+            "AttemptObserver",
+            "Backend",
+            "CacheVerdict",
+            "Completion",
+            "EventStream",
+            "HealthReport",
+            "ModelInfo",
+            "RequestOptions",
+        ),
+        "ccrelay.errors": (
+            "AllBackendsFailed",
+            "BackendError",
+            "CcrelayError",
+            "InvalidRequestError",
+            "UnknownBackendError",
+        ),
+        "ccrelay.registry": ("BackendRegistry",),
+        "ccrelay.router": ("Router",),
+        "ccrelay.runtime": ("Runtime",),
+    },
 )
-from ccrelay.errors import (
-    AllBackendsFailed,
-    BackendError,
-    CcrelayError,
-    InvalidRequestError,
-    UnknownBackendError,
-)
-from ccrelay.registry import BackendRegistry
-from ccrelay.router import Router
-from ccrelay.runtime import Runtime
 
 __all__ = [
     "AllBackendsFailed",

@@ -180,6 +180,7 @@ class Backend(ABC):
                 self._observe(options, model, attempt, started, error=exc)
                 delay = self.retry.delay_for(attempt, exc)
                 if delay is None:
+                    exc.attempts = attempt
                     raise
                 await self.retry.sleep(delay)
                 continue
@@ -206,11 +207,13 @@ class Backend(ABC):
                     self.name, "the stream ended before any event"
                 )
                 self._observe(options, model, attempt, started, error=exc, streamed=True)
+                exc.attempts = attempt
                 raise exc from None
             except BackendError as exc:
                 self._observe(options, model, attempt, started, error=exc, streamed=True)
                 delay = self.retry.delay_for(attempt, exc)
                 if delay is None:
+                    exc.attempts = attempt
                     raise
                 await self.retry.sleep(delay)
                 continue
@@ -274,7 +277,8 @@ class EventStream:
     ) -> None:
         self.backend = backend.name
         self.model = model
-        self.attempts = attempts
+        self.attempts = attempts  # the router adds the attempts its failover spent
+        self._attempt = attempts  # this backend's try, as its latency record numbers it
         self.cache: str | None = None
         self.failovers = 0
         self._owner = backend
@@ -316,7 +320,7 @@ class EventStream:
             self._owner._observe(
                 self._options,
                 self.model,
-                self.attempts,
+                self._attempt,
                 self._started,
                 error=error if error is not None or self.completed else _Unfinished(),
                 usage=self.usage,

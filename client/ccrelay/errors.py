@@ -42,6 +42,8 @@ class CcrelayError(Exception):
     status: int = 500
     error_type: str = "api_error"
     retryable: bool = False
+    attempts: int = 0
+    """Tries made against backends before this error (0: none reached a backend)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -57,9 +59,10 @@ class UnknownBackendError(CcrelayError):
     status = 400
     error_type = "invalid_request_error"
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], hint: str = "") -> None:
         listed = ", ".join(sorted(known)) or "(none configured)"
-        super().__init__(f"unknown backend {name!r}; known backends: {listed}")
+        note = f" ({hint})" if hint else ""
+        super().__init__(f"unknown backend {name!r}; known backends: {listed}{note}")
         self.name = name
         self.known = sorted(known)
 
@@ -182,6 +185,7 @@ class AllBackendsFailed(CcrelayError):
         tried = ", ".join(e.backend for e in errors)
         super().__init__(f"all backends failed (tried {tried}); last: {last.message}")
         self.errors = errors
+        self.attempts = sum(e.attempts for e in errors)
         self.status = last.status
         self.error_type = last.error_type
         self.retry_after = getattr(last, "retry_after", None)

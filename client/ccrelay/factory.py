@@ -12,7 +12,7 @@ from ccrelay.backend import AttemptObserver, Backend
 from ccrelay.errors import UnknownBackendError
 from ccrelay.registry import BackendRegistry
 from ccrelay.retry import Sleep
-from ccrelay_config.loader import load_config
+from ccrelay_config.loader import IGNORED_CONFIG_NOTE, load_config
 from ccrelay_config.models import CcrelayConfig
 
 
@@ -72,7 +72,8 @@ class BackendFactory:
             return self._built[name]
         settings = self.config.backends.get(name)
         if settings is None:
-            raise UnknownBackendError(name, list(self.config.backends))
+            hint = IGNORED_CONFIG_NOTE if self.config.ignored_file else ""
+            raise UnknownBackendError(name, list(self.config.backends), hint)
         cls = self.registry.backend_class(settings.type)
         if cls is None:  # the loader checked types; only a changed registry gets here
             raise UnknownBackendError(settings.type, self.registry.known_types())

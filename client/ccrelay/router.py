@@ -89,6 +89,7 @@ class Router:
                 result_failovers = len(errors)
                 log.info("served by %s after %d failover(s)", name, result_failovers)
             result.failovers = len(errors)
+            result.attempts += sum(e.attempts for e in errors)  # across the whole chain
             return result
         if len(errors) == 1 and not isinstance(errors[0], CircuitOpenError):
             raise errors[0]

@@ -34,6 +34,7 @@ from ccrelay.errors import (
     UpstreamServerError,
     UpstreamStatusError,
 )
+from ccrelay.failure_words import describe_connection_error
 from ccrelay.retry import parse_retry_after
 from ccrelay_config.models import TimeoutSettings, is_secret_header
 from ccrelay_wire.sse import ServerSentEvent, SSEDecoder
@@ -51,6 +52,8 @@ class UpstreamTarget:
     headers: Mapping[str, str]
     timeouts: TimeoutSettings
     secrets: tuple[str, ...] = ()
+    auth_fix: str = "check the backend's api_key"
+    """What a 401/403 tells the user to do."""
 
 
 class UpstreamClient:
@@ -158,15 +161,12 @@ class UpstreamClient:
             ) from None
 
     def transport_error(self, exc: aiohttp.ClientError) -> BackendError:
+        words = describe_connection_error(exc, self._host())
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return ConnectTimeout(self.backend, "connection timed out")
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return BackendConnectError(
-                self.backend, f"cannot connect to {self._host()} ({type(exc.os_error).__name__})"
-            )
+            return ConnectTimeout(self.backend, words)
         if isinstance(exc, aiohttp.ClientPayloadError):
-            return ProtocolError(self.backend, "the reply body was cut off")
-        return BackendConnectError(self.backend, f"connection failed ({type(exc).__name__})")
+            return ProtocolError(self.backend, words)
+        return BackendConnectError(self.backend, words)
 
     def _host(self) -> str:
         from urllib.parse import urlsplit
@@ -191,6 +191,7 @@ class UpstreamClient:
             self.scrub(text),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             model=model,
+            auth_fix=self.target.auth_fix,
         )
 
 
@@ -287,6 +288,7 @@ def error_for_status(
     *,
     retry_after: float | None = None,
     model: str | None = None,
+    auth_fix: str = "check the backend's api_key",
 ) -> UpstreamStatusError:
     message, code, param = provider_message(text)
     detail = f"HTTP {status}: {message}"
@@ -301,7 +303,7 @@ def error_for_status(
             **kwargs,
         )
     if status in (401, 403):
-        return UpstreamAuthError(backend, f"{detail}; check the backend's api_key", **kwargs)
+        return UpstreamAuthError(backend, f"{detail}; {auth_fix}", **kwargs)
     if status == 429:
         return UpstreamRateLimited(backend, detail, **kwargs)
     if status in (503, 529):

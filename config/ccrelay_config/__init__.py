@@ -5,15 +5,36 @@
 anything but plain Anthropic.
 """
 
-from ccrelay_config.errors import ConfigError, ConfigProblem
-from ccrelay_config.loader import load_config, multi_backend_enabled
-from ccrelay_config.models import (
-    BackendSettings,
-    CcrelayConfig,
-    CircuitSettings,
-    GatewaySettings,
-    RetrySettings,
-    TimeoutSettings,
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay_config.errors import ConfigError, ConfigProblem
+    from ccrelay_config.loader import load_config, multi_backend_enabled
+    from ccrelay_config.models import (
+        BackendSettings,
+        CcrelayConfig,
+        CircuitSettings,
+        GatewaySettings,
+        RetrySettings,
+        TimeoutSettings,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay_config.errors": ("ConfigError", "ConfigProblem"),
+        "ccrelay_config.loader": ("load_config", "multi_backend_enabled"),
+        "ccrelay_config.models": (
+            "BackendSettings",
+            "CcrelayConfig",
+            "CircuitSettings",
+            "GatewaySettings",
+            "RetrySettings",
+            "TimeoutSettings",
+        ),
+    },
 )
 
 __all__ = [

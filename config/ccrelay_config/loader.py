@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from ccrelay_config.errors import (
@@ -31,13 +30,26 @@ log = logging.getLogger("ccrelay.config")
 SettingsResolver = Callable[[str], type[BackendSettings] | None]
 """Maps a backend `type` to its settings model, or None when no such type is registered."""
 
-_TRUE = {"1", "true", "yes", "on"}
-_INTERNAL_FIELDS = frozenset({"source", "multi_backend_enabled"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+IGNORED_CONFIG_NOTE = "LLM_BACKEND_CONFIG is ignored because ENABLE_MULTI_BACKEND is not true"
+_INTERNAL_FIELDS = frozenset({"source", "multi_backend_enabled", "ignored_file"})
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 
 def multi_backend_enabled(environ: Mapping[str, str]) -> bool:
-    return environ.get("ENABLE_MULTI_BACKEND", "").strip().lower() in _TRUE
+    """The rollout gate; a value that is neither true nor false is a config error, not "off"."""
+    value = environ.get("ENABLE_MULTI_BACKEND", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigValidationError.single(
+        "environment",
+        "ENABLE_MULTI_BACKEND",
+        "is not a recognised boolean",
+        "set ENABLE_MULTI_BACKEND=true to use LLM_BACKEND_CONFIG, or false (also 1/0, yes/no, on/off)",
+    )
 
 
 def load_config(
@@ -52,12 +64,16 @@ def load_config(
     """
     raw_source = environ.get("LLM_BACKEND_CONFIG", "").strip()
     if not multi_backend_enabled(environ):
-        ignored = " (LLM_BACKEND_CONFIG is ignored)" if raw_source else ""
-        log.info(
-            "multi-backend disabled: ENABLE_MULTI_BACKEND is not true, using plain Anthropic%s",
-            ignored,
-        )
-        return default_config(environ, settings_for_type, enabled=False)
+        if raw_source:
+            # Said on stderr by every command: the user set a config that does nothing.
+            log.warning(
+                "%s; using plain Anthropic (export ENABLE_MULTI_BACKEND=true)", IGNORED_CONFIG_NOTE
+            )
+        else:
+            log.info(
+                "multi-backend disabled: ENABLE_MULTI_BACKEND is not true, using plain Anthropic"
+            )
+        return default_config(environ, settings_for_type, enabled=False, ignored=bool(raw_source))
     if not raw_source:
         config = default_config(environ, settings_for_type, enabled=True)
     else:
@@ -67,7 +83,11 @@ def load_config(
 
 
 def default_config(
-    environ: Mapping[str, str], settings_for_type: SettingsResolver, *, enabled: bool
+    environ: Mapping[str, str],
+    settings_for_type: SettingsResolver,
+    *,
+    enabled: bool,
+    ignored: bool = False,
 ) -> CcrelayConfig:
     settings_cls = settings_for_type("anthropic") or BackendSettings
     key = environ.get("ANTHROPIC_API_KEY") or None
@@ -78,6 +98,7 @@ def default_config(
     )
     return CcrelayConfig(
         source="(built-in default: plain Anthropic)",
+        ignored_file=ignored,
         multi_backend_enabled=enabled,
         active="anthropic",
         backends={"anthropic": anthropic},
@@ -100,11 +121,16 @@ def read_document(raw: str) -> tuple[str, Any]:
             "file not found",
             "point LLM_BACKEND_CONFIG at an existing YAML or JSON file",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConfigFileError.single(
+            source, "", "the file is not UTF-8 text", "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        reason = (exc.strerror or "it could not be opened").lower()
         raise ConfigFileError.single(
             source,
             "",
-            f"cannot read the file ({type(exc).__name__})",
+            f"cannot read the file: {reason}",
             "check its permissions and encoding (UTF-8)",
         ) from None
     if path.suffix.lower() == ".json":
@@ -125,6 +151,8 @@ def _parse_json(source: str, text: str) -> Any:
 
 
 def _parse_yaml(source: str, text: str) -> Any:
+    import yaml  # only YAML files need it: JSON and inline configs start faster without
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -212,8 +240,8 @@ def _build_backends(
             raise UnknownBackendTypeError.single(
                 source,
                 f"{path}.type",
-                f"backend type {type_name!r} is registered but failed to load "
-                f"({type(exc).__name__})",
+                f"backend type {type_name!r} is registered but its module failed to import: "
+                f"{str(exc)[:200] or 'no reason given'}",
                 "reinstall the package that provides it, or pick another type",
             ) from None
         if settings_cls is None:

@@ -101,6 +101,8 @@ class CcrelayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     source: str = Field("(built-in default)", exclude=True)
+    ignored_file: bool = Field(False, exclude=True)
+    """LLM_BACKEND_CONFIG was set but ENABLE_MULTI_BACKEND was not: errors say why."""
     multi_backend_enabled: bool = True
     active: str
     fallback: list[str] = Field(default_factory=list)

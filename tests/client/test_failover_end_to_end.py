@@ -107,7 +107,7 @@ async def test_failover_opens_the_breaker_then_a_probe_closes_it(
         primary.push(Reply(status=503, body={"error": {"message": "overloaded"}}))
         primary.push(Reply(status=503, body={"error": {"message": "overloaded"}}))
         headers, body = await ask(gateway)
-        assert served(headers) == ("secondary", "1", "1")
+        assert served(headers) == ("secondary", "3", "1")  # 2 on the primary, 1 here
         assert body["content"][0]["text"]
         assert len(primary.requests) == 2
         assert len(fake_anthropic.requests) == 1
@@ -117,7 +117,7 @@ async def test_failover_opens_the_breaker_then_a_probe_closes_it(
         port = primary.port
         await primary.close()
         headers, _ = await ask(gateway)
-        assert served(headers) == ("secondary", "1", "1")
+        assert served(headers) == ("secondary", "3", "1")
         assert len(fake_anthropic.requests) == 2
         assert await circuits(gateway) == ("degraded", {"primary": "open", "secondary": "closed"})
 
@@ -150,7 +150,7 @@ async def test_failover_opens_the_breaker_then_a_probe_closes_it(
         if r.name == "ccrelay.gateway" and r.getMessage().startswith("POST ")
     ]
     assert len(lines) == 7
-    assert "POST /v1/messages 200 backend=secondary attempts=1 failovers=1" in lines[0]
+    assert "POST /v1/messages 200 backend=secondary attempts=3 failovers=1" in lines[0]
     assert "POST /v1/messages 200 backend=primary attempts=1 failovers=0" in lines[-1]
     assert all("request_id=req_" in line for line in lines)
     assert SECRET not in caplog.text
@@ -162,11 +162,11 @@ async def test_a_failed_probe_opens_the_circuit_again(
     async with running_gateway(chain_env(primary, fake_anthropic, threshold=1)) as gateway:
         await primary.close()
         headers, _ = await ask(gateway)
-        assert served(headers) == ("secondary", "1", "1")
+        assert served(headers) == ("secondary", "3", "1")
         assert (await circuits(gateway))[1]["primary"] == "open"
         await asyncio.sleep(COOLDOWN_S + 0.1)
         headers, _ = await ask(gateway)  # the probe: refused again, the secondary serves
-        assert served(headers) == ("secondary", "1", "1")
+        assert served(headers) == ("secondary", "3", "1")
         assert (await circuits(gateway))[1]["primary"] == "open"
         assert len(fake_anthropic.requests) == 2
 

@@ -148,7 +148,7 @@ def test_home_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 # -- the ENABLE_MULTI_BACKEND switch and LLM_BACKEND --------------------------------------------
 
 
-@pytest.mark.parametrize("flag", [None, "", "false", "0", "no", "off", "nope"])
+@pytest.mark.parametrize("flag", [None, "", "false", "0", "no", "off", "FALSE"])
 def test_disabled_means_plain_anthropic_whatever_the_file_says(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, flag: str | None
 ) -> None:
@@ -489,4 +489,17 @@ def test_plugin_that_fails_to_import_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(UnknownBackendTypeError) as caught:
         load_config(enabled(path), registry.settings_for, registry.known_types)
     text = assert_clean(caught.value, path)
-    assert "backends.b.type" in text and "failed to load (ModuleNotFoundError)" in text
+    assert "backends.b.type" in text
+    assert "failed to import: No module named 'no_such_module_for_ccrelay'" in text
+    assert "ModuleNotFoundError" not in text
+
+
+@pytest.mark.parametrize("flag", ["ture", "nope", "enable"])
+def test_a_gate_that_is_no_boolean_is_an_error_naming_the_variable(flag: str) -> None:
+    from ccrelay.registry import BackendRegistry
+    from ccrelay_config.loader import load_config
+
+    registry = BackendRegistry()
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config({"ENABLE_MULTI_BACKEND": flag}, registry.settings_for, registry.known_types)
+    assert str(caught.value).startswith("environment: ENABLE_MULTI_BACKEND: is not a recognised")

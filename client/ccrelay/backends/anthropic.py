@@ -51,6 +51,10 @@ class AnthropicBackend(Backend):
                 headers=headers,
                 timeouts=settings.timeouts,
                 secrets=(secret,) if secret else (),
+                auth_fix=(
+                    "set ANTHROPIC_API_KEY (or this backend's api_key) to a valid Anthropic API "
+                    "key from console.anthropic.com > API Keys"
+                ),
             ),
         )
 

@@ -11,7 +11,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("ask", "models", "config_cmd", "backends", "serve", "code", "stats", "deploy")
+COMMANDS = (
+    "ask",
+    "models",
+    "config_cmd",
+    "backends",
+    "serve",
+    "code",
+    "stats",
+    "deploy",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the backend failed, 2 bad configuration or usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -29,6 +28,8 @@ def run_command(
     err: TextIO | None = None,
 ) -> int:
     """Run an async command body, turning every ccrelay error into a one-line reason."""
+    import asyncio
+
     err = err or sys.stderr
     configure_logging(args.log_level, args.log_format, default=default_level)
     try:

@@ -8,12 +8,7 @@ import time
 import uuid
 from typing import Any
 
-import orjson
-
-from ccrelay.backend import RequestOptions
 from ccrelay.cli._common import EXIT_OK, environ, run_command
-from ccrelay.runtime import Runtime
-from ccrelay.translate import anthropic_events_to_response
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
@@ -54,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _ask(args: argparse.Namespace, prompt: str) -> int:
+    import orjson
+
+    from ccrelay.backend import RequestOptions
+    from ccrelay.runtime import Runtime
+    from ccrelay.translate import anthropic_events_to_response
+
     request = build_request(args, prompt)
     started = time.perf_counter()
     options = RequestOptions(request_id=f"req_{uuid.uuid4().hex[:24]}")

@@ -18,22 +18,21 @@ not cut down), 1 otherwise, 2 bad config.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-import orjson
-
-from ccrelay.backend import Backend, HealthReport
 from ccrelay.cli._common import EXIT_BACKEND, EXIT_OK, environ, run_command
 from ccrelay.errors import CcrelayError
-from ccrelay.runtime import Runtime
-from ccrelay_config.models import CcrelayConfig
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ccrelay.backend import Backend, HealthReport
+    from ccrelay_config.models import CcrelayConfig
 
 THIS_PROCESS = "this process"
 _UNKNOWN = "unknown"
@@ -77,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
+    import asyncio
+
+    import orjson
+
+    from ccrelay.runtime import Runtime
+
     timeout = max(0.1, float(args.timeout))
     async with Runtime.from_environ(env) as runtime:
         config = runtime.config
@@ -129,12 +134,13 @@ async def runpod_scaling(
 
     ``ok`` is None when the REST API could not be asked (no key, unreachable, timed out).
     """
+    import asyncio
+
     endpoint_id = getattr(settings, "endpoint_id", None)
     if settings.type != "runpod" or not endpoint_id:
         return None
     # ccrelay.deploy is imported here, not at the top: only this command needs it.
-    from ccrelay.deploy import DEFAULT_API_URL, check_endpoint
-    from ccrelay.deploy.command import API_URL_VARIABLE
+    from ccrelay.deploy import API_URL_VARIABLE, DEFAULT_API_URL, check_endpoint
     from ccrelay.deploy.errors import DeployError
     from ccrelay.deploy.rest import scrub
 
@@ -172,6 +178,10 @@ async def runpod_scaling(
 
 
 async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> HealthReport:
+    import asyncio
+
+    from ccrelay.backend import HealthReport
+
     if isinstance(backend, CcrelayError):
         return HealthReport(name, False, backend.message, 0.0)
     started = time.perf_counter()
@@ -186,6 +196,13 @@ async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> 
 async def _circuits(
     session: aiohttp.ClientSession, gateway: str | None, env: dict[str, str], limit_s: float
 ) -> Circuits:
+    import asyncio
+
+    import aiohttp
+    import orjson
+
+    from ccrelay.failure_words import describe_connection_error, describe_os_error
+
     if not gateway:
         return Circuits({}, THIS_PROCESS)
     url = gateway.rstrip("/") + "/health"
@@ -203,8 +220,11 @@ async def _circuits(
             status = response.status
     except TimeoutError:
         return Circuits({}, source, f"{source} did not answer within {limit_s:g} s")
+    except aiohttp.ClientConnectorError as exc:
+        return Circuits({}, source, f"cannot reach {source}: {describe_os_error(exc.os_error)}")
     except aiohttp.ClientError as exc:
-        return Circuits({}, source, f"cannot reach {source} ({type(exc).__name__})")
+        host = urlsplit(gateway).netloc or gateway
+        return Circuits({}, source, describe_connection_error(exc, host))
     try:
         data = orjson.loads(body)
         states = {

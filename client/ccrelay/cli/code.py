@@ -3,7 +3,8 @@
 Starts the gateway in this process on a free loopback port with a random throwaway token, runs
 `claude` (from PATH, or `--claude-bin PATH`) with ANTHROPIC_BASE_URL pointing at it and the
 token as ANTHROPIC_AUTH_TOKEN (sent as a bearer token), passes the terminal through untouched,
-and exits with claude's exit code. The gateway stops when claude exits, however it exits.
+and exits with claude's exit code (2 when claude cannot be found or started, as for every usage
+problem). The gateway stops when claude exits, however it exits.
 
 Every argument after `code` goes to claude as is (`ccrelay code -p "hi" --model x`), except a
 leading `--claude-bin PATH`; `--` ends ccrelay's own options. ANTHROPIC_API_KEY is not passed
@@ -17,7 +18,6 @@ claude runs, so claude decides what Ctrl-C means. SIGTERM and SIGHUP are passed 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import secrets
@@ -25,11 +25,12 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ccrelay.cli._common import EXIT_USAGE, environ, run_command
 
-EXIT_CANNOT_RUN = 126
-EXIT_NOT_FOUND = 127
+if TYPE_CHECKING:
+    import asyncio
 
 _HELP = """\
 usage: ccrelay code [--claude-bin PATH] [--] [CLAUDE ARGS ...]
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "(npm install -g @anthropic-ai/claude-code) or pass --claude-bin PATH",
             file=sys.stderr,
         )
-        return EXIT_NOT_FOUND if claude_bin is None else EXIT_USAGE
+        return EXIT_USAGE
     return run_command(args, lambda: run_claude(claude, claude_args, env))
 
 
@@ -112,6 +113,9 @@ def claude_environ(env: dict[str, str], url: str, token: str) -> dict[str, str]:
 
 
 async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -> int:
+    import asyncio
+
+    from ccrelay.failure_words import describe_os_error
     from ccrelay.gateway import start_gateway
     from ccrelay.runtime import Runtime
 
@@ -124,8 +128,9 @@ async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -
                     claude, *claude_args, env=claude_environ(env, server.url, token)
                 )
             except OSError as exc:
-                print(f"ccrelay: cannot run {claude}: {exc.strerror or exc}", file=sys.stderr)
-                return EXIT_CANNOT_RUN
+                reason = describe_os_error(exc)
+                print(f"ccrelay: cannot run {claude}: {reason}", file=sys.stderr)
+                return EXIT_USAGE
             code = await _wait_forwarding_signals(process)
         finally:
             await server.close()
@@ -133,6 +138,8 @@ async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -
 
 
 async def _wait_forwarding_signals(process: asyncio.subprocess.Process) -> int:
+    import asyncio
+
     loop = asyncio.get_running_loop()
 
     def forward(sig: signal.Signals) -> None:
@@ -159,4 +166,4 @@ async def _wait_forwarding_signals(process: asyncio.subprocess.Process) -> int:
             loop.remove_signal_handler(sig)
 
 
-__all__ = ["EXIT_CANNOT_RUN", "EXIT_NOT_FOUND", "claude_environ", "register", "run", "split_argv"]
+__all__ = ["claude_environ", "register", "run", "split_argv"]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
 from ccrelay.cli._common import EXIT_OK, EXIT_USAGE, environ
-from ccrelay.factory import load_client_config
 from ccrelay.logsetup import configure_logging
 from ccrelay_config.errors import ConfigError
 
@@ -23,6 +20,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ccrelay.factory import load_client_config
+
     configure_logging(args.log_level, args.log_format, default="INFO")
     try:
         config = load_client_config(environ())

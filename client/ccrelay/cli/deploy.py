@@ -6,13 +6,12 @@ The work is in :mod:`ccrelay.deploy`; this module only wires the sub-command.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ccrelay.deploy.command import API_URL_VARIABLE, run_deploy
+from ccrelay.deploy import API_URL_VARIABLE
 
 __all__ = ["register", "run"]
 
@@ -47,6 +46,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ccrelay.deploy.command import run_deploy
+
     return asyncio.run(
         run_deploy(
             Path(args.file),

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
 from ccrelay.cli._common import EXIT_OK, environ, run_command
-from ccrelay.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +20,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _models(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ccrelay.runtime import Runtime
+
     async with Runtime.from_environ(environ()) as runtime:
         name = args.backend or runtime.config.active
         backend = runtime.factory.get(name)

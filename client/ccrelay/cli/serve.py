@@ -8,7 +8,6 @@ Stops cleanly on SIGINT / SIGTERM (in-flight requests get a few seconds to finis
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import logging
@@ -35,12 +34,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.port is not None and not 0 <= args.port <= 65535:
+        print(
+            f"ccrelay: --port {args.port} is not a TCP port; use 1-65535 (0 picks a free one)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     env = environ()
     token = env.get("CCRELAY_AUTH_TOKEN", "").strip() or None
     return run_command(args, lambda: serve(args, env, token), default_level="INFO")
 
 
 async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None) -> int:
+    import asyncio
+
+    from ccrelay.failure_words import describe_os_error
     from ccrelay.gateway import AuthRequired, check_bind, start_gateway
     from ccrelay.runtime import Runtime
 
@@ -56,7 +64,8 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             server = await start_gateway(runtime, host=host, port=port, auth_token=token)
         except OSError as exc:
             print(
-                f"ccrelay: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr
+                f"ccrelay: cannot listen on {host}:{port}: {describe_os_error(exc)}",
+                file=sys.stderr,
             )
             return EXIT_USAGE
         gc.freeze()  # start-up objects live forever: keep them out of every later collection

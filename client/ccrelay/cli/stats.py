@@ -12,22 +12,15 @@ import argparse
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from ccrelay.cli._common import EXIT_BACKEND, EXIT_OK, EXIT_USAGE, environ
-from ccrelay.factory import load_client_config
-from ccrelay.latency.stats import (
-    StatsSourceError,
-    compute_stats,
-    read_local_records,
-    read_s3_records,
-    render_table,
-    report_json,
-)
 from ccrelay.logsetup import configure_logging
 from ccrelay_config.errors import ConfigError
-from ccrelay_config.pricing import PriceTable
-from ccrelay_config.telemetry import TelemetrySettings
+
+if TYPE_CHECKING:
+    from ccrelay_config.pricing import PriceTable
+    from ccrelay_config.telemetry import TelemetrySettings
 
 __all__ = ["parse_since", "register", "run", "run_stats"]
 
@@ -72,6 +65,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point: telemetry and prices come from the config (`telemetry`, `prices`)."""
+    from ccrelay.factory import load_client_config
+
     configure_logging(getattr(args, "log_level", None), getattr(args, "log_format", "human"))
     try:
         config = load_client_config(environ())
@@ -100,6 +95,15 @@ def run_stats(
 
     ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`).
     """
+    from ccrelay.latency.stats import (
+        StatsSourceError,
+        compute_stats,
+        read_local_records,
+        read_s3_records,
+        render_table,
+        report_json,
+    )
+
     err = err or sys.stderr
     until = now or datetime.now(UTC)
     start = until - since
@@ -109,17 +113,20 @@ def run_stats(
                 print("ccrelay: no S3 bucket configured (telemetry.s3)", file=err)
                 return EXIT_USAGE
             records = read_s3_records(settings.s3, start, until)
+            where = f"s3://{settings.s3.bucket}/{settings.s3.prefix.strip('/')}/"
         elif source == "local":
             if settings.jsonl_dir is None:
                 print("ccrelay: telemetry settings not resolved (jsonl_dir unset)", file=err)
                 return EXIT_USAGE
             records = read_local_records(settings.jsonl_dir, start, until)
+            where = f"{settings.jsonl_dir} (local JSONL)"
         else:
             print(f"ccrelay: unknown source {source!r}: use local or s3", file=err)
             return EXIT_USAGE
     except StatsSourceError as exc:
         print(f"ccrelay: error: {exc.message}", file=err)
         return EXIT_BACKEND
+    print(f"ccrelay: read {len(records)} records from {where}", file=err)
     report = compute_stats(records, prices, since=start, until=until)
     out.write(report_json(report) + "\n" if as_json else render_table(report))
     return EXIT_OK

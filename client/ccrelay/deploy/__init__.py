@@ -8,24 +8,55 @@
 
 from __future__ import annotations
 
-from ccrelay.deploy.check import EndpointCheck, check_endpoint
-from ccrelay.deploy.command import run_deploy
-from ccrelay.deploy.planner import (
-    Applied,
-    Change,
-    CurrentState,
-    Plan,
-    apply_plan,
-    config_snippet,
-    endpoint_body,
-    make_plan,
-    read_state,
-    template_body,
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+API_URL_VARIABLE = "CCRELAY_RUNPOD_API_URL"
+"""Overrides the RunPod REST API base URL (a test server, a proxy)."""
+
+if TYPE_CHECKING:
+    from ccrelay.deploy.check import EndpointCheck, check_endpoint
+    from ccrelay.deploy.command import run_deploy
+    from ccrelay.deploy.planner import (
+        Applied,
+        Change,
+        CurrentState,
+        Plan,
+        apply_plan,
+        config_snippet,
+        endpoint_body,
+        make_plan,
+        read_state,
+        template_body,
+    )
+    from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
+    from ccrelay.deploy.spec import DeploySpec, ServerlessSpec, load_spec, parse_spec
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay.deploy.check": ("EndpointCheck", "check_endpoint"),
+        "ccrelay.deploy.command": ("run_deploy",),
+        "ccrelay.deploy.planner": (
+            "Applied",
+            "Change",
+            "CurrentState",
+            "Plan",
+            "apply_plan",
+            "config_snippet",
+            "endpoint_body",
+            "make_plan",
+            "read_state",
+            "template_body",
+        ),
+        "ccrelay.deploy.rest": ("DEFAULT_API_URL", "RunPodRest"),
+        "ccrelay.deploy.spec": ("DeploySpec", "ServerlessSpec", "load_spec", "parse_spec"),
+    },
 )
-from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
-from ccrelay.deploy.spec import DeploySpec, ServerlessSpec, load_spec, parse_spec
 
 __all__ = [
+    "API_URL_VARIABLE",
     "DEFAULT_API_URL",
     "Applied",
     "Change",

@@ -15,6 +15,7 @@ from typing import TextIO
 import aiohttp
 from pydantic import SecretStr
 
+from ccrelay.deploy import API_URL_VARIABLE
 from ccrelay.deploy.check import check_endpoint
 from ccrelay.deploy.errors import DeployError, ServerlessConfigError
 from ccrelay.deploy.planner import apply_plan, config_snippet, make_plan, read_state
@@ -22,8 +23,6 @@ from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest, scrub
 from ccrelay.deploy.spec import load_spec
 
 __all__ = ["API_URL_VARIABLE", "run_deploy"]
-
-API_URL_VARIABLE = "CCRELAY_RUNPOD_API_URL"
 
 
 async def run_deploy(

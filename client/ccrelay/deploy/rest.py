@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import SecretStr
@@ -30,6 +31,7 @@ from ccrelay.deploy.errors import (
     RunPodServerError,
     RunPodTransportError,
 )
+from ccrelay.failure_words import describe_connection_error
 
 __all__ = ["DEFAULT_API_URL", "RunPodRest", "scrub"]
 
@@ -140,12 +142,11 @@ class RunPodRest:
                 log.debug("%s %s -> %d", method, path, response.status)
                 if response.status >= 400:
                     raise self._error(method, path, response, text)
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            host = urlsplit(self.base_url).netloc
             raise RunPodTransportError(
-                f"{method} {self.base_url}{path} failed: {type(exc).__name__}"
+                f"{method} {path}: {describe_connection_error(exc, host)}"
             ) from None
-        except TimeoutError:
-            raise RunPodTransportError(f"{method} {self.base_url}{path} timed out") from None
         if not text.strip():
             return {}
         try:

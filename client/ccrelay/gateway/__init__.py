@@ -10,8 +10,21 @@
 
 from __future__ import annotations
 
-from ccrelay.gateway.app import MAX_BODY_BYTES, GatewayServer, build_app, start_gateway
-from ccrelay.gateway.auth import AuthRequired, check_bind, is_loopback
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay.gateway.app import MAX_BODY_BYTES, GatewayServer, build_app, start_gateway
+    from ccrelay.gateway.auth import AuthRequired, check_bind, is_loopback
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay.gateway.app": ("MAX_BODY_BYTES", "GatewayServer", "build_app", "start_gateway"),
+        "ccrelay.gateway.auth": ("AuthRequired", "check_bind", "is_loopback"),
+    },
+)
 
 __all__ = [
     "MAX_BODY_BYTES",

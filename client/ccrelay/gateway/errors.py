@@ -82,6 +82,8 @@ def ccrelay_error_response(exc: CcrelayError, request_id: str) -> web.Response:
     elif isinstance(exc, AllBackendsFailed):
         headers["x-ccrelay-backend"] = exc.errors[-1].backend
         headers["x-ccrelay-failovers"] = str(len(exc.errors) - 1)
+    if exc.attempts:
+        headers["x-ccrelay-attempts"] = str(exc.attempts)
     return error_response(exc.status, exc.error_type, exc.message, request_id, headers)
 
 

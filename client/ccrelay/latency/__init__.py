@@ -6,19 +6,50 @@ Backends call :meth:`LatencyRecorder.record` (or time an attempt with
 
 from __future__ import annotations
 
-from ccrelay.latency.record import CacheStatus, LatencyRecord
-from ccrelay.latency.recorder import LatencyRecorder, build_sink
-from ccrelay.latency.s3 import S3Sink, make_s3_client
-from ccrelay.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink, format_human
-from ccrelay.latency.stats import (
-    GroupStats,
-    StatsReport,
-    StatsSourceError,
-    compute_stats,
-    percentile,
-    read_local_records,
-    read_s3_records,
-    render_table,
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay.latency.record import CacheStatus, LatencyRecord
+    from ccrelay.latency.recorder import LatencyRecorder, build_sink
+    from ccrelay.latency.s3 import S3Sink, make_s3_client
+    from ccrelay.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink, format_human
+    from ccrelay.latency.stats import (
+        GroupStats,
+        StatsReport,
+        StatsSourceError,
+        compute_stats,
+        percentile,
+        read_local_records,
+        read_s3_records,
+        render_table,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay.latency.record": ("CacheStatus", "LatencyRecord"),
+        "ccrelay.latency.recorder": ("LatencyRecorder", "build_sink"),
+        "ccrelay.latency.s3": ("S3Sink", "make_s3_client"),
+        "ccrelay.latency.sinks": (
+            "JsonlSink",
+            "LogSink",
+            "MultiSink",
+            "RecordSink",
+            "format_human",
+        ),
+        "ccrelay.latency.stats": (
+            "GroupStats",
+            "StatsReport",
+            "StatsSourceError",
+            "compute_stats",
+            "percentile",
+            "read_local_records",
+            "read_s3_records",
+            "render_table",
+        ),
+    },
 )
 
 __all__ = [

@@ -15,12 +15,32 @@ Each module's docstring records what is translated, what is dropped and why.
 
 from __future__ import annotations
 
-from ccrelay.translate._common import RAW_ARGUMENTS_KEY
-from ccrelay.translate.events import anthropic_events_to_response, response_to_anthropic_events
-from ccrelay.translate.request import anthropic_to_openai_request
-from ccrelay.translate.response import openai_to_anthropic_response
-from ccrelay.translate.stream import OpenAIStreamTranslator
-from ccrelay.translate.tokens import IMAGE_TOKENS, estimate_tokens
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay.translate._common import RAW_ARGUMENTS_KEY
+    from ccrelay.translate.events import anthropic_events_to_response, response_to_anthropic_events
+    from ccrelay.translate.request import anthropic_to_openai_request
+    from ccrelay.translate.response import openai_to_anthropic_response
+    from ccrelay.translate.stream import OpenAIStreamTranslator
+    from ccrelay.translate.tokens import IMAGE_TOKENS, estimate_tokens
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay.translate._common": ("RAW_ARGUMENTS_KEY",),
+        "ccrelay.translate.events": (
+            "anthropic_events_to_response",
+            "response_to_anthropic_events",
+        ),
+        "ccrelay.translate.request": ("anthropic_to_openai_request",),
+        "ccrelay.translate.response": ("openai_to_anthropic_response",),
+        "ccrelay.translate.stream": ("OpenAIStreamTranslator",),
+        "ccrelay.translate.tokens": ("IMAGE_TOKENS", "estimate_tokens"),
+    },
+)
 
 __all__ = [
     "IMAGE_TOKENS",

@@ -152,7 +152,7 @@ async def test_missing_claude_is_a_clear_error(tmp_path: Path) -> None:
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
     process = await ccrelay("-p", "x", env=env)
     _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 127
+    assert process.returncode == 2  # README's table: a usage problem
     assert "cannot find claude on PATH" in err.decode()
 
 
@@ -204,5 +204,5 @@ async def test_claude_that_cannot_run(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
     process = await ccrelay("--claude-bin", str(not_executable), "-p", "x", env=env)
     _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 126
+    assert process.returncode == 2
     assert "cannot run" in err.decode()
