@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
-from ccrelay.errors import BackendError, CcrelayError, StreamInterrupted
+from ccrelay.errors import BackendError, CcrelayError, StreamInterrupted, UpstreamStatusError
 from ccrelay.retry import RetryPolicy, Sleep
 from ccrelay_config.models import BackendSettings
 from ccrelay_wire import CACHE_VERDICTS
@@ -238,8 +238,10 @@ class Backend(ABC):
         if self.observer is None:
             return
         if error is not None:
-            outcome = type(error).__name__
-            status = getattr(error, "upstream_status", None) or getattr(error, "status", None)
+            outcome = _outcome(error)
+            # a status only when an HTTP answer came: a refused connection has none
+            if isinstance(error, UpstreamStatusError):
+                status = error.upstream_status
         else:
             outcome = "ok"
         usage = usage or {}
@@ -289,6 +291,20 @@ class EventStream:
         self._rest = rest
         self.usage: dict[str, Any] = {}
         self.completed = False
+        self._on_end: Callable[[BaseException | None], None] | None = None
+        self._ended = False
+
+    def on_end(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call `callback` once, when the stream is over: None when it completed, else the
+        error it broke with (an abandoned stream reports an `Unfinished`)."""
+        self._on_end = callback
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._on_end is not None:
+            self._on_end(error)
 
     def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
         return self._iterate()
@@ -307,7 +323,7 @@ class EventStream:
                 self._track(event)
                 yield event
         except CcrelayError as exc:
-            error = exc
+            error = exc  # what happened, for the record and the breaker
             if isinstance(exc, BackendError) and not isinstance(exc, StreamInterrupted):
                 raise StreamInterrupted(
                     self.backend, f"stream broke after it started: {exc.message}"
@@ -317,15 +333,16 @@ class EventStream:
             error = exc
             raise
         finally:
+            self._end(error if error is not None or self.completed else Unfinished())
             self._owner._observe(
                 self._options,
                 self.model,
                 self._attempt,
                 self._started,
-                error=error if error is not None or self.completed else _Unfinished(),
+                error=error if error is not None or self.completed else Unfinished(),
                 usage=self.usage,
                 cache=self.cache,
-                status=200 if error is None else None,
+                status=200,  # the stream's headers came: whatever broke, broke after them
                 ttfb_ms=self._ttfb_ms,
                 streamed=True,
             )
@@ -342,13 +359,25 @@ class EventStream:
             self.completed = True
 
     async def aclose(self) -> None:
-        closer = getattr(self._rest, "aclose", None)
-        if closer is not None:
-            await closer()
+        try:
+            closer = getattr(self._rest, "aclose", None)
+            if closer is not None:
+                await closer()
+        finally:
+            self._end(None if self.completed else Unfinished())
 
 
-class _Unfinished(Exception):
-    """Marks a stream the consumer abandoned before message_stop (records it as not ok)."""
+class Unfinished(Exception):
+    """A stream the consumer abandoned before message_stop: not ok, and no one's fault."""
+
+    outcome = "abandoned"
+
+
+def _outcome(error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    outcome = getattr(error, "outcome", None)
+    return outcome if isinstance(outcome, str) else "error"
 
 
 def _ms(started: float) -> float:

@@ -1,39 +1,69 @@
 """The one exception tree of the client package.
 
-Retry and failover decide on these types, never on message strings. Every error that can
-reach a user carries an Anthropic error type and an HTTP status, so the gateway can answer in
-Anthropic's shape without a lookup table of its own. No message ever contains a secret: messages are built from
-backend names, model ids, statuses and the provider's own error text (scrubbed of the key by the
-backend before it is raised).
+Every property a decision needs is a property of the exception *type*, read by retry, the
+circuit breaker, failover, ``count_tokens`` and the latency records alike, never a message:
 
-    CcrelayError
-    ├── InvalidRequestError            400 invalid_request_error  (the caller's request is wrong)
-    ├── UnknownBackendError            400 invalid_request_error  (a name not in config)
-    ├── StatsSourceError               latency records cannot be read (client.latency.stats)
-    └── BackendError                   (backend: str; something went wrong talking to a backend)
-        ├── TransportError             retryable
-        │   ├── BackendConnectError    connection refused / reset / DNS
-        │   └── BackendTimeout         (also asyncio.TimeoutError)
-        │       ├── ConnectTimeout
-        │       ├── FirstByteTimeout
-        │       ├── StreamStalled      no chunk for idle_s in the middle of a stream
-        │       └── TotalTimeout
-        ├── UpstreamStatusError        (status, retry_after) the provider answered with an error
-        │   ├── UpstreamInvalidRequest 400
-        │   │   └── UpstreamRequestTooLarge 413
-        │   ├── UpstreamAuthError      401/403
-        │   ├── UnknownModelError      404 for a model id; says how to list valid ones
-        │   ├── UpstreamRateLimited    429, retryable, retry_after passed on
-        │   ├── UpstreamOverloaded     503/529, retryable
-        │   └── UpstreamServerError    other 5xx (and 408/409), retryable
-        ├── ProtocolError              the provider answered garbage (non-JSON, truncated SSE)
-        ├── StreamInterrupted          the stream broke after bytes were passed on: never retried
-        ├── JobFailed                  a RunPod job ended FAILED / CANCELLED / TIMED_OUT
-        ├── CircuitOpenError           the backend's breaker is open; failover moves on
-        └── AllBackendsFailed          every backend of a failover chain failed (last error kept)
+- ``status`` / ``error_type``: what the gateway answers (Anthropic's shape);
+- ``retryable``: may the same backend be tried again (nothing has reached the caller yet);
+- ``fault``: whose fault it is (`Fault`). A caller fault (an invalid request, a model the
+  backend does not serve, a request too large) never counts against a backend's health and is
+  never failed over: another backend would refuse it too;
+- ``outcome``: the word a latency record and the access log use for how an attempt ended.
+
+No message ever contains a secret: messages are built from backend names, model ids, statuses
+and the provider's own error text (scrubbed of the key before it is raised).
+
+    CcrelayError                              fault      outcome
+    ├── InvalidRequestError       400         caller     invalid_request
+    ├── UnknownBackendError       400         caller     unknown_backend
+    ├── GatewayShuttingDown       529         gateway    shutdown
+    ├── StatsSourceError                      (latency records cannot be read; ccrelay.latency.stats)
+    └── BackendError              (backend: str; something went wrong talking to a backend)
+        ├── TransportError        502         backend    retryable
+        │   ├── BackendConnectError           backend    connect_failed   refused / DNS / TLS: nothing sent
+        │   ├── ConnectionLost                backend    connection_lost  reset or closed after sending
+        │   │   └── ReplyCutOff               backend    reply_cut_off    the body broke off mid-read
+        │   ├── BackendTimeout    504         backend    (also TimeoutError)
+        │   │   ├── ConnectTimeout                       connect_timeout
+        │   │   ├── FirstByteTimeout                     first_byte_timeout   headers, or an error body
+        │   │   ├── StreamStalled                        stalled          no bytes for idle_s
+        │   │   └── TotalTimeout                         total_timeout
+        │   └── SubmitUncertain   504         backend    submit_uncertain NOT retryable: a job may exist
+        ├── UpstreamStatusError   (upstream_status, retry_after) the provider answered an error
+        │   ├── UpstreamInvalidRequest 400    caller     invalid_request
+        │   │   └── UpstreamRequestTooLarge 413 caller   request_too_large
+        │   ├── UpstreamAuthError 401         config     auth_failed      our key is wrong
+        │   ├── UnknownModelError 404         caller     unknown_model
+        │   ├── UpstreamRateLimited 429       backend    rate_limited     retryable
+        │   ├── UpstreamOverloaded 529        backend    overloaded       retryable
+        │   └── UpstreamServerError 500       backend    server_error     retryable
+        ├── ProtocolError         502         backend    protocol_error   garbage: non-JSON, truncated
+        │   └── ReplyTooLarge                 backend    reply_too_large  past the reply/event limit
+        ├── StreamInterrupted     502         backend    stream_interrupted   after bytes went out
+        ├── JobFailed             502         backend    job_failed       a RunPod job ended badly
+        │   ├── JobTimeout                    backend    job_timeout      a job ran past a limit
+        │   └── JobStalled                    backend    job_stalled      no output for idle_s
+        ├── CircuitOpenError      503         backend    circuit_open     skipped, never sent
+        └── AllBackendsFailed     (the last error's status, type and fault)
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Fault(StrEnum):
+    """Whose fault a failure is; decides the breaker and failover."""
+
+    CALLER = "caller"
+    """The request itself is wrong: no backend would take it; health is not affected."""
+    BACKEND = "backend"
+    """The backend failed: counts against its circuit; the next backend is tried."""
+    CONFIG = "config"
+    """Our configuration is wrong for this backend (its key): counts, and failover helps."""
+    GATEWAY = "gateway"
+    """ccrelay itself (shutting down): says nothing about any backend."""
 
 
 class CcrelayError(Exception):
@@ -41,7 +71,9 @@ class CcrelayError(Exception):
 
     status: int = 500
     error_type: str = "api_error"
-    retryable: bool = False
+    retryable: ClassVar[bool] = False
+    fault: Fault = Fault.GATEWAY
+    outcome: str = "error"
     attempts: int = 0
     """Tries made against backends before this error (0: none reached a backend)."""
 
@@ -49,15 +81,23 @@ class CcrelayError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def counts_against_backend(self) -> bool:
+        return self.fault in (Fault.BACKEND, Fault.CONFIG)
+
 
 class InvalidRequestError(CcrelayError):
     status = 400
     error_type = "invalid_request_error"
+    fault = Fault.CALLER
+    outcome = "invalid_request"
 
 
 class UnknownBackendError(CcrelayError):
     status = 400
     error_type = "invalid_request_error"
+    fault = Fault.CALLER
+    outcome = "unknown_backend"
 
     def __init__(self, name: str, known: list[str], hint: str = "") -> None:
         listed = ", ".join(sorted(known)) or "(none configured)"
@@ -67,7 +107,17 @@ class UnknownBackendError(CcrelayError):
         self.known = sorted(known)
 
 
+class GatewayShuttingDown(CcrelayError):
+    """The gateway is draining: the request (or the rest of a stream) is not served."""
+
+    status = 529
+    error_type = "overloaded_error"
+    outcome = "shutdown"
+
+
 class BackendError(CcrelayError):
+    fault = Fault.BACKEND
+
     def __init__(self, backend: str, message: str) -> None:
         super().__init__(f"{backend}: {message}")
         self.backend = backend
@@ -77,34 +127,61 @@ class TransportError(BackendError):
     status = 502
     error_type = "api_error"
     retryable = True
+    outcome = "transport_error"
 
 
 class BackendConnectError(TransportError):
-    pass
+    """No connection could be made (refused, DNS, TLS): the request never left."""
+
+    outcome = "connect_failed"
+
+
+class ConnectionLost(TransportError):
+    """The connection broke after the request went out (reset, closed before the reply)."""
+
+    outcome = "connection_lost"
+
+
+class ReplyCutOff(ConnectionLost):
+    """The connection broke while the reply was read: nothing reached the caller, so retry."""
+
+    outcome = "reply_cut_off"
 
 
 class BackendTimeout(TransportError, TimeoutError):
     status = 504
+    outcome = "timeout"
 
 
 class ConnectTimeout(BackendTimeout):
-    pass
+    outcome = "connect_timeout"
 
 
 class FirstByteTimeout(BackendTimeout):
-    pass
+    outcome = "first_byte_timeout"
 
 
 class StreamStalled(BackendTimeout):
-    pass
+    outcome = "stalled"
 
 
 class TotalTimeout(BackendTimeout):
-    pass
+    outcome = "total_timeout"
+
+
+class SubmitUncertain(TransportError):
+    """Submitting a RunPod job timed out or lost its connection after the request went out:
+    the job may exist, and a retry could run the inference twice."""
+
+    status = 504
+    retryable = False
+    outcome = "submit_uncertain"
 
 
 class UpstreamStatusError(BackendError):
     """The provider answered with an HTTP error; ``status`` is what the gateway will answer."""
+
+    outcome = "http_error"
 
     def __init__(
         self,
@@ -122,63 +199,99 @@ class UpstreamStatusError(BackendError):
 class UpstreamInvalidRequest(UpstreamStatusError):
     status = 400
     error_type = "invalid_request_error"
+    fault = Fault.CALLER
+    outcome = "invalid_request"
 
 
 class UpstreamRequestTooLarge(UpstreamInvalidRequest):
     status = 413
     error_type = "request_too_large"
+    outcome = "request_too_large"
 
 
 class UpstreamAuthError(UpstreamStatusError):
     status = 401
     error_type = "authentication_error"
+    fault = Fault.CONFIG
+    outcome = "auth_failed"
 
 
 class UnknownModelError(UpstreamStatusError):
     status = 404
     error_type = "not_found_error"
+    fault = Fault.CALLER
+    outcome = "unknown_model"
 
 
 class UpstreamRateLimited(UpstreamStatusError):
     status = 429
     error_type = "rate_limit_error"
     retryable = True
+    outcome = "rate_limited"
 
 
 class UpstreamOverloaded(UpstreamStatusError):
     status = 529
     error_type = "overloaded_error"
     retryable = True
+    outcome = "overloaded"
 
 
 class UpstreamServerError(UpstreamStatusError):
     status = 500
     error_type = "api_error"
     retryable = True
+    outcome = "server_error"
 
 
 class ProtocolError(BackendError):
     status = 502
     error_type = "api_error"
+    outcome = "protocol_error"
+
+
+class ReplyTooLarge(ProtocolError):
+    """A reply body, or one streamed event, is larger than the backend's limit."""
+
+    outcome = "reply_too_large"
 
 
 class StreamInterrupted(BackendError):
     status = 502
     error_type = "api_error"
+    outcome = "stream_interrupted"
 
 
 class JobFailed(BackendError):
     status = 502
     error_type = "api_error"
+    outcome = "job_failed"
+
+
+class JobTimeout(JobFailed):
+    """A RunPod job ran past a limit and was cancelled (never resubmitted)."""
+
+    status = 504
+    outcome = "job_timeout"
+
+
+class JobStalled(JobFailed):
+    """A streamed RunPod job produced no output for too long and was cancelled."""
+
+    status = 504
+    outcome = "job_stalled"
 
 
 class CircuitOpenError(BackendError):
     status = 503
     error_type = "overloaded_error"
+    outcome = "circuit_open"
 
 
 class AllBackendsFailed(CcrelayError):
     """Every backend in the chain failed; the last error decides the status the caller sees."""
+
+    outcome = "all_failed"
 
     def __init__(self, errors: list[BackendError]) -> None:
         last = errors[-1]
@@ -188,4 +301,5 @@ class AllBackendsFailed(CcrelayError):
         self.attempts = sum(e.attempts for e in errors)
         self.status = last.status
         self.error_type = last.error_type
+        self.fault = last.fault
         self.retry_after = getattr(last, "retry_after", None)

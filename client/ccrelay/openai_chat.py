@@ -65,6 +65,7 @@ class OpenAIChatBackend(Backend):
                 headers=headers,
                 timeouts=self.settings.timeouts,
                 secrets=(secret,) if secret else (),
+                limits=self.settings.limits,
             ),
         )
 
@@ -94,32 +95,33 @@ class OpenAIChatBackend(Backend):
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[StreamItem]:
         body = self.chat_body(request, model, stream=True)
-        response = await self.upstream.open_sse("/chat/completions", body, model=model)
         translator = OpenAIStreamTranslator(model, input_tokens_estimate=estimate_tokens(request))
-        # The ccrelay worker reports its cache verdict as a header and on the first chunk.
-        verdict = CacheVerdict.parse(response.headers.get(CACHE_VERDICT_HEADER))
-        if verdict is not None:
-            yield verdict
-        async for event in response.events():
-            data = event.data.strip()
-            if not data:
-                continue
-            if data == "[DONE]":
-                break
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise ProtocolError(self.name, "sent a stream chunk that is not JSON") from None
-            if not isinstance(chunk, dict):
-                raise ProtocolError(self.name, "sent a stream chunk that is not a JSON object")
-            if "error" in chunk:
-                raise self.upstream.payload_error(chunk["error"], model=model)
-            if verdict is None:
-                verdict = CacheVerdict.parse(chunk.get(CACHE_VERDICT_FIELD))
-                if verdict is not None:
-                    yield verdict
-            for out in translator.feed(chunk):
-                yield out
+        async with self.upstream.stream("/chat/completions", body, model=model) as response:
+            # The ccrelay worker reports its cache verdict as a header and on the first chunk.
+            verdict = CacheVerdict.parse(response.headers.get(CACHE_VERDICT_HEADER))
+            if verdict is not None:
+                yield verdict
+            async for event in response.events():
+                data = event.data.strip()
+                if not data:
+                    continue
+                if data == "[DONE]":
+                    await response.drain()
+                    break
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise ProtocolError(self.name, "sent a stream chunk that is not JSON") from None
+                if not isinstance(chunk, dict):
+                    raise ProtocolError(self.name, "sent a stream chunk that is not a JSON object")
+                if "error" in chunk:
+                    raise self.upstream.payload_error(chunk["error"], model=model)
+                if verdict is None:
+                    verdict = CacheVerdict.parse(chunk.get(CACHE_VERDICT_FIELD))
+                    if verdict is not None:
+                        yield verdict
+                for out in translator.feed(chunk):
+                    yield out
         if not translator.finished_cleanly:
             raise UpstreamServerError(
                 self.name,

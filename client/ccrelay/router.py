@@ -1,8 +1,13 @@
 """The failover chain: the chosen backend, then `fallback` in order, each behind its breaker.
 
 A backend is skipped while its circuit is open. Failover happens when a backend's retries are
-spent, never once a stream has passed an event on: `open_stream` returns only after a first event,
-so everything after that belongs to the one backend that produced it.
+spent, never once a stream has passed an event on: `open_stream` returns only after a first
+event, so everything after that belongs to the one backend that produced it.
+
+What a backend's breaker hears is decided by the error's type (`CcrelayError.fault`): a caller
+fault (an invalid request, a model the backend does not serve) neither counts against the
+backend nor fails over, because every backend would refuse it. A stream is judged when it
+*ends*, not at its first event: one that breaks half-way is a failure of its backend.
 """
 
 from __future__ import annotations
@@ -13,23 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
-from ccrelay.breaker import CircuitBreaker
-from ccrelay.errors import (
-    AllBackendsFailed,
-    BackendError,
-    CircuitOpenError,
-    UpstreamInvalidRequest,
-)
+from ccrelay.breaker import CircuitBreaker, Ticket
+from ccrelay.errors import AllBackendsFailed, BackendError, CcrelayError, CircuitOpenError
 from ccrelay.factory import BackendFactory
 
 log = logging.getLogger("ccrelay.router")
 
 T = TypeVar("T", Completion, EventStream)
-
-
-def counts_against_backend(error: BackendError) -> bool:
-    """A request the caller got wrong says nothing about the backend's health."""
-    return not isinstance(error, UpstreamInvalidRequest)
 
 
 class Router:
@@ -63,7 +58,8 @@ class Router:
         chain = self.chain(first)
         for position, name in enumerate(chain):
             breaker = self.breakers[name]
-            if not breaker.allow():
+            ticket = breaker.allow()
+            if ticket is None:
                 wait = breaker.seconds_until_probe()
                 errors.append(CircuitOpenError(name, f"circuit open; next probe in {wait:.0f} s"))
                 continue
@@ -71,23 +67,24 @@ class Router:
             try:
                 result = await call(backend)
             except BackendError as exc:
-                if not counts_against_backend(exc):
-                    breaker.release()
+                if not exc.counts_against_backend:
+                    breaker.release(ticket)
+                    exc.attempts += sum(e.attempts for e in errors)
                     raise
-                breaker.record_failure()
+                breaker.record_failure(ticket)
                 errors.append(exc)
                 if position + 1 < len(chain):
-                    log.warning(
-                        "backend %s failed (%s); trying the next one", name, type(exc).__name__
-                    )
+                    log.warning("backend %s failed (%s); trying the next one", name, exc.outcome)
                 continue
             except BaseException:
-                breaker.release()
+                breaker.release(ticket)
                 raise
-            breaker.record_success()
+            if isinstance(result, EventStream):
+                result.on_end(_judge(breaker, ticket))
+            else:
+                breaker.record_success(ticket)
             if errors:
-                result_failovers = len(errors)
-                log.info("served by %s after %d failover(s)", name, result_failovers)
+                log.info("served by %s after %d failover(s)", name, len(errors))
             result.failovers = len(errors)
             result.attempts += sum(e.attempts for e in errors)  # across the whole chain
             return result
@@ -97,3 +94,17 @@ class Router:
 
     def states(self) -> dict[str, str]:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}
+
+
+def _judge(breaker: CircuitBreaker, ticket: Ticket) -> Callable[[BaseException | None], None]:
+    """How a stream's end reaches its backend's breaker."""
+
+    def judge(error: BaseException | None) -> None:
+        if error is None:
+            breaker.record_success(ticket)
+        elif isinstance(error, CcrelayError) and error.counts_against_backend:
+            breaker.record_failure(ticket)
+        else:  # abandoned by the caller, cancelled, or the caller's own fault
+            breaker.release(ticket)
+
+    return judge

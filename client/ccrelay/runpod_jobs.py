@@ -18,8 +18,8 @@ calls and the translation), so each reads in one sitting:
   code only (``model_not_allowed`` -> `UnknownModelError`, ``invalid_input`` /
   ``invalid_request_error`` -> `UpstreamInvalidRequest`, else `JobFailed`), never by text.
 
-Every error raised here is `final` (``retryable = False``): once a job may exist, a retry
-would resubmit it and could run the inference twice.
+Every error raised here is of a type that is never retried (``retryable = False``): once a job
+may exist, a retry would resubmit it and could run the inference twice.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from ccrelay.backend import CacheVerdict
 from ccrelay.errors import (
     BackendError,
     JobFailed,
+    JobStalled,
+    JobTimeout,
     ProtocolError,
-    StreamStalled,
-    TotalTimeout,
     UnknownModelError,
     UpstreamInvalidRequest,
 )
@@ -56,10 +56,15 @@ MAX_MESSAGE = 500
 _COLD_START_NOTE_S = 5.0  # a job queued this long is logged once: a worker is cold-starting
 
 
-def final(exc: BackendError) -> BackendError:
-    """Mark an error as never to be retried: a job may exist, and a retry would resubmit it."""
-    exc.retryable = False
-    return exc
+def after_submission(backend: str, job_id: str | None, exc: BackendError) -> BackendError:
+    """`exc` if it is never retried; else a `JobFailed` saying what broke: once a job may
+    exist, a retry would resubmit it (and could run the inference twice)."""
+    if not exc.retryable:
+        return exc
+    which = f"job {job_id}" if job_id else "the job"
+    failed = JobFailed(backend, f"{which}: {exc.message.removeprefix(backend + ': ')}")
+    failed.__cause__ = exc
+    return failed
 
 
 @dataclass(frozen=True)
@@ -125,37 +130,29 @@ class Job:
                     limits.cold_start_timeout_s,
                 )
             if waited > limits.cold_start_timeout_s:
-                raise final(
-                    TotalTimeout(
-                        name,
-                        f"job {self.id} waited in the queue longer than cold_start_timeout_s="
-                        f"{limits.cold_start_timeout_s:g} s (no worker picked it up); cancelled",
-                    )
+                raise JobTimeout(
+                    name,
+                    f"job {self.id} waited in the queue longer than cold_start_timeout_s="
+                    f"{limits.cold_start_timeout_s:g} s (no worker picked it up); cancelled",
                 )
             return
         timeouts = limits.timeouts
         if now - self.running_since > timeouts.total_s:
-            raise final(
-                TotalTimeout(
-                    name, f"job {self.id} ran longer than {timeouts.total_s:g} s; cancelled"
-                )
+            raise JobTimeout(
+                name, f"job {self.id} ran longer than {timeouts.total_s:g} s; cancelled"
             )
         if not streaming:
             return
         if self.last_output is None:
             if now - self.running_since > timeouts.first_byte_s:
-                raise final(
-                    StreamStalled(
-                        name,
-                        f"job {self.id} produced no output within {timeouts.first_byte_s:g} s "
-                        "of starting; cancelled",
-                    )
+                raise JobStalled(
+                    name,
+                    f"job {self.id} produced no output within {timeouts.first_byte_s:g} s "
+                    "of starting; cancelled",
                 )
         elif now - self.last_output > timeouts.idle_s:
-            raise final(
-                StreamStalled(
-                    name, f"job {self.id} produced no output for {timeouts.idle_s:g} s; cancelled"
-                )
+            raise JobStalled(
+                name, f"job {self.id} produced no output for {timeouts.idle_s:g} s; cancelled"
             )
 
     def next_delay(self, interval: float | None = None) -> float:
@@ -182,9 +179,9 @@ def output_items(backend: str, output: Any) -> list[Any]:
         try:
             output = orjson.loads(output)
         except orjson.JSONDecodeError:
-            raise final(ProtocolError(backend, "the job's output is text, not JSON")) from None
+            raise ProtocolError(backend, "the job's output is text, not JSON") from None
     if output is None:
-        raise final(ProtocolError(backend, "the job completed without an output"))
+        raise ProtocolError(backend, "the job completed without an output")
     return list(output) if isinstance(output, list) else [output]
 
 

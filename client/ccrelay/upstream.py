@@ -1,18 +1,31 @@
-"""One backend's HTTP conversation with its provider: timeouts, status mapping, key scrubbing.
+"""One backend's HTTP conversation with its provider: deadlines, size limits, errors, scrubbing.
 
 Backends receive the process-wide `aiohttp.ClientSession` (the httpx `transport=` idea) and wrap
-it in an `UpstreamClient` bound to their base URL, headers and timeouts. Everything that can go
-wrong on the wire is translated here into the `client.errors` tree, and every provider message is
-scrubbed of the backend's secrets before it is put into an exception.
+it in an `UpstreamClient` bound to their base URL, headers, timeouts and limits. This module is
+the one place that owns an attempt's deadlines, so no wait is ever unbounded:
+
+- **connect** (``connect_s``): aiohttp's connect timeout;
+- **first byte** (``first_byte_s``): until the response headers, and for an error reply until
+  its whole (capped) body: a server that sends ``502`` headers and then stalls fails here;
+- **idle** (``idle_s``): the longest gap between two reads of the body, streamed or not (the
+  first body read may take ``first_byte_s``, as a model may think before its first token);
+- **total** (``total_s``, or the caller's ``timeout_s``): the whole attempt.
+
+A reply body is capped at ``limits.max_reply_bytes`` and one streamed event at
+``limits.max_event_bytes`` (`ReplyTooLarge`). A connection that breaks while the body is read
+is a retryable `ReplyCutOff`: nothing has reached the caller yet. Streams are async context
+managers: ``async with client.stream(...) as reply`` releases the connection on every way out.
+Every provider message is scrubbed of the backend's secrets before it goes into an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -20,27 +33,25 @@ import orjson
 from ccrelay.errors import (
     BackendConnectError,
     BackendError,
+    ConnectionLost,
     ConnectTimeout,
     FirstByteTimeout,
     ProtocolError,
+    ReplyCutOff,
+    ReplyTooLarge,
     StreamStalled,
     TotalTimeout,
-    UnknownModelError,
-    UpstreamAuthError,
-    UpstreamInvalidRequest,
-    UpstreamOverloaded,
-    UpstreamRateLimited,
-    UpstreamRequestTooLarge,
-    UpstreamServerError,
-    UpstreamStatusError,
 )
 from ccrelay.failure_words import describe_connection_error
 from ccrelay.retry import parse_retry_after
-from ccrelay_config.models import TimeoutSettings, is_secret_header
-from ccrelay_wire.sse import ServerSentEvent, SSEDecoder
+from ccrelay.upstream_errors import error_for_payload, error_for_status
+from ccrelay_config.models import LimitSettings, TimeoutSettings, is_secret_header
+from ccrelay_wire.sse import EventTooLarge, ServerSentEvent, SSEDecoder
 
-_MAX_MESSAGE = 500
+__all__ = ["SSEReply", "UpstreamClient", "UpstreamTarget"]
+
 _MIN_HEADER_SECRET = 6
+_MAX_ERROR_BODY = 64 * 1024  # an error reply's text: enough for any provider's message
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,27 @@ class UpstreamTarget:
     secrets: tuple[str, ...] = ()
     auth_fix: str = "check the backend's api_key"
     """What a 401/403 tells the user to do."""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+
+class _Deadlines:
+    """One attempt's deadlines, on the event loop's clock."""
+
+    __slots__ = ("first_byte", "loop", "timeouts", "total", "total_s")
+
+    def __init__(self, timeouts: TimeoutSettings, total_s: float | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeouts = timeouts
+        self.total_s = total_s or timeouts.total_s
+        now = self.loop.time()
+        self.total = now + self.total_s
+        self.first_byte = min(now + timeouts.first_byte_s, self.total)
+
+    def read_wait(self, first: bool) -> tuple[float, bool]:
+        """(seconds the next body read may take, whether the total deadline is what limits it)."""
+        gap = self.timeouts.first_byte_s if first else self.timeouts.idle_s
+        left = self.total - self.loop.time()
+        return max(min(gap, left), 0.0), left <= gap
 
 
 class UpstreamClient:
@@ -64,6 +96,7 @@ class UpstreamClient:
         self._client_timeout = aiohttp.ClientTimeout(
             total=None, connect=target.timeouts.connect_s, sock_connect=target.timeouts.connect_s
         )
+        self._host = urlsplit(target.base_url).netloc
 
     @property
     def backend(self) -> str:
@@ -88,21 +121,16 @@ class UpstreamClient:
         model: str | None = None,
         timeout_s: float | None = None,
     ) -> Any:
-        """Send one request and decode its JSON reply; any failure raises a `BackendError`."""
-        deadline = timeout_s or self.target.timeouts.total_s
+        """Send one request and decode its JSON reply; any failure raises a `BackendError`.
+
+        `timeout_s` replaces ``total_s`` for this call (RunPod's polls are short).
+        """
+        deadlines = _Deadlines(self.target.timeouts, timeout_s)
+        response = await self._open(method, path, body, headers, model, deadlines)
         try:
-            async with asyncio.timeout(deadline):
-                response = await self._send(method, path, body, headers)
-                async with response:
-                    if response.status >= 400:
-                        raise await self.status_error(response, model)
-                    raw = await response.read()
-        except TimeoutError as exc:
-            if isinstance(exc, BackendError):
-                raise
-            raise TotalTimeout(self.backend, f"no complete reply within {deadline:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise self.transport_error(exc) from None
+            raw = await self._read_body(response, deadlines)
+        finally:
+            response.release()
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -110,22 +138,22 @@ class UpstreamClient:
                 self.backend, f"answered HTTP {response.status} with a body that is not JSON"
             ) from None
 
-    async def open_sse(
+    @asynccontextmanager
+    async def stream(
         self,
         path: str,
         body: Any,
         *,
         headers: Mapping[str, str] | None = None,
         model: str | None = None,
-    ) -> SSEResponse:
-        """POST and wait for a streaming reply's headers (bounded by first_byte_s)."""
-        try:
-            response = await self._send("POST", path, body, headers)
-        except aiohttp.ClientError as exc:
-            raise self.transport_error(exc) from None
-        if response.status >= 400:
-            async with response:
-                raise await self.status_error(response, model)
+    ) -> AsyncIterator[SSEReply]:
+        """POST, wait for a streaming reply's headers, and hold it open for the block.
+
+        Leaving the block, however it is left, gives the connection back (cut off when the
+        stream was not read to its end, so the provider stops generating).
+        """
+        deadlines = _Deadlines(self.target.timeouts, None)
+        response = await self._open("POST", path, body, headers, model, deadlines)
         if response.content_type != "text/event-stream":
             response.release()
             raise ProtocolError(
@@ -133,11 +161,28 @@ class UpstreamClient:
                 f"answered a streaming request with {response.content_type or 'no content type'},"
                 " not an event stream",
             )
-        return SSEResponse(self, response)
+        reply = SSEReply(self, response, deadlines)
+        try:
+            yield reply
+        finally:
+            if reply.finished:
+                response.release()
+            else:
+                response.close()
 
-    async def _send(
-        self, method: str, path: str, body: Any, headers: Mapping[str, str] | None
+    # -- the wire -------------------------------------------------------------------------------
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        model: str | None,
+        deadlines: _Deadlines,
     ) -> aiohttp.ClientResponse:
+        """The response once its headers are in; an error reply is read and raised here, all
+        within the first-byte deadline."""
         merged = dict(self.target.headers)
         if headers:
             merged.update(headers)
@@ -145,47 +190,31 @@ class UpstreamClient:
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             merged.setdefault("Content-Type", "application/json")
-        first_byte = self.target.timeouts.first_byte_s
+        waited = deadlines.first_byte - deadlines.loop.time()
+        stage = "no response headers"
         try:
-            async with asyncio.timeout(first_byte):
-                return await self.session.request(
+            async with asyncio.timeout_at(deadlines.first_byte):
+                response = await self.session.request(
                     method, self.url(path), data=data, headers=merged, timeout=self._client_timeout
                 )
+                if response.status < 400:
+                    return response
+                stage = f"HTTP {response.status} arrived, but not its body,"
+                try:
+                    text = (await _read_capped(response, _MAX_ERROR_BODY)).decode(
+                        "utf-8", "replace"
+                    )
+                finally:
+                    response.release()
         except aiohttp.ConnectionTimeoutError:
             raise ConnectTimeout(
-                self.backend, f"could not connect within {self.target.timeouts.connect_s:g} s"
+                self.backend, describe_connection_error(TimeoutError(), self._host)
             ) from None
+        except aiohttp.ClientError as exc:
+            raise self.transport_error(exc) from None
         except TimeoutError:
-            raise FirstByteTimeout(
-                self.backend, f"no response headers within {first_byte:g} s"
-            ) from None
-
-    def transport_error(self, exc: aiohttp.ClientError) -> BackendError:
-        words = describe_connection_error(exc, self._host())
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return ConnectTimeout(self.backend, words)
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            return ProtocolError(self.backend, words)
-        return BackendConnectError(self.backend, words)
-
-    def _host(self) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.target.base_url)
-        return parts.netloc
-
-    def payload_error(self, payload: Any, model: str | None = None) -> BackendError:
-        """`error_for_payload` for an error event inside a stream, scrubbed of the secrets."""
-        return error_for_payload(self.backend, payload, model=model, scrub=self.scrub)
-
-    async def status_error(
-        self, response: aiohttp.ClientResponse, model: str | None
-    ) -> UpstreamStatusError:
-        try:
-            text = (await response.read()).decode("utf-8", "replace")
-        except (aiohttp.ClientError, TimeoutError):
-            text = ""
-        return error_for_status(
+            raise FirstByteTimeout(self.backend, f"{stage} within {max(waited, 0):.3g} s") from None
+        raise error_for_status(
             self.backend,
             response.status,
             self.scrub(text),
@@ -194,55 +223,127 @@ class UpstreamClient:
             auth_fix=self.target.auth_fix,
         )
 
+    async def _read_body(self, response: aiohttp.ClientResponse, deadlines: _Deadlines) -> bytes:
+        """The whole body, read under the idle and total deadlines and the size limit."""
+        limit = self.target.limits.max_reply_bytes
+        if (response.content_length or 0) > limit:
+            raise self._too_large(f"a reply of {response.content_length} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await self._read(response, deadlines, first=not chunks)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large("a reply")
+            chunks.append(chunk)
 
-class SSEResponse:
-    """An open streaming reply; iterating yields SSE events, bounded by idle and total timeouts."""
+    async def _read(
+        self, response: aiohttp.ClientResponse, deadlines: _Deadlines, *, first: bool
+    ) -> bytes:
+        """One read of the body ("" at its end), under the right deadline."""
+        wait, total_bound = deadlines.read_wait(first)
+        try:
+            async with asyncio.timeout(wait):
+                return await response.content.readany()
+        except TimeoutError:
+            if total_bound:
+                raise TotalTimeout(
+                    self.backend, f"the reply took longer than {deadlines.total_s:g} s"
+                ) from None
+            if first:
+                raise FirstByteTimeout(self.backend, f"no reply data within {wait:g} s") from None
+            raise StreamStalled(
+                self.backend, f"the reply stalled: no data for {wait:g} s"
+            ) from None
+        except aiohttp.ClientError as exc:  # the reply had begun: it was cut off
+            words = describe_connection_error(exc, self._host)
+            raise ReplyCutOff(self.backend, words) from None
 
-    def __init__(self, client: UpstreamClient, response: aiohttp.ClientResponse) -> None:
+    def _too_large(self, what: str) -> ReplyTooLarge:
+        limits = self.target.limits
+        return ReplyTooLarge(
+            self.backend,
+            f"{what} is larger than limits.max_reply_bytes={limits.max_reply_bytes}; raise the "
+            "limit in the backend's config if the reply is genuine",
+        )
+
+    def transport_error(self, exc: aiohttp.ClientError) -> BackendError:
+        words = describe_connection_error(exc, self._host)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ConnectTimeout(self.backend, words)
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return ReplyCutOff(self.backend, words)
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidUrlClientError):
+            return BackendConnectError(self.backend, words)
+        return ConnectionLost(self.backend, words)
+
+    def payload_error(self, payload: Any, model: str | None = None) -> BackendError:
+        """`error_for_payload` for an error event inside a stream, scrubbed of the secrets."""
+        return error_for_payload(self.backend, payload, model=model, scrub=self.scrub)
+
+
+class SSEReply:
+    """An open streaming reply; `events` yields its SSE events under the idle/total deadlines."""
+
+    def __init__(
+        self, client: UpstreamClient, response: aiohttp.ClientResponse, deadlines: _Deadlines
+    ) -> None:
         self._client = client
         self.response = response
         self.status = response.status
         self.headers = response.headers
-        self._opened = time.monotonic()
+        self._deadlines = deadlines
+        self.finished = False
+        """The body was read to its end (the connection can be reused)."""
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
-        timeouts = self._client.target.timeouts
-        backend = self._client.backend
-        decoder = SSEDecoder()
-        deadline = self._opened + timeouts.total_s
-        content = self.response.content
+        client = self._client
+        decoder = SSEDecoder(max_event_size=client.target.limits.max_event_bytes)
         first = True
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                wait = min(timeouts.first_byte_s if first else timeouts.idle_s, remaining)
-                try:
-                    async with asyncio.timeout(wait):
-                        chunk = await content.readany()
-                except TimeoutError:
-                    if remaining <= wait:
-                        raise TotalTimeout(
-                            backend, f"stream exceeded {timeouts.total_s:g} s"
-                        ) from None
-                    if first:
-                        raise FirstByteTimeout(backend, f"no data within {wait:g} s") from None
-                    raise StreamStalled(
-                        backend, f"stream stalled: no data for {wait:g} s"
-                    ) from None
-                except aiohttp.ClientError as exc:
-                    raise self._client.transport_error(exc) from None
+                chunk = await client._read(self.response, self._deadlines, first=first)
                 if not chunk:
                     break
                 first = False
                 for event in decoder.feed(chunk):
                     yield event
+            self.finished = True
             for event in decoder.flush():
                 yield event
-        finally:
-            self.close()
+        except EventTooLarge:
+            raise ReplyTooLarge(
+                client.backend,
+                "a streamed event is larger than limits.max_event_bytes="
+                f"{client.target.limits.max_event_bytes}",
+            ) from None
 
-    def close(self) -> None:
-        self.response.release()
+    async def drain(self, within_s: float = 1.0) -> None:
+        """After the last event: let the body end (so the connection is reused), briefly."""
+        if self.finished:
+            return
+        try:
+            async with asyncio.timeout(within_s):
+                while await self.response.content.readany():
+                    pass
+        except (TimeoutError, aiohttp.ClientError):
+            return  # the block's exit cuts the connection instead
+        self.finished = True
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to `limit` bytes of the body (an error reply's text needs no more)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.readany()
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit]
 
 
 def _header_secrets(headers: Mapping[str, str]) -> list[str]:
@@ -257,94 +358,3 @@ def _header_secrets(headers: Mapping[str, str]) -> list[str]:
             if len(candidate) >= _MIN_HEADER_SECRET:  # never scrub "1" out of every message
                 found.add(candidate)
     return sorted(found, key=len, reverse=True)
-
-
-def provider_message(text: str) -> tuple[str, str | None, str | None]:
-    """(message, code, param) from the error bodies of Anthropic, OpenAI, Cerebras and RunPod."""
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text.strip()[:_MAX_MESSAGE] or "(empty body)", None, None
-    if isinstance(data, dict):
-        inner = data.get("error", data)
-        if isinstance(inner, str):
-            return inner[:_MAX_MESSAGE], None, None
-        if isinstance(inner, dict):
-            message = inner.get("message") or inner.get("detail") or str(inner)[:_MAX_MESSAGE]
-            code = inner.get("code") or inner.get("type")
-            param = inner.get("param")
-            return str(message)[:_MAX_MESSAGE], _opt_str(code), _opt_str(param)
-    return str(data)[:_MAX_MESSAGE], None, None
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def error_for_status(
-    backend: str,
-    status: int,
-    text: str,
-    *,
-    retry_after: float | None = None,
-    model: str | None = None,
-    auth_fix: str = "check the backend's api_key",
-) -> UpstreamStatusError:
-    message, code, param = provider_message(text)
-    detail = f"HTTP {status}: {message}"
-    kwargs: dict[str, Any] = {"upstream_status": status, "retry_after": retry_after}
-    model_problem = code in ("model_not_found", "not_found_error") or param == "model"
-    if (status in (400, 404) and model_problem) or status == 404:
-        asked = f"; model asked for: {model!r}" if model else ""
-        return UnknownModelError(
-            backend,
-            f"{detail}{asked}; list valid models with `ccrelay models --backend {backend}` "
-            "and set `model` (or the `models` map) in the config",
-            **kwargs,
-        )
-    if status in (401, 403):
-        return UpstreamAuthError(backend, f"{detail}; {auth_fix}", **kwargs)
-    if status == 429:
-        return UpstreamRateLimited(backend, detail, **kwargs)
-    if status in (503, 529):
-        return UpstreamOverloaded(backend, detail, **kwargs)
-    if status >= 500 or status in (408, 409):
-        return UpstreamServerError(backend, detail, **kwargs)
-    if status == 413:
-        return UpstreamRequestTooLarge(backend, detail, **kwargs)
-    return UpstreamInvalidRequest(backend, detail, **kwargs)
-
-
-def error_for_payload(
-    backend: str,
-    payload: Any,
-    *,
-    model: str | None = None,
-    scrub: Callable[[str], str] | None = None,
-) -> BackendError:
-    """An error object that arrived inside a 200 stream (OpenAI and Anthropic both do this).
-
-    Pass the backend's `UpstreamClient.scrub` (or call `UpstreamClient.payload_error`): the
-    provider's text may echo the key.
-    """
-    status = 500
-    if isinstance(payload, dict):
-        code = payload.get("code") or payload.get("status")
-        if isinstance(code, int) and 400 <= code < 600:
-            status = code
-        elif payload.get("type") in _ANTHROPIC_TYPE_STATUS:
-            status = _ANTHROPIC_TYPE_STATUS[payload["type"]]
-    text = orjson.dumps({"error": payload}).decode()
-    return error_for_status(backend, status, scrub(text) if scrub else text, model=model)
-
-
-_ANTHROPIC_TYPE_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}

@@ -50,6 +50,17 @@ class TimeoutSettings(_Frozen):
     total_s: float = Field(900.0, gt=0)
 
 
+class LimitSettings(_Frozen):
+    """How much of a reply the gateway holds: past a limit the attempt fails with a clear 502.
+
+    Generous: Claude Code's longest answers are a few hundred KB; a RunPod streamed chunk is at
+    most 1 MB.
+    """
+
+    max_reply_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="a non-streamed reply body")
+    max_event_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="one streamed (SSE) event")
+
+
 class CircuitSettings(_Frozen):
     failure_threshold: int = Field(5, ge=1)
     cooldown_s: float = Field(30.0, ge=0)
@@ -70,6 +81,7 @@ class BackendSettings(_Frozen):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     headers: dict[str, str] = Field(
         default_factory=dict,
         repr=False,  # may carry a credential (`Authorization: Bearer ${TOKEN}`)

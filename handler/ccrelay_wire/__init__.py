@@ -17,7 +17,7 @@ from ccrelay_wire.job_error import (
     decode_job_error,
     encode_job_error,
 )
-from ccrelay_wire.sse import ServerSentEvent, SSEDecoder, encode_sse
+from ccrelay_wire.sse import EventTooLarge, ServerSentEvent, SSEDecoder, encode_sse
 from ccrelay_wire.verdict import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER, CACHE_VERDICTS
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "CACHE_VERDICT_HEADER",
     "CODE_INVALID_INPUT",
     "CODE_MODEL_NOT_ALLOWED",
+    "EventTooLarge",
     "SSEDecoder",
     "ServerSentEvent",
     "decode_job_error",

@@ -25,7 +25,11 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_sse"]
+__all__ = ["EventTooLarge", "SSEDecoder", "ServerSentEvent", "encode_sse"]
+
+
+class EventTooLarge(ValueError):
+    """One event (or one unterminated line) grew past the decoder's ``max_event_size``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,12 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed bytes as they arrive with `feed`; call `flush` once at end of stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_size: int | None = None) -> None:
+        """`max_event_size`: the most characters one event may hold (None: no limit). A peer
+        that streams one endless event would otherwise grow this buffer without bound."""
+        self._max = max_event_size
+        self._data_chars = 0  # characters of the current event's data lines
+        self._pending_chars = 0  # characters of the unterminated line
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending: list[str] = []  # pieces of the current, unterminated line
         self._skip_lf = False  # the text so far ended in \r: a leading \n is its other half
@@ -64,6 +73,7 @@ class SSEDecoder:
         if self._pending:
             line = "".join(self._pending)
             self._pending.clear()
+            self._pending_chars = 0
             self.truncated = True
             self._line(line, events)
         if self._data:
@@ -92,19 +102,28 @@ class SSEDecoder:
         if "\n" not in text:
             if text:
                 self._pending.append(text)
+                self._pending_chars += len(text)
+                self._check()
             return []
         if self._pending:
             self._pending.append(text)
             text = "".join(self._pending)
             self._pending.clear()
+            self._pending_chars = 0
         lines = text.split("\n")
         rest = lines.pop()
-        if rest:
-            self._pending.append(rest)
         events: list[ServerSentEvent] = []
         for line in lines:
             self._line(line, events)
+        if rest:
+            self._pending.append(rest)
+            self._pending_chars = len(rest)
+            self._check()
         return events
+
+    def _check(self) -> None:
+        if self._max is not None and self._data_chars + self._pending_chars > self._max:
+            raise EventTooLarge(f"an event is larger than {self._max} characters")
 
     def _line(self, line: str, events: list[ServerSentEvent]) -> None:
         if not line:
@@ -117,6 +136,8 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._data_chars += len(value)
+            self._check()
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -131,6 +152,7 @@ class SSEDecoder:
             events.append(ServerSentEvent(self._event or None, data, self._last_id or None))
             self._data = []
         self._event = ""
+        self._data_chars = 0
 
 
 def encode_sse(data: str, event: str | None = None) -> bytes:

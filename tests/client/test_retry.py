@@ -185,8 +185,8 @@ async def test_5xx_then_success(fake_openai: FakeOpenAI, session: aiohttp.Client
     assert completion.attempts == 3
     assert sleeps.delays == [1.0, 2.0]
     assert [a.outcome for a in attempts.seen] == [
-        "UpstreamServerError",
-        "UpstreamOverloaded",
+        "server_error",
+        "overloaded",
         "ok",
     ]
     assert [a.status for a in attempts.seen] == [500, 503, 200]

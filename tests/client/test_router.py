@@ -266,3 +266,78 @@ async def test_unknown_backend_name_lists_the_known_ones(
         await s.router.complete(REQUEST, RequestOptions(), backend="tertiary")
     assert "known backends: primary, secondary" in str(caught.value)
     assert caught.value.status == 400
+
+
+# -- issue 13: whose fault, and streams judged when they end -----------------------------------
+
+
+def broken_after_first_event() -> Reply:
+    """A stream that sends its first chunk, then drops the connection."""
+    return Reply(chunks=sse(openai_text_chunks(["partial"]))[:1], abort=True)
+
+
+async def test_a_backend_whose_streams_break_after_the_first_event_opens_its_circuit(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    s = build(session, fake_openai, secondary, threshold=2)
+    for _ in range(2):
+        fake_openai.push(broken_after_first_event())
+        stream = await s.router.open_stream(REQUEST, RequestOptions())
+        assert stream.backend == "primary"
+        with pytest.raises(StreamInterrupted):
+            async for _event in stream:
+                pass
+        await stream.aclose()
+    assert s.router.states()["primary"] == "open"
+    stream = await s.router.open_stream(REQUEST, RequestOptions())
+    assert stream.backend == "secondary"  # the fallback is used at last
+    await stream.aclose()
+
+
+async def test_a_stream_the_caller_abandons_says_nothing_about_the_backend(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    s = build(session, fake_openai, secondary, threshold=1, cooldown=10)
+    fake_openai.push(busy(), busy())  # two attempts fail: open
+    await s.router.complete(REQUEST, RequestOptions())
+    assert s.router.states()["primary"] == "open"
+    s.clock.now += 10
+    probe = await s.router.open_stream(REQUEST, RequestOptions())  # the half-open probe
+    assert probe.backend == "primary"
+    await probe.aclose()  # abandoned after its first event: the probe slot is free again
+    assert s.router.states()["primary"] == "half_open"
+    again = await s.router.open_stream(REQUEST, RequestOptions())
+    assert again.backend == "primary"
+    async for _event in again:
+        pass
+    assert s.router.states()["primary"] == "closed"
+
+
+async def test_requests_for_a_model_the_backend_lacks_never_open_its_circuit(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    from ccrelay.errors import UnknownModelError
+
+    s = build(session, fake_openai, secondary, threshold=2)
+    missing = Reply(
+        status=404, body={"error": {"message": "no such model", "code": "model_not_found"}}
+    )
+    for _ in range(6):
+        fake_openai.push(missing)
+        with pytest.raises(UnknownModelError):
+            await s.router.complete(REQUEST, RequestOptions())
+    assert s.router.states()["primary"] == "closed"
+    assert secondary.requests == []  # a caller fault is not failed over either
+    completion = await s.router.complete(REQUEST, RequestOptions())
+    assert completion.backend == "primary"
+
+
+async def test_a_caller_fault_after_a_failover_carries_every_attempt(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    s = build(session, fake_openai, secondary, threshold=5)
+    fake_openai.push(busy(), busy())
+    secondary.push(Reply(status=400, body={"error": {"message": "bad request"}}))
+    with pytest.raises(UpstreamInvalidRequest) as caught:
+        await s.router.complete(REQUEST, RequestOptions())
+    assert caught.value.attempts == 3

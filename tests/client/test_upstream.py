@@ -31,7 +31,7 @@ from ccrelay.errors import (
     UpstreamRequestTooLarge,
     UpstreamServerError,
 )
-from ccrelay.upstream import error_for_payload, error_for_status, provider_message
+from ccrelay.upstream_errors import error_for_payload, error_for_status, provider_message
 from tests.client.conftest import REQUEST, Sleeps
 from tests.fake_providers import (
     FakeAnthropic,
@@ -160,7 +160,7 @@ async def test_total_timeout_for_a_slow_non_streamed_body(
 ) -> None:
     # Headers come at once, the body never completes: total_s bounds it.
     sleeps = Sleeps()
-    timeouts = {**TINY, "first_byte_s": 1, "total_s": 0.3}
+    timeouts = {**TINY, "first_byte_s": 1, "idle_s": 1, "total_s": 0.3}
     fake_openai.push(
         Reply(chunks=[b'{"id": '], stall_after_chunks=0.8),
         Reply(chunks=[b'{"id": '], stall_after_chunks=0.8),

@@ -20,10 +20,13 @@ from ccrelay.errors import (
     BackendConnectError,
     BackendError,
     CcrelayError,
+    ConnectionLost,
     FirstByteTimeout,
+    JobStalled,
     ProtocolError,
+    ReplyCutOff,
     StreamStalled,
-    TotalTimeout,
+    SubmitUncertain,
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
@@ -64,16 +67,29 @@ EXPECTED: dict[str, tuple[type[BackendError], int]] = {
     "429": (UpstreamRateLimited, 2),
     "503": (UpstreamOverloaded, 2),
     "refused": (BackendConnectError, 2),
-    "reset": (BackendConnectError, 2),
+    "reset": (ConnectionLost, 2),
     "stall_headers": (FirstByteTimeout, 2),
     "malformed_json": (ProtocolError, 1),
 }
 # mid-stream fault -> the error the attempt record keeps (the caller gets StreamInterrupted)
 RECORDED: dict[str, type[BackendError]] = {
     "stall_mid_stream": StreamStalled,
+    "truncated_sse": ReplyCutOff,  # the connection closed mid-stream: a transport failure
+    "malformed_event": ProtocolError,
+}
+# RunPod streams by polling: its mid-stream faults are the job's own
+RECORDED_RUNPOD: dict[str, type[BackendError]] = {
+    "stall_mid_stream": JobStalled,
     "truncated_sse": ProtocolError,
     "malformed_event": ProtocolError,
 }
+
+
+def recorded(kind: str, fault: str) -> type[BackendError]:
+    """The error a mid-stream fault's attempt record keeps."""
+    return (RECORDED_RUNPOD if kind == "runpod" else RECORDED)[fault]
+
+
 RUNSYNC_HOLD_S = 1.0 + TIMEOUTS["first_byte_s"]
 """RunPod's /runsync may hold a request for its `wait` (1 s at least) plus first_byte_s."""
 BOUND_S = 2 * (RUNSYNC_HOLD_S + TIMEOUTS["connect_s"]) + 1.0
@@ -85,9 +101,9 @@ def expected(kind: str, fault: str, call: str) -> tuple[type[BackendError], int]
     if fault == "malformed_json" and call == "open_stream" and kind != "runpod":
         # a 200 that is no event stream: the provider ignored `stream`; retrying won't help
         return ProtocolError, 1
-    if fault == "stall_headers" and kind == "runpod":
+    if fault in ("stall_headers", "reset") and kind == "runpod":
         # a submission that timed out may have queued a job: resubmitting could run it twice
-        return TotalTimeout, 1
+        return SubmitUncertain, 1
     return EXPECTED[fault]
 
 

@@ -20,7 +20,6 @@ from tests.faults.helpers import (
     KINDS,
     MID_STREAM,
     PRE_STREAM,
-    RECORDED,
     REQUEST,
     SECRET,
     FaultServer,
@@ -31,6 +30,7 @@ from tests.faults.helpers import (
     load,
     mid_stream_reply,
     pre_stream_reply,
+    recorded,
     runpod_script,
     stall_for,
 )
@@ -101,7 +101,7 @@ async def test_fault_before_the_reply(
     expected_class, attempts = expected(kind, fault, call)
     assert type(error) is expected_class, repr(error)
     assert error.backend == kind
-    assert rig.records.outcomes() == [(n, expected_class.__name__) for n in range(1, attempts + 1)]
+    assert rig.records.outcomes() == [(n, expected_class.outcome) for n in range(1, attempts + 1)]
     assert all(a.streamed == (call == "open_stream") for a in rig.records.attempts)
     if fault == "429":
         assert isinstance(error, UpstreamRateLimited) and error.retry_after == 0.01
@@ -142,8 +142,8 @@ async def test_fault_in_the_middle_of_a_stream(
             await runpod.close()
 
     assert isinstance(error, StreamInterrupted), repr(error)
-    assert isinstance(error.__cause__, RECORDED[fault]), repr(error.__cause__)
-    assert rig.records.outcomes() == [(1, RECORDED[fault].__name__)]  # never retried
+    assert isinstance(error.__cause__, recorded(kind, fault)), repr(error.__cause__)
+    assert rig.records.outcomes() == [(1, recorded(kind, fault).outcome)]  # never retried
     assert rig.records.attempts[0].streamed and rig.records.attempts[0].ttfb_ms is not None
     assert rig.sleeps.delays == []
     rig.witness.assert_clean(caplog)

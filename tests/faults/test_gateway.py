@@ -25,7 +25,6 @@ from tests.faults.helpers import (
     KINDS,
     MID_STREAM,
     PRE_STREAM,
-    RECORDED,
     REQUEST,
     SECRET,
     FaultServer,
@@ -36,6 +35,7 @@ from tests.faults.helpers import (
     load,
     mid_stream_reply,
     pre_stream_reply,
+    recorded,
     runpod_script,
     stall_for,
 )
@@ -120,7 +120,7 @@ async def test_fault_before_the_reply_is_an_anthropic_error(
     assert reply.headers["Content-Type"].startswith("application/json")
     if fault == "429":
         assert reply.headers["retry-after"] == "1" and reply.headers["retry-after-ms"] == "10"
-    assert records.outcomes() == [(n, error_class.__name__) for n in range(1, attempts + 1)]
+    assert records.outcomes() == [(n, error_class.outcome) for n in range(1, attempts + 1)]
     witness = Witness()
     witness.add(reply.text(), records.attempts)
     witness.assert_clean(caplog)
@@ -153,7 +153,7 @@ async def test_fault_mid_stream_ends_with_an_error_event(
     assert kinds[0] == "message_start" and kinds[-1] == "error", kinds
     assert "message_stop" not in kinds
     assert events[-1]["error"]["type"] == "api_error" and events[-1]["error"]["message"]
-    assert records.outcomes() == [(1, RECORDED[fault].__name__)]
+    assert records.outcomes() == [(1, recorded(kind, fault).outcome)]
     witness = Witness()
     witness.add(reply.text(), records.attempts)
     witness.assert_clean(caplog)

@@ -158,10 +158,10 @@ async def test_s3_down_then_back_loses_no_attempt_record(
     outcomes = Counter((r.outcome, r.attempt, r.streamed) for r in stored)
     assert outcomes == Counter(
         {
-            ("UpstreamOverloaded", 1, False): 1,
-            ("UpstreamOverloaded", 2, False): 1,
-            ("UpstreamRateLimited", 1, False): 1,
-            ("UpstreamRateLimited", 2, False): 1,
+            ("overloaded", 1, False): 1,
+            ("overloaded", 2, False): 1,
+            ("rate_limited", 1, False): 1,
+            ("rate_limited", 2, False): 1,
             ("ok", 1, False): 1,
             ("ok", 1, True): 1,
         }

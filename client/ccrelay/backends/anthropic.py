@@ -50,6 +50,7 @@ class AnthropicBackend(Backend):
                 base_url=settings.base_url or "https://api.anthropic.com",
                 headers=headers,
                 timeouts=settings.timeouts,
+                limits=settings.limits,
                 secrets=(secret,) if secret else (),
                 auth_fix=(
                     "set ANTHROPIC_API_KEY (or this backend's api_key) to a valid Anthropic API "
@@ -100,28 +101,29 @@ class AnthropicBackend(Backend):
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[dict[str, Any]]:
-        response = await self.upstream.open_sse(
+        stopped = False
+        async with self.upstream.stream(
             "/v1/messages",
             self._body(request, model, stream=True),
             headers=self._headers(options),
             model=model,
-        )
-        stopped = False
-        async for event in response.events():
-            if not event.data:
-                continue
-            try:
-                payload = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                raise ProtocolError(self.name, "sent a stream event that is not JSON") from None
-            if not isinstance(payload, dict):
-                raise ProtocolError(self.name, "sent a stream event that is not a JSON object")
-            if payload.get("type") == "error":
-                raise self.upstream.payload_error(payload.get("error"), model=model)
-            yield payload
-            if payload.get("type") == "message_stop":
-                stopped = True
-                break
+        ) as response:
+            async for event in response.events():
+                if not event.data:
+                    continue
+                try:
+                    payload = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    raise ProtocolError(self.name, "sent a stream event that is not JSON") from None
+                if not isinstance(payload, dict):
+                    raise ProtocolError(self.name, "sent a stream event that is not a JSON object")
+                if payload.get("type") == "error":
+                    raise self.upstream.payload_error(payload.get("error"), model=model)
+                yield payload
+                if payload.get("type") == "message_stop":
+                    stopped = True
+                    await response.drain()
+                    break
         if not stopped:
             raise UpstreamServerError(
                 self.name,

@@ -77,8 +77,11 @@ from ccrelay.errors import (
     BackendError,
     BackendTimeout,
     CcrelayError,
+    ConnectionLost,
+    ConnectTimeout,
     JobFailed,
     ProtocolError,
+    SubmitUncertain,
     UnknownModelError,
     UpstreamAuthError,
     UpstreamStatusError,
@@ -90,8 +93,8 @@ from ccrelay.runpod_jobs import (
     Job,
     JobLimits,
     active_workers,
+    after_submission,
     cache_verdict,
-    final,
     health_summary,
     is_completion,
     is_error_output,
@@ -201,6 +204,7 @@ class RunPodBackend(Backend):
             headers=headers,
             timeouts=settings.timeouts,
             secrets=(secret,) if secret else (),
+            limits=settings.limits,
         )
         self.upstream = UpstreamClient(self.session, target)
         # /runsync holds the request open for up to `wait` before it answers.
@@ -291,16 +295,13 @@ class RunPodBackend(Backend):
                 interval = self.settings_.stream_poll_s if running else None
                 await self._wait(job, job.next_delay(interval))
         except BackendError as exc:
-            final(exc)
-            raise
+            raise after_submission(self.name, job.id, exc)  # noqa: B904 (cause kept inside)
         finally:
             if not job.terminal:
                 await self._cancel_shielded(job.id)
         if not translator.finished_cleanly:
-            raise final(
-                ProtocolError(
-                    self.name, f"job {job.id} completed without a finish_reason (truncated)"
-                )
+            raise ProtocolError(
+                self.name, f"job {job.id} completed without a finish_reason (truncated)"
             )
         for event in translator.finish():
             yield event
@@ -319,8 +320,7 @@ class RunPodBackend(Backend):
                 if polled is not None:
                     reply = polled
         except BackendError as exc:
-            final(exc)
-            raise
+            raise after_submission(self.name, job.id, exc)  # noqa: B904 (cause kept inside)
         finally:
             if not job.terminal:
                 await self._cancel_shielded(job.id)
@@ -337,10 +337,16 @@ class RunPodBackend(Backend):
         timeout_s = self._runsync_timeout_s if client is self._runsync else self._poll_timeout_s
         try:
             reply = await client.request_json("POST", path, body, model=model, timeout_s=timeout_s)
-        except BackendTimeout as exc:
+        except (BackendTimeout, ConnectionLost) as exc:
+            if isinstance(exc, ConnectTimeout):
+                raise  # never connected: no job can exist
             # The request may have reached RunPod and queued a job: resubmitting could run
             # the inference twice.
-            raise final(exc) from None
+            raise SubmitUncertain(
+                self.name,
+                f"{exc.message.removeprefix(self.name + ': ')}; RunPod may have queued the job, "
+                "so it is not submitted again",
+            ) from None
         except UnknownModelError as exc:
             if exc.upstream_status == 404:
                 raise UpstreamStatusError(
@@ -351,7 +357,7 @@ class RunPodBackend(Backend):
                 ) from None
             raise
         if not isinstance(reply, dict):
-            raise final(ProtocolError(self.name, "RunPod answered a submission with non-object"))
+            raise ProtocolError(self.name, "RunPod answered a submission with non-object")
         return reply
 
     async def _poll(self, job: Job, kind: Literal["status", "stream"]) -> dict[str, Any] | None:
@@ -406,7 +412,7 @@ class RunPodBackend(Backend):
         items = output_items(self.name, output)
         for item in items:
             if is_error_output(item):
-                raise final(self._job_error(None, item))
+                raise self._job_error(None, item)
         if len(items) == 1 and is_completion(items[0]):
             completion = items[0]
             response = openai_to_anthropic_response(completion, model=model, backend=self.name)
@@ -416,7 +422,7 @@ class RunPodBackend(Backend):
             events = [event for item in items for event in translator.feed(item)]
             events += translator.finish()
             return anthropic_events_to_response(events), cache_verdict(items[0])
-        raise final(ProtocolError(self.name, "the job's output is not a chat completion"))
+        raise ProtocolError(self.name, "the job's output is not a chat completion")
 
     async def _failure(self, job: Job, reply: dict[str, Any]) -> BackendError:
         error = reply.get("error")
@@ -432,7 +438,7 @@ class RunPodBackend(Backend):
                     error = status.get("error")
             except BackendError:
                 pass
-        return final(self._job_error(job, {"error": error}, status=job.status))
+        return self._job_error(job, {"error": error}, status=job.status)
 
     def _job_error(
         self, job: Job | None, payload: dict[str, Any], *, status: str | None = None

@@ -28,12 +28,7 @@ import orjson
 from aiohttp import web
 
 from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
-from ccrelay.errors import (
-    BackendError,
-    UnknownModelError,
-    UpstreamAuthError,
-    UpstreamInvalidRequest,
-)
+from ccrelay.errors import BackendError, Fault
 from ccrelay.gateway.auth import TokenCheck, forward_headers
 from ccrelay.gateway.errors import Scrubber, error_response
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
@@ -121,13 +116,11 @@ async def count_tokens(request: web.Request) -> web.Response:
     if counter is not None and router.states().get(name) != "open":
         try:
             exact = await counter(body, options)
-        except (UpstreamInvalidRequest, UpstreamAuthError, UnknownModelError):
-            raise  # the caller's request or credentials are wrong: say so
         except BackendError as exc:
+            if exc.fault in (Fault.CALLER, Fault.CONFIG):
+                raise  # the caller's request or our credentials are wrong: say so
             log.info(
-                "count_tokens on %s failed (%s); answering with an estimate",
-                name,
-                type(exc).__name__,
+                "count_tokens on %s failed (%s); answering with an estimate", name, exc.outcome
             )
     tokens = exact if exact is not None else estimate_tokens(body)
     return web.Response(

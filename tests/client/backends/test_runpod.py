@@ -14,11 +14,11 @@ from pydantic import SecretStr, ValidationError
 from ccrelay.backend import Attempt, RequestOptions
 from ccrelay.backends.runpod import RunPodBackend, RunPodSettings
 from ccrelay.errors import (
-    BackendTimeout,
     JobFailed,
+    JobStalled,
+    JobTimeout,
     StreamInterrupted,
-    StreamStalled,
-    TotalTimeout,
+    SubmitUncertain,
     UnknownModelError,
     UpstreamAuthError,
     UpstreamInvalidRequest,
@@ -199,7 +199,7 @@ async def test_caller_gives_up_cancels_the_job(fake_runpod, session, caplog) -> 
 async def test_cold_start_timeout_cancels_and_raises_total_timeout(fake_runpod, session) -> None:
     fake_runpod.push_job(Script(hang=True))
     backend = make_backend(fake_runpod, session, cold_start_timeout_s=0.2)
-    with pytest.raises(TotalTimeout) as info:
+    with pytest.raises(JobTimeout) as info:
         await backend.complete(dict(REQUEST), OPTIONS)
     assert "cold_start_timeout_s" in info.value.message
     assert not info.value.retryable
@@ -287,7 +287,7 @@ async def test_submission_timeout_is_never_resubmitted(fake_runpod, session) -> 
         runsync_wait_ms=1_000,
         timeouts=TimeoutSettings(first_byte_s=0.1, total_s=5),
     )
-    with pytest.raises(BackendTimeout) as info:
+    with pytest.raises(SubmitUncertain) as info:
         await backend.complete(dict(REQUEST), OPTIONS)
     assert not info.value.retryable
     assert len(fake_runpod.submissions()) == 1
@@ -296,7 +296,7 @@ async def test_submission_timeout_is_never_resubmitted(fake_runpod, session) -> 
 async def test_stream_submission_timeout_is_never_resubmitted(fake_runpod, session) -> None:
     fake_runpod.push_job(Script(submit_delay=0.5))
     backend = make_backend(fake_runpod, session, timeouts=TimeoutSettings(first_byte_s=0.1))
-    with pytest.raises(BackendTimeout):
+    with pytest.raises(SubmitUncertain):
         await collect(backend)
     assert len(fake_runpod.submissions()) == 1
 
@@ -430,7 +430,7 @@ async def test_stream_stalls_after_first_output_cancels(fake_runpod, session) ->
     with pytest.raises(StreamInterrupted) as info:
         async for _event in stream:
             pass
-    assert isinstance(info.value.__cause__, StreamStalled)
+    assert isinstance(info.value.__cause__, JobStalled)
     assert fake_runpod.cancels == list(fake_runpod.jobs)
 
 

@@ -138,7 +138,8 @@ async def test_circuit_states_from_a_running_gateway(
     }
     async with aiohttp.ClientSession() as session:
         runtime = Runtime(load_client_config(env), session)
-        runtime.router.breakers["cerebras"].record_failure()  # threshold 1: now open
+        breaker = runtime.router.breakers["cerebras"]
+        breaker.record_failure(breaker.allow())  # type: ignore[arg-type]  # threshold 1: open
         async with GatewayServer(build_app(runtime, auth_token=TOKEN)) as gateway:
             monkeypatch.setenv("CCRELAY_AUTH_TOKEN", TOKEN)
             code = await ccrelay("backends", "--json", "--gateway", gateway.url + "/")

@@ -171,10 +171,10 @@ async def test_one_record_per_attempt_in_jsonl_and_s3_then_stats(
     assert len(records) == len(seen) == 6
     assert seen == {
         (first[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "ok", 200, 100_000, 20_000),
-        (retried[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "UpstreamOverloaded", 503, 0, 0),
+        (retried[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "overloaded", 503, 0, 0),
         (retried[0], "cerebras", 2): ("cerebras", CEREBRAS_MODEL, "ok", 200, 100_000, 20_000),
-        (failover[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "UpstreamOverloaded", 503, 0, 0),
-        (failover[0], "cerebras", 2): ("cerebras", CEREBRAS_MODEL, "UpstreamOverloaded", 503, 0, 0),
+        (failover[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "overloaded", 503, 0, 0),
+        (failover[0], "cerebras", 2): ("cerebras", CEREBRAS_MODEL, "overloaded", 503, 0, 0),
         (failover[0], "claude", 1): ("anthropic", CLAUDE_MODEL, "ok", 200, 50_000, 10_000),
     }
     for record in records:

@@ -1,0 +1,121 @@
+"""Provider error replies -> the `ccrelay.errors` tree, by HTTP status and structured code.
+
+Anthropic, OpenAI, Cerebras, vLLM, LiteLLM and RunPod put their error text in different places;
+`provider_message` finds it, and `error_for_status` picks the error type from the status (and,
+for a 400/404, from whether the provider says the *model* is what it does not know). The text
+that goes into an error is scrubbed of the backend's secrets by the caller first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ccrelay.errors import (
+    BackendError,
+    UnknownModelError,
+    UpstreamAuthError,
+    UpstreamInvalidRequest,
+    UpstreamOverloaded,
+    UpstreamRateLimited,
+    UpstreamRequestTooLarge,
+    UpstreamServerError,
+    UpstreamStatusError,
+)
+
+__all__ = ["error_for_payload", "error_for_status", "provider_message"]
+
+_MAX_MESSAGE = 500
+
+
+def provider_message(text: str) -> tuple[str, str | None, str | None]:
+    """(message, code, param) from the error bodies of Anthropic, OpenAI, Cerebras and RunPod."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text.strip()[:_MAX_MESSAGE] or "(empty body)", None, None
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, str):
+            return inner[:_MAX_MESSAGE], None, None
+        if isinstance(inner, dict):
+            message = inner.get("message") or inner.get("detail") or str(inner)[:_MAX_MESSAGE]
+            code = inner.get("code") or inner.get("type")
+            param = inner.get("param")
+            return str(message)[:_MAX_MESSAGE], _opt_str(code), _opt_str(param)
+    return str(data)[:_MAX_MESSAGE], None, None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def error_for_status(
+    backend: str,
+    status: int,
+    text: str,
+    *,
+    retry_after: float | None = None,
+    model: str | None = None,
+    auth_fix: str = "check the backend's api_key",
+) -> UpstreamStatusError:
+    message, code, param = provider_message(text)
+    detail = f"HTTP {status}: {message}"
+    kwargs: dict[str, Any] = {"upstream_status": status, "retry_after": retry_after}
+    model_problem = code in ("model_not_found", "not_found_error") or param == "model"
+    if (status in (400, 404) and model_problem) or status == 404:
+        asked = f"; model asked for: {model!r}" if model else ""
+        return UnknownModelError(
+            backend,
+            f"{detail}{asked}; list valid models with `ccrelay models --backend {backend}` "
+            "and set `model` (or the `models` map) in the config",
+            **kwargs,
+        )
+    if status in (401, 403):
+        return UpstreamAuthError(backend, f"{detail}; {auth_fix}", **kwargs)
+    if status == 429:
+        return UpstreamRateLimited(backend, detail, **kwargs)
+    if status in (503, 529):
+        return UpstreamOverloaded(backend, detail, **kwargs)
+    if status >= 500 or status in (408, 409):
+        return UpstreamServerError(backend, detail, **kwargs)
+    if status == 413:
+        return UpstreamRequestTooLarge(backend, detail, **kwargs)
+    return UpstreamInvalidRequest(backend, detail, **kwargs)
+
+
+def error_for_payload(
+    backend: str,
+    payload: Any,
+    *,
+    model: str | None = None,
+    scrub: Callable[[str], str] | None = None,
+) -> BackendError:
+    """An error object that arrived inside a 200 stream (OpenAI and Anthropic both do this).
+
+    Pass the backend's `UpstreamClient.scrub` (or call `UpstreamClient.payload_error`): the
+    provider's text may echo the key.
+    """
+    status = 500
+    if isinstance(payload, dict):
+        code = payload.get("code") or payload.get("status")
+        if isinstance(code, int) and 400 <= code < 600:
+            status = code
+        elif payload.get("type") in _ANTHROPIC_TYPE_STATUS:
+            status = _ANTHROPIC_TYPE_STATUS[payload["type"]]
+    text = orjson.dumps({"error": payload}).decode()
+    return error_for_status(backend, status, scrub(text) if scrub else text, model=model)
+
+
+_ANTHROPIC_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
