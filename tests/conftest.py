@@ -6,6 +6,7 @@ ccrelay's own code.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,17 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(_ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CCRELAY_STATE_DIR", str(tmp_path / "state"))
+
+
+async def eventually(
+    predicate: Callable[[], object], within: float = 10.0, interval: float = 0.02
+) -> None:
+    """Wait until ``predicate()`` is true (polling real state, not a log line)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
 
 
 def free_port() -> int:

@@ -11,7 +11,15 @@ import fnmatch
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import TelemetrySettings
@@ -93,6 +101,12 @@ class BackendSettings(_Frozen):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
 
+    @field_serializer("headers")
+    def _mask_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Every dump (``model_dump``, JSON, ``config check``) masks header values: any of them
+        may be a credential. A few that never are stay readable."""
+        return {k: v if k.lower() in _PLAIN_HEADERS else MASK for k, v in headers.items()}
+
     def resolve_model(self, requested: str | None) -> str | None:
         """The backend model for a requested (Claude) model name."""
         if requested:
@@ -102,9 +116,18 @@ class BackendSettings(_Frozen):
         return self.model or requested
 
 
+MASK = "********"
+_PLAIN_HEADERS = frozenset(
+    {"accept", "anthropic-version", "anthropic-beta", "content-type", "user-agent", "x-title"}
+)
+
+
 class GatewaySettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8082, ge=0, le=65535)
+    drain_s: float = Field(
+        5.0, ge=0, le=600, description="on SIGTERM/SIGINT, how long in-flight requests may finish"
+    )
 
 
 class CcrelayConfig(BaseModel):
@@ -139,13 +162,9 @@ class CcrelayConfig(BaseModel):
         """A JSON-able view with every secret masked, for `ccrelay config check`."""
         data = self.model_dump(mode="json", exclude={"source"})
         for name, settings in self.backends.items():
-            data["backends"][name] = settings.model_dump(mode="json")
+            data["backends"][name] = settings.model_dump(mode="json")  # headers masked there
             if settings.api_key is not None:
-                data["backends"][name]["api_key"] = "********"
-            headers = data["backends"][name].get("headers") or {}
-            for header in headers:
-                if is_secret_header(header):
-                    headers[header] = "********"
+                data["backends"][name]["api_key"] = MASK
         return data
 
 

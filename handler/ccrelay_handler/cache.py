@@ -73,7 +73,7 @@ class ResponseCache:
 
     async def peek(self, key: str) -> tuple[dict[str, Any] | None, bool]:
         """The stored completion (if any) and whether its single-flight lock is held, in one trip."""
-        raw, locked = await self._store.peek(key, self.lock_key(key))
+        raw, (locked,) = await self._store.peek(key, self.lock_key(key))
         return (None if raw is None else self._decode(key, raw)), locked
 
     def _decode(self, key: str, raw: bytes) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ stores nothing, releases the single-flight lock, and re-raises.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from typing import Any
@@ -27,15 +28,18 @@ import aiohttp
 
 from ccrelay_handler._requestlog import RequestLog
 from ccrelay_handler.cache import ResponseCache, encode_completion
+from ccrelay_handler.chunk_relay import FollowLost
 from ccrelay_handler.chunks import CompletionAssembler, replay_chunks
 from ccrelay_handler.engine import OllamaEngine
-from ccrelay_handler.errors import CacheUnavailable, ModelNotAllowed
+from ccrelay_handler.errors import CacheUnavailable, EngineError, ModelNotAllowed
 from ccrelay_handler.request import ChatRequest
 from ccrelay_handler.settings import HandlerSettings
-from ccrelay_handler.singleflight import Hit, SingleFlight
+from ccrelay_handler.singleflight import Follow, Hit, SingleFlight
 from ccrelay_handler.store import RedisStore
 
 __all__ = ["ChatService", "StreamVerdict"]
+
+logger = logging.getLogger("ccrelay.handler")
 
 
 class StreamVerdict:
@@ -204,18 +208,37 @@ class ChatService:
             await self._store_quietly(key, assembler.completion(), self._ttl(request))
             return
 
-        outcome = await self.flight.begin(key)
-        if isinstance(outcome, Hit):
-            log.cache, log.coalesced = "hit", outcome.coalesced
-            for chunk in replay_chunks(outcome.completion, include_usage=include_usage):
-                yield chunk
-            return
+        while True:
+            outcome = await self.flight.begin_stream(key)
+            if isinstance(outcome, Hit):
+                log.cache, log.coalesced = "hit", outcome.coalesced
+                for chunk in replay_chunks(outcome.completion, include_usage=include_usage):
+                    yield chunk
+                return
+            if not isinstance(outcome, Follow):
+                break
+            log.cache, log.coalesced = "hit", True
+            sent = False
+            try:
+                async with aclosing(outcome.chunks) as followed:
+                    async for chunk in followed:
+                        if include_usage or chunk.get("choices"):
+                            sent = True
+                            yield chunk
+                return
+            except FollowLost as exc:
+                if sent:  # part of the answer is out: it cannot be started again
+                    raise EngineError(f"{exc}; the answer was cut off") from None
+                logger.info("key=%s: %s; running it here instead", log.key, exc)
         log.cache = "bypass" if outcome.degraded else "miss"
+        relay = outcome.relay
         assembler = CompletionAssembler()
         try:
             async with aclosing(self.engine.stream(payload)) as chunks:
                 async for chunk in chunks:
                     assembler.add(chunk)
+                    if relay is not None:
+                        relay.publish(chunk)
                     if include_usage or chunk.get("choices"):
                         yield chunk
         except BaseException as exc:  # engine error, CancelledError, or GeneratorExit

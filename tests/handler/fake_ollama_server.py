@@ -41,7 +41,8 @@ class OllamaServer:
     delay: float = 0.0  # seconds before answering a chat completion
     chunk_delay: float = 0.0  # seconds between two streamed chunks
     fail: tuple[int, str] | None = None  # (status, message): answer every chat with this error
-    fail_mid_stream: str | None = None  # an error event after the first streamed chunk
+    fail_mid_stream: str | None = None  # an error event after `fail_after` streamed chunks
+    fail_after: int = 1
     content: str | None = None  # the reply text; default "Echo: <last user message>"
     tool_calls: list[dict[str, Any]] | None = None  # reply with these tool calls
     requests: list[Recorded] = field(default_factory=list)
@@ -61,6 +62,7 @@ class OllamaServer:
         self.delay = self.chunk_delay = 0.0
         self.fail = None
         self.fail_mid_stream = None
+        self.fail_after = 1
         self.content = None
         self.tool_calls = None
         self.requests.clear()
@@ -205,7 +207,7 @@ class OllamaServer:
                 if index and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 await response.write(event)
-                if index == 0 and self.fail_mid_stream:
+                if index == self.fail_after - 1 and self.fail_mid_stream:
                     error = {"error": {"message": self.fail_mid_stream, "type": "api_error"}}
                     await response.write(f"data: {json.dumps(error)}\n\n".encode())
                     break

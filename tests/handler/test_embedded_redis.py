@@ -47,3 +47,50 @@ async def test_embedded_redis_caches_and_persists(ollama_server, tmp_path: Path,
     assert len(ollama_server.chat_requests) == 1
     verdicts = [line.split()[1] for line in cache_lines(caplog)]
     assert verdicts == ["cache=miss", "cache=hit", "cache=hit"]
+
+
+def _leftovers() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("ccrelay-redis-*")}
+
+
+def test_a_failed_start_leaves_nothing_behind(tmp_path: Path) -> None:
+    import pytest
+
+    from ccrelay_handler._embedded import EmbeddedRedis
+
+    for binary in ("/bin/false", str(tmp_path / "no-such-redis-server")):
+        embedded = EmbeddedRedis(tmp_path / "db" / "x.db", binary=binary, temp_root=str(tmp_path))
+        with pytest.raises(OSError):
+            embedded.start(timeout_s=5)
+        assert embedded._process is None
+        assert not list(tmp_path.glob("ccrelay-redis-*"))  # the socket directory is gone
+
+
+async def test_a_slow_embedded_start_is_under_the_store_s_bound(tmp_path: Path) -> None:
+    """A redis-server that never answers: each request waits at most the store's bound,
+    is served uncached, and closing the store stops the start at once."""
+    import time
+
+    import pytest
+
+    from ccrelay_handler.errors import CacheUnavailable
+    from ccrelay_handler.store import RedisStore
+
+    hang = tmp_path / "hanging-redis-server"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n")
+    hang.chmod(0o755)
+    before = _leftovers()
+    settings = HandlerSettings.from_env(
+        {"CCRELAY_STATE_DIR": str(tmp_path / "state"), "CCRELAY_REDIS_SERVER": str(hang)}
+    )
+    store = RedisStore(settings)
+    started = time.monotonic()
+    with pytest.raises(CacheUnavailable):
+        await store.get("some-key")
+    assert time.monotonic() - started < store._bound_s + 0.5
+    closing = time.monotonic()
+    await store.aclose()
+    assert time.monotonic() - closing < 2.0
+    assert _leftovers() == before

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from ccrelay_handler.service import ChatService
+from tests.conftest import eventually
 
 from .helpers import cache_lines, chat
 
@@ -235,3 +236,78 @@ async def test_renewal_survives_redis_going_away(
     finally:
         redis_server.start()
         await service.aclose()
+
+
+# -- streamed followers stream the leader's chunks as they are produced (issue 13, item 11) ----
+
+
+async def _timed_text(service: ChatService, text: str) -> tuple[float, float, str]:
+    """(time of the first content chunk, time of the end, the text) of one streamed request."""
+    first = None
+    pieces = []
+    async for chunk in service.stream(chat(text, stream=True)):
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                first = first or time.monotonic()
+                pieces.append(content)
+    return first or 0.0, time.monotonic(), "".join(pieces)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_streamed_duplicate_gets_chunks_before_the_leader_is_done(
+    make_settings, ollama_server, caplog, workers: int
+) -> None:
+    """One worker (local relay) or two sharing Redis (a Redis stream): either way the duplicate
+    streams the leader's chunks as they come, not the whole answer at the end."""
+    caplog.set_level(logging.INFO, logger="ccrelay.handler")
+    ollama_server.chunk_delay = 0.15
+    text = "one two three four five six"
+    services = [ChatService(make_settings()) for _ in range(workers)]
+    try:
+        leader = asyncio.create_task(_timed_text(services[0], text))
+        await eventually(lambda: ollama_server.chat_requests, interval=0.005)
+        await asyncio.sleep(0.2)  # the leader is under way
+        follower = await _timed_text(services[-1], text)
+        leader_result = await leader
+    finally:
+        for service in services:
+            await service.aclose()
+    assert len(ollama_server.chat_requests) == 1  # inference ran once
+    assert follower[2] == leader_result[2] == f"Echo: {text}"
+    assert follower[0] < leader_result[1] - 0.3  # its first chunk came well before the end
+    lines = cache_lines(caplog)
+    assert sum("cache=miss" in line for line in lines) == 1
+    assert sum("cache=hit" in line and "coalesced=true" in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_follower_whose_leader_fails_mid_stream_ends_with_an_error(
+    make_settings, ollama_server, workers: int
+) -> None:
+    from ccrelay_handler.errors import EngineError
+
+    ollama_server.chunk_delay = 0.2
+    ollama_server.fail_mid_stream = "GPU fell off the bus"
+    ollama_server.fail_after = 3  # a few chunks, then the engine fails
+    services = [ChatService(make_settings()) for _ in range(workers)]
+    try:
+        leader = asyncio.create_task(_timed_text(services[0], "doomed answer here"))
+        await asyncio.sleep(0.1)  # the leader has its first chunk, then fails
+        with pytest.raises(EngineError):
+            await _timed_text(services[-1], "doomed answer here")
+        with pytest.raises(EngineError):
+            await leader
+    finally:
+        for service in services:
+            await service.aclose()
+    assert len(ollama_server.chat_requests) == 1
+
+
+async def test_the_duplicate_wait_stays_below_the_client_s_first_byte_deadline() -> None:
+    """A duplicate that waits lock_wait_s for its first chunk must still beat the client's
+    first_byte_s, or the client gives up just before it would have been served."""
+    from ccrelay_config.models import TimeoutSettings
+    from ccrelay_handler.settings import HandlerSettings
+
+    assert HandlerSettings().lock_wait_s < TimeoutSettings().first_byte_s

@@ -83,3 +83,53 @@ async def test_the_holder_keeps_its_lease_fresh(tmp_path: Path) -> None:
         await asyncio.sleep(0.2)
         age = time.time() - (tmp_path / LEASE_NAME).stat().st_mtime
     assert age < 1.0, "the heartbeat refreshes the lease's mtime"
+
+
+# -- the race between breaking a stale lease and a fresh one taking its place (issue 13) --------
+
+
+def test_a_lease_is_never_seen_empty_or_half_written(tmp_path: Path) -> None:
+    """Created whole: a temp file linked into place, and no temp file left behind."""
+    lock = PullLock(tmp_path, timeout=1)
+    assert lock._create_lease()
+    holder = json.loads((tmp_path / LEASE_NAME).read_text())
+    assert holder["token"] == lock._token and holder["pid"] == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEASE_NAME]
+    assert not PullLock(tmp_path, timeout=1)._create_lease()  # taken: the second create fails
+
+
+def test_breaking_a_stale_lease_never_removes_the_fresh_one_that_replaced_it(
+    tmp_path: Path,
+) -> None:
+    """Two workers judge the same lease stale; the first breaks it and takes the lease; then
+    the second, acting on its old judgement, must leave the first worker's lease alone."""
+    write_lease(tmp_path, host="worker-that-died", pid=4242, age=600)
+    first = PullLock(tmp_path, timeout=1, stale_after=120)
+    second = PullLock(tmp_path, timeout=1, stale_after=120)
+    seen_by_second = json.loads((tmp_path / LEASE_NAME).read_text())
+    assert second._is_stale(seen_by_second)  # step 1: the second worker judges it stale
+    seen_by_first = json.loads((tmp_path / LEASE_NAME).read_text())
+    assert first._is_stale(seen_by_first)
+    first._break_lease(seen_by_first)  # step 2: the first breaks it...
+    assert first._create_lease()  # ...and takes the lease
+    second._break_lease(seen_by_second)  # step 3: the second acts on its stale judgement
+    holder = json.loads((tmp_path / LEASE_NAME).read_text())
+    assert holder["token"] == first._token  # the first worker's lease survived
+    assert not second._create_lease()  # so the second cannot take it: one puller
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEASE_NAME]
+
+
+def test_breaking_a_lease_that_is_already_gone_is_harmless(tmp_path: Path) -> None:
+    lock = PullLock(tmp_path, timeout=1)
+    lock._break_lease({"token": "gone"})
+    assert lock._create_lease()
+
+
+def test_an_unreadable_stale_lease_is_broken(tmp_path: Path) -> None:
+    lease = tmp_path / LEASE_NAME
+    lease.write_text("{ not json")  # what an older version could leave mid-write
+    os.utime(lease, (time.time() - 600, time.time() - 600))
+    lock = PullLock(tmp_path, timeout=1, stale_after=120)
+    assert lock._is_stale(None)
+    lock._break_lease(None)
+    assert lock._create_lease()

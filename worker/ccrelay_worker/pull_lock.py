@@ -5,10 +5,13 @@ Two layers, both next to the models on the volume:
 * ``.ccrelay-pull.lock``: an ``fcntl.flock`` lock. The kernel drops it when its holder dies, so
   it never goes stale; it excludes processes on one host, and hosts too where the network
   filesystem propagates flock.
-* ``.ccrelay-pull.lease``: a file created with O_EXCL that names its holder (host, pid, start)
-  and whose mtime the holder refreshes every few seconds. It excludes workers on other hosts
-  when flock does not cross hosts. A lease not refreshed for ``stale_after`` seconds (its holder
-  crashed or lost the volume), or held by a dead pid on this host, is broken.
+* ``.ccrelay-pull.lease``: a file that names its holder (host, pid, start, a random token) and
+  whose mtime the holder refreshes every few seconds. It excludes workers on other hosts when
+  flock does not cross hosts. It is created whole: written to a private temp file, then
+  ``link()``-ed into place, which fails if a lease exists. So no one ever sees it empty or
+  half-written. A lease not refreshed for ``stale_after`` seconds (its holder crashed or lost
+  the volume), or held by a dead pid on this host, is broken: renamed away atomically, then
+  checked to be the very lease judged stale (same token), else put back.
 
 A worker that had to wait must re-check whether the model is there once it holds the lock:
 the holder most likely pulled it meanwhile.
@@ -184,12 +187,15 @@ class PullLock:
             "since": self._wall(),
             "token": self._token,
         }
+        temp = self.directory / f"{LEASE_NAME}.{self._token}.tmp"
+        temp.write_text(json.dumps(record))
         try:
-            fd = os.open(self.lease_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.link(temp, self.lease_path)  # atomic, and fails when a lease exists
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
         return True
 
     def _is_stale(self, holder: dict[str, Any] | None) -> bool:
@@ -206,13 +212,25 @@ class PullLock:
         return False
 
     def _break_lease(self, holder: dict[str, Any] | None) -> None:
-        # Re-read right before unlinking so a lease that changed hands meanwhile survives.
-        again = _read_lease(self.lease_path)
-        if holder is not None and again is not None and again.get("token") != holder.get("token"):
+        """Remove the lease judged stale, and only that one: between the judgement and now
+        another worker may have broken it and written its own."""
+        tomb = self.directory / f"{LEASE_NAME}.{self._token}.broken"
+        try:
+            os.rename(self.lease_path, tomb)  # atomic: what we took is what we now check
+        except FileNotFoundError:
+            return  # someone else broke it; the next create attempt wins or loses fairly
+        taken = _read_lease(tomb)  # None: unreadable, which a whole-written lease never is
+        judged = taken is None or (holder is not None and taken.get("token") == holder.get("token"))
+        if not judged:
+            # a fresh lease took its place meanwhile: put it back untouched
+            with contextlib.suppress(FileExistsError):
+                os.link(tomb, self.lease_path)
+            with contextlib.suppress(FileNotFoundError):
+                tomb.unlink()
             return
         log.warning("breaking a stale pull lease on %s (%s)", self.directory, _describe(holder))
         with contextlib.suppress(FileNotFoundError):
-            self.lease_path.unlink()
+            tomb.unlink()
 
     async def _refresh_lease(self) -> None:
         interval = max(0.05, self.stale_after / 4)

@@ -2,7 +2,8 @@
 
 Binds 127.0.0.1:8082 by default (or the config's `gateway` section). Any other host needs
 CCRELAY_AUTH_TOKEN, read here once; clients then send it as x-api-key or a bearer token.
-Stops cleanly on SIGINT / SIGTERM (in-flight requests get a few seconds to finish).
+Stops cleanly on SIGINT / SIGTERM: stops listening, gives in-flight requests `gateway.drain_s`
+(default 5 s) to finish, ends the rest with an error (an SSE `error` event for a stream), exits.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-            log.info("gateway stopping")
-            await server.close()
+            drain_s = runtime.config.gateway.drain_s
+            log.info("gateway stopping: in-flight requests get %g s to finish", drain_s)
+            ended = await server.drain(drain_s)
+            if ended:
+                log.warning("ended %d request(s) still running after %g s", ended, drain_s)
     return EXIT_OK

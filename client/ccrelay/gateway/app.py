@@ -13,6 +13,7 @@ stream it was reading.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ccrelay.errors import CcrelayError
+from ccrelay.errors import CcrelayError, GatewayShuttingDown
 from ccrelay.gateway import routes
 from ccrelay.gateway.auth import TokenCheck, check_bind
 from ccrelay.gateway.errors import (
@@ -30,6 +31,7 @@ from ccrelay.gateway.errors import (
     http_exception_response,
     log_unexpected,
 )
+from ccrelay.gateway.protocol_errors import AnthropicErrorRunner
 from ccrelay.gateway.routes import OUTCOME, REQUEST_ID, STATE, GatewayState
 from ccrelay.runtime import Runtime
 
@@ -51,11 +53,20 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = new_request_id()
     request[REQUEST_ID] = request_id
     state = request.app[STATE]
+    task = state.drain.enter()
     try:
-        if state.auth is not None and request.path != "/" and not state.auth(request.headers):
-            response: web.StreamResponse = _unauthorized(request, request_id)
+        if state.drain.stopping:
+            response: web.StreamResponse = _shutting_down(request_id)
+        elif state.auth is not None and request.path != "/" and not state.auth(request.headers):
+            response = _unauthorized(request, request_id)
         else:
             response = await handler(request)
+    except asyncio.CancelledError as exc:
+        if not state.drain.cut_by(exc):
+            raise  # the caller went away
+        if task is not None:
+            task.uncancel()
+        response = _shutting_down(request_id)
     except CcrelayError as exc:
         response = ccrelay_error_response(exc, request_id)
     except web.HTTPException as exc:
@@ -68,6 +79,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             f"internal error in the ccrelay gateway (request_id={request_id}; see its log)",
             request_id,
         )
+    finally:
+        state.drain.leave(task)
     if log.isEnabledFor(logging.INFO):
         headers = response.headers
         log.info(
@@ -82,6 +95,16 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             (time.perf_counter() - started) * 1000,
             request_id,
         )
+    return response
+
+
+def _shutting_down(request_id: str) -> web.Response:
+    response = ccrelay_error_response(
+        GatewayShuttingDown("the ccrelay gateway is shutting down; retry in a moment"),
+        request_id,
+    )
+    response.headers["x-should-retry"] = "true"
+    response.force_close()
     return response
 
 
@@ -134,6 +157,7 @@ class GatewayServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
 
     @property
     def url(self) -> str:
@@ -141,7 +165,7 @@ class GatewayServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> GatewayServer:
-        runner = web.AppRunner(
+        runner = AnthropicErrorRunner(
             self.app,
             handle_signals=False,
             access_log=None,
@@ -156,11 +180,23 @@ class GatewayServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._site = site
         server = site._server  # the only way to learn the port picked for 0
         sockets = getattr(server, "sockets", None)
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
         return self
+
+    async def drain(self, drain_s: float) -> int:
+        """Stop listening, let in-flight requests finish for `drain_s`, end the rest (see
+        `ccrelay.gateway.drain`), then close. Returns how many requests had to be ended."""
+        site, self._site = self._site, None
+        if site is not None:
+            await site.stop()
+        state = self.app.get(STATE)
+        ended = await state.drain.run(drain_s) if state is not None else 0
+        await self.close()
+        return ended
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None

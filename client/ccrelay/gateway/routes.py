@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from aiohttp import web
 from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
 from ccrelay.errors import BackendError, Fault
 from ccrelay.gateway.auth import TokenCheck, forward_headers
+from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, error_response
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
 from ccrelay.gateway.validation import CountTokensBody, MessagesBody, check, decode_body
@@ -52,6 +53,7 @@ class GatewayState:
     max_body: int
     models: list[dict[str, Any]]
     models_body: bytes
+    drain: Drain = field(default_factory=Drain)
 
 
 STATE = web.AppKey("ccrelay_gateway", GatewayState)
@@ -92,7 +94,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
             headers={**SSE_HEADERS, **served_headers(stream, options.request_id)}
         )
         request[OUTCOME] = await relay(
-            request, response, stream, request_id=options.request_id, scrub=state.scrub
+            request,
+            response,
+            stream,
+            request_id=options.request_id,
+            scrub=state.scrub,
+            drain=state.drain,
         )
         return response
     completion = await router.complete(body, options, backend)

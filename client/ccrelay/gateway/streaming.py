@@ -23,7 +23,8 @@ import orjson
 from aiohttp import web
 
 from ccrelay.backend import EventStream
-from ccrelay.errors import CcrelayError, StreamInterrupted
+from ccrelay.errors import CcrelayError, GatewayShuttingDown, StreamInterrupted
+from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, log_unexpected, stream_error_event
 from ccrelay_wire.sse import encode_sse
 
@@ -51,6 +52,7 @@ def encode_event(event: dict[str, Any]) -> bytes:
 
 
 _TRUNCATED = StreamInterrupted("gateway", "the backend's stream ended before message_stop")
+_SHUTDOWN = GatewayShuttingDown("the ccrelay gateway is shutting down; the answer was cut off")
 
 
 async def relay(
@@ -60,6 +62,7 @@ async def relay(
     *,
     request_id: str,
     scrub: Scrubber,
+    drain: Drain | None = None,
 ) -> str:
     """Write the stream to the caller; returns how it ended: ok, error, truncated, or gone."""
     events = stream.__aiter__()
@@ -95,7 +98,15 @@ async def relay(
     except ConnectionError:
         log.info("client went away (request_id=%s)", request_id)
         return "gone"
-    except asyncio.CancelledError:  # aiohttp cancels the handler when the caller hangs up
+    except asyncio.CancelledError as exc:
+        if drain is not None and drain.cut_by(exc):
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            log.warning("stream cut by the gateway's shutdown (request_id=%s)", request_id)
+            await _end_with(response, stream_error_event(_SHUTDOWN))
+            return "shutdown"
+        # aiohttp cancels the handler when the caller hangs up
         log.info("client went away mid-stream (request_id=%s)", request_id)
         raise
     finally:

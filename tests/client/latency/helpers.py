@@ -193,15 +193,6 @@ def bucket_objects(client: Any, bucket: str, prefix: str = "") -> dict[str, list
     return found
 
 
-async def eventually(predicate: Any, within: float = 10.0, interval: float = 0.02) -> None:
-    """Wait until ``predicate()`` is true (polling real state, not a log line)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
-
-
 def spool_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.jsonl.gz")) if directory.is_dir() else []
 

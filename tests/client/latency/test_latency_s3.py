@@ -18,14 +18,13 @@ from tests.client.latency.helpers import (
     MotoEndpoint,
     StallingEndpoint,
     bucket_objects,
-    eventually,
     make_record,
     names_in,
     s3_settings,
     spool_files,
     spread_records,
 )
-from tests.conftest import S3Bucket
+from tests.conftest import S3Bucket, eventually
 
 KEY = re.compile(r"^team/latency/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[0-9a-f]{32}\.jsonl\.gz$")
 START = datetime(2025, 3, 1, 22, 10, tzinfo=UTC)
