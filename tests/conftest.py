@@ -383,3 +383,97 @@ async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
     finally:
         await endpoint.stop()
         endpoint.close()
+
+
+@pytest.fixture
+async def profiled() -> AsyncIterator[Callable[..., Any]]:
+    """Start `ProfiledServer`s (tests/fake_profiles.py) by profile name: "ollama", "cerebras",
+    "vllm", "litellm" or "openai"; keyword arguments go to the profile. All are closed after."""
+    from tests.fake_profiles import (
+        CerebrasProfile,
+        LiteLLMProfile,
+        OllamaProfile,
+        Profile,
+        ProfiledServer,
+        VLLMProfile,
+    )
+
+    kinds: dict[str, type[Profile]] = {
+        "ollama": OllamaProfile,
+        "cerebras": CerebrasProfile,
+        "vllm": VLLMProfile,
+        "litellm": LiteLLMProfile,
+        "openai": Profile,
+    }
+    started: list[ProfiledServer] = []
+
+    async def start(name: str, responder: Any = None, **knobs: Any) -> ProfiledServer:
+        server = await ProfiledServer(kinds[name](**knobs), responder).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            await server.close()
+
+
+# -- the real Claude Code CLI ------------------------------------------------------------------
+
+PACKAGE = "@anthropic-ai/claude-code"
+INSTALL_TIMEOUT_S = 300
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("CCRELAY_TEST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ccrelay-tests"
+    )
+    return Path(root) / "claude-code"
+
+
+def _installed_binary(prefix: Path) -> Path | None:
+    """The native binary of the platform package, else the npm bin link."""
+    scope = prefix / "node_modules" / "@anthropic-ai"
+    for candidate in sorted(scope.glob("claude-code-*/claude")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    link = prefix / "node_modules" / ".bin" / "claude"
+    return link if link.exists() else None
+
+
+def _works(binary: Path) -> bool:
+    try:
+        result = subprocess.run(
+            [str(binary), "--version"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and b"Claude Code" in result.stdout
+
+
+@pytest.fixture(scope="session")
+def claude_binary() -> Path:
+    prefix = _cache_dir()
+    binary = _installed_binary(prefix)
+    if binary is not None and _works(binary):
+        return binary
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        pytest.skip("node/npm are not installed: cannot install the Claude Code CLI")
+    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        result = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"npm install {PACKAGE} timed out (offline?)")
+    binary = _installed_binary(prefix)
+    if result.returncode != 0 or binary is None or not _works(binary):
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        pytest.skip(f"npm install {PACKAGE} failed (offline?): {' | '.join(tail)}")
+    return binary

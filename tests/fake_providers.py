@@ -306,7 +306,7 @@ class FakeProvider(LoopbackServer):
 class FakeOpenAI(FakeProvider):
     """OpenAI chat completions (also Cerebras and LiteLLM) under /v1."""
 
-    models = ["fake-model", "qwen-3-coder-480b"]
+    models = ["fake-model", "gpt-oss-120b"]
 
     def __init__(self) -> None:
         super().__init__()

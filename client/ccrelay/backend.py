@@ -128,6 +128,10 @@ class Backend(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} model={self.settings.model!r}>"
 
+    async def choose_model(self, request: Mapping[str, Any], options: RequestOptions) -> str:
+        """The backend model for a request; a backend may ask its server (a catalog)."""
+        return self.model_for(request, options)
+
     def model_for(self, request: Mapping[str, Any], options: RequestOptions) -> str:
         model = options.model_override or self.settings.resolve_model(request.get("model"))
         if not model:
@@ -169,7 +173,7 @@ class Backend(ABC):
     # -- shared behaviour ----------------------------------------------------------------------
 
     async def complete(self, request: dict[str, Any], options: RequestOptions) -> Completion:
-        model = self.model_for(request, options)
+        model = await self.choose_model(request, options)
         attempt = 0
         while True:
             attempt += 1
@@ -190,7 +194,7 @@ class Backend(ABC):
 
     async def open_stream(self, request: dict[str, Any], options: RequestOptions) -> EventStream:
         """Connect and wait for the first event, retrying until one arrives; then stream."""
-        model = self.model_for(request, options)
+        model = await self.choose_model(request, options)
         attempt = 0
         while True:
             attempt += 1

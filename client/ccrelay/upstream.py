@@ -48,7 +48,7 @@ from ccrelay.upstream_errors import error_for_payload, error_for_status
 from ccrelay_config.models import LimitSettings, TimeoutSettings, is_secret_header
 from ccrelay_wire.sse import EventTooLarge, ServerSentEvent, SSEDecoder
 
-__all__ = ["SSEReply", "UpstreamClient", "UpstreamTarget"]
+__all__ = ["JsonReply", "SSEReply", "UpstreamClient", "UpstreamTarget"]
 
 _MIN_HEADER_SECRET = 6
 _MAX_ERROR_BODY = 64 * 1024  # an error reply's text: enough for any provider's message
@@ -66,6 +66,12 @@ class UpstreamTarget:
     auth_fix: str = "check the backend's api_key"
     """What a 401/403 tells the user to do."""
     limits: LimitSettings = field(default_factory=LimitSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonReply:
+    data: Any
+    headers: Mapping[str, str]
 
 
 class _Deadlines:
@@ -125,6 +131,22 @@ class UpstreamClient:
 
         `timeout_s` replaces ``total_s`` for this call (RunPod's polls are short).
         """
+        reply = await self.request(
+            method, path, body, headers=headers, model=model, timeout_s=timeout_s
+        )
+        return reply.data
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+        timeout_s: float | None = None,
+    ) -> JsonReply:
+        """`request_json`, with the reply's headers (a cache verdict may ride in one)."""
         deadlines = _Deadlines(self.target.timeouts, timeout_s)
         response = await self._open(method, path, body, headers, model, deadlines)
         try:
@@ -132,11 +154,12 @@ class UpstreamClient:
         finally:
             response.release()
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProtocolError(
                 self.backend, f"answered HTTP {response.status} with a body that is not JSON"
             ) from None
+        return JsonReply(data, response.headers)
 
     @asynccontextmanager
     async def stream(

@@ -107,13 +107,17 @@ class BackendSettings(_Frozen):
         may be a credential. A few that never are stay readable."""
         return {k: v if k.lower() in _PLAIN_HEADERS else MASK for k, v in headers.items()}
 
-    def resolve_model(self, requested: str | None) -> str | None:
-        """The backend model for a requested (Claude) model name."""
+    def map_model(self, requested: str | None) -> str | None:
+        """The `models` map's target for a requested (Claude) model name, if a pattern matches."""
         if requested:
             for pattern, target in self.models.items():
                 if fnmatch.fnmatchcase(requested, pattern):
                     return target
-        return self.model or requested
+        return None
+
+    def resolve_model(self, requested: str | None) -> str | None:
+        """The backend model for a requested (Claude) model name."""
+        return self.map_model(requested) or self.model or requested
 
 
 MASK = "********"

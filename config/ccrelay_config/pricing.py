@@ -56,8 +56,9 @@ DEFAULT_MODEL_PRICES: Final = MappingProxyType(
         "claude-3-7-sonnet*": _price(3.0, 15.0),
         "claude-3-5-haiku*": _price(0.8, 4.0),
         "claude-*": _price(3.0, 15.0),  # an Anthropic model not listed: priced as Sonnet
-        # Cerebras.
-        "qwen-3-coder-480b": _price(2.0, 2.0),
+        # Cerebras (list prices; its catalog changes: check cerebras.ai/pricing).
+        "gpt-oss-120b": _price(0.35, 0.75),
+        "qwen-3-coder-480b": _price(2.0, 2.0),  # retired; kept to price old records
         # Self-hosted (Ollama tags on the RunPod worker, or a pod behind LiteLLM): no per-token cost.
         "qwen3-coder*": _price(0.0, 0.0),
     }

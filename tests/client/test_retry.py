@@ -53,6 +53,7 @@ def backend(
     settings = CerebrasSettings.model_validate(
         {
             "type": "cerebras",
+            "model": "gpt-oss-120b",
             "base_url": base_url,
             "api_key": KEY,
             "retry": {"max_attempts": 3, "initial_backoff_s": 1.0, "max_backoff_s": 8.0, **retry},

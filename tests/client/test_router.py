@@ -52,7 +52,13 @@ def config_for(
         "active": "primary",
         "fallback": ["secondary"],
         "backends": {
-            "primary": {"type": "cerebras", "base_url": primary_url, "api_key": "k1", **common},
+            "primary": {
+                "type": "cerebras",
+                "model": "gpt-oss-120b",
+                "base_url": primary_url,
+                "api_key": "k1",
+                **common,
+            },
             "secondary": {"type": "openai", "base_url": secondary_url, "model": "m2", **common},
         },
     }

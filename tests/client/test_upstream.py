@@ -52,6 +52,7 @@ def cerebras(
     settings = CerebrasSettings.model_validate(
         {
             "type": "cerebras",
+            "model": "gpt-oss-120b",
             "base_url": fake.base_url,
             "api_key": KEY,
             "timeouts": TINY,

@@ -160,6 +160,7 @@ async def test_records_carry_a_status_only_when_an_http_answer_came(
         settings = CerebrasSettings.model_validate(
             {
                 "type": "cerebras",
+                "model": "gpt-oss-120b",
                 "base_url": url,
                 "api_key": "k",
                 "timeouts": TINY,

@@ -5,6 +5,8 @@
 ``stream_options.include_usage``, then ``data: [DONE]``), ``GET /v1/models``, and the bare
 native ``GET /``, ``/api/version``, ``/api/tags``.  Errors use Ollama's OpenAI-compat shape
 ``{"error": {"message", "type", "param", "code"}}``; an unknown model is a 404 like Ollama's.
+Completion ids are Ollama's: ``chatcmpl-<rand 0..998>`` (ollama/ollama v0.13.5,
+``openai/openai.go``), so they repeat; the handler must not rely on them.
 
 It runs in its own thread with its own loop, so sync tests, async tests and subprocesses
 (the RunPod SDK's local server) can all reach it.  Every request is recorded in
@@ -14,8 +16,8 @@ It runs in its own thread with its own loop, so sync tests, async tests and subp
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,7 +50,7 @@ class OllamaServer:
     requests: list[Recorded] = field(default_factory=list)
     disconnects: int = 0  # streams the client dropped before the end
     port: int = 0
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _random: random.Random = field(default_factory=lambda: random.Random(13))
 
     @property
     def url(self) -> str:
@@ -150,7 +152,7 @@ class OllamaServer:
             return self._error(404, f'model "{model}" not found, try pulling it first')
         text = "" if self.tool_calls else self._text(body)
         head = {
-            "id": f"chatcmpl-{next(self._ids)}",
+            "id": f"chatcmpl-{self._random.randrange(999)}",
             "created": int(time.time()),
             "model": model,
             "system_fingerprint": "fp_ollama",

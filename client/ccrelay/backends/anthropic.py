@@ -3,6 +3,10 @@
 With no `api_key` in the config, the caller's own credentials (Claude Code's `x-api-key` or
 `Authorization` header, forwarded by the gateway) are used, so the default setup needs no secret
 of ours at all.
+
+One change is made on the way: thinking blocks that ccrelay made from another backend's
+reasoning (signature ``ccrelay-unsigned``, after a failover or a ``/model`` switch mid-session)
+are dropped from the history, since Anthropic refuses a thinking block it did not sign.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import orjson
 
 from ccrelay.backend import Backend, ModelInfo, RequestOptions
 from ccrelay.errors import ProtocolError, UpstreamServerError
+from ccrelay.translate._common import THINKING_SIGNATURE
 from ccrelay.upstream import UpstreamClient, UpstreamTarget
 from ccrelay_config.models import BackendSettings
 
@@ -77,7 +82,7 @@ class AnthropicBackend(Backend):
 
     def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         # Only what must change: a non-streamed request keeps its lack of a `stream` field.
-        body = request
+        body = _without_our_thinking(request)
         if request.get("model") != model:
             body = {**body, "model": model}
         if bool(request.get("stream")) != stream:
@@ -157,3 +162,31 @@ class AnthropicBackend(Backend):
             for m in data
             if isinstance(m, dict) and m.get("id")
         ]
+
+
+def _ours(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and block.get("signature") == THINKING_SIGNATURE
+    )
+
+
+def _without_our_thinking(request: dict[str, Any]) -> dict[str, Any]:
+    """The request without the thinking blocks ccrelay made (a copy only when there are any)."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return request
+    changed = False
+    kept: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if (
+            message.get("role") == "assistant"
+            and isinstance(content, list)
+            and any(_ours(block) for block in content)
+        ):
+            changed = True
+            message = {**message, "content": [b for b in content if not _ours(b)]}
+        kept.append(message)
+    return {**request, "messages": kept} if changed else request

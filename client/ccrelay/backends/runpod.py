@@ -112,6 +112,9 @@ from ccrelay.translate import (
     openai_to_anthropic_response,
     response_to_anthropic_events,
 )
+from ccrelay.translate.capabilities import OLLAMA_IMAGES, Accepts
+from ccrelay.translate.documents import DocumentTexts
+from ccrelay.translate.request import thinking_display
 from ccrelay.upstream import UpstreamClient, UpstreamTarget
 from ccrelay_config.models import BackendSettings, check_http_url
 from ccrelay_wire import CACHE_VERDICT_FIELD
@@ -156,6 +159,10 @@ class RunPodSettings(BackendSettings):
     poll_method: Literal["GET", "POST"] = "GET"
     cancel_timeout_s: float = Field(5.0, gt=0)
     cache: RunPodCacheControl | None = None
+    accepts: Accepts = Field(
+        default_factory=lambda: Accepts(image_types=sorted(OLLAMA_IMAGES), image_urls=False),
+        description="what the worker's Ollama takes: jpeg/png/webp data URIs, no image URLs",
+    )
 
     @field_validator("endpoint_url")
     @classmethod
@@ -216,6 +223,9 @@ class RunPodBackend(Backend):
         self._runsync_timeout_s = min(wait_s + settings.timeouts.first_byte_s, 3600.0)
         self._poll_timeout_s = min(settings.timeouts.first_byte_s, 30.0)
         self._cancels: set[asyncio.Task[None]] = set()
+        self.documents = DocumentTexts(
+            max_pages=settings.accepts.pdf_max_pages, max_chars=settings.accepts.pdf_max_chars
+        )
         self._limits = JobLimits(
             cold_start_timeout_s=settings.cold_start_timeout_s,
             poll_initial_s=settings.poll_initial_s,
@@ -238,6 +248,8 @@ class RunPodBackend(Backend):
             max_tokens_limit=settings.max_tokens_limit,
             stream=stream,
             include_usage=True,
+            caps=settings.accepts.capabilities(model),
+            documents=self.documents,
         )
         if settings.cache is not None:
             body["cache"] = settings.cache.model_dump(exclude_none=True)
@@ -248,15 +260,18 @@ class RunPodBackend(Backend):
     async def _complete_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> tuple[dict[str, Any], str | None]:
+        await self.documents.prepare(request)
         output = await self._run_to_completion(request, model)
-        return self._response_from_output(output, model)
+        return self._response_from_output(output, model, thinking_display(request))
 
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[StreamItem]:
+        await self.documents.prepare(request)
+        display = thinking_display(request)
         if self.settings_.stream_mode == "runsync":
             output = await self._run_to_completion(request, model)
-            response, cache = self._response_from_output(output, model)
+            response, cache = self._response_from_output(output, model, display)
             if cache is not None:
                 yield CacheVerdict(cache)
             for event in response_to_anthropic_events(response):
@@ -265,7 +280,10 @@ class RunPodBackend(Backend):
         body = {"input": self.job_input(request, model, stream=True)}
         job = Job(self.name, self._limits, await self._submit(self.upstream, "/run", body, model))
         translator = OpenAIStreamTranslator(
-            model, input_tokens_estimate=estimate_tokens(request), backend=self.name
+            model,
+            input_tokens_estimate=estimate_tokens(request),
+            backend=self.name,
+            thinking_display=display,
         )
         verdict: CacheVerdict | None = None
         try:
@@ -408,17 +426,21 @@ class RunPodBackend(Backend):
 
     # -- outputs and errors -----------------------------------------------------------------
 
-    def _response_from_output(self, output: Any, model: str) -> tuple[dict[str, Any], str | None]:
+    def _response_from_output(
+        self, output: Any, model: str, display: str
+    ) -> tuple[dict[str, Any], str | None]:
         items = output_items(self.name, output)
         for item in items:
             if is_error_output(item):
                 raise self._job_error(None, item)
         if len(items) == 1 and is_completion(items[0]):
             completion = items[0]
-            response = openai_to_anthropic_response(completion, model=model, backend=self.name)
+            response = openai_to_anthropic_response(
+                completion, model=model, backend=self.name, thinking_display=display
+            )
             return response, cache_verdict(completion)
         if items and all(isinstance(item, dict) and "choices" in item for item in items):
-            translator = OpenAIStreamTranslator(model, backend=self.name)
+            translator = OpenAIStreamTranslator(model, backend=self.name, thinking_display=display)
             events = [event for item in items for event in translator.feed(item)]
             events += translator.finish()
             return anthropic_events_to_response(events), cache_verdict(items[0])

@@ -1,6 +1,7 @@
 """What every sub-command shares: logging set-up, the runtime, and errors as exit codes.
 
-Exit codes: 0 success, 1 the backend failed, 2 bad configuration or usage.
+Exit codes: 0 success, 1 the backend failed, 2 bad configuration or usage (a key the backend
+refuses or a model it does not serve included: the fix is in the config).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
-from ccrelay.errors import CcrelayError, InvalidRequestError, UnknownBackendError
+from ccrelay.errors import CcrelayError, Fault, InvalidRequestError, UnknownBackendError
 from ccrelay.logsetup import configure_logging
 from ccrelay_config.errors import ConfigError
 
@@ -42,7 +43,8 @@ def run_command(
         return EXIT_USAGE
     except CcrelayError as exc:
         print(f"ccrelay: error: {exc.message}", file=err)
-        return EXIT_BACKEND
+        # a key the backend refuses, a model it does not serve: fix the config, not the backend
+        return EXIT_USAGE if exc.fault in (Fault.CALLER, Fault.CONFIG) else EXIT_BACKEND
 
 
 def environ() -> dict[str, str]:

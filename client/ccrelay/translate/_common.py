@@ -24,7 +24,15 @@ _STOP_REASONS = {
 }
 
 
+THINKING_SIGNATURE = "ccrelay-unsigned"
+"""The ``signature`` of a thinking block ccrelay made from another model's reasoning. Anthropic
+would refuse it, so the Anthropic backend drops such blocks from a history it passes on."""
+
+
 def new_message_id() -> str:
+    """A fresh ``msg_`` id for every reply. Never the upstream's: Ollama's ids are
+    ``chatcmpl-<0..998>`` and cached replays repeat theirs, and Claude Code merges assistant
+    turns that share an id (a three-step tool run would reach the upstream as one turn)."""
     return f"msg_{uuid.uuid4().hex}"
 
 
@@ -32,11 +40,14 @@ def new_tool_use_id() -> str:
     return f"toolu_{uuid.uuid4().hex}"
 
 
-def message_id_from(openai_id: object) -> str:
-    """``msg_`` + the provider's completion id (``chatcmpl-...``), or a fresh id when it has none."""
-    if isinstance(openai_id, str) and openai_id:
-        return openai_id if openai_id.startswith("msg_") else f"msg_{openai_id}"
-    return new_message_id()
+def reasoning_text(source: Mapping[str, Any]) -> str:
+    """The reasoning in a message or a stream delta: ``reasoning`` (Cerebras, Ollama, vLLM
+    >= 0.9) or ``reasoning_content`` (vLLM, SGLang, DeepSeek)."""
+    for key in ("reasoning", "reasoning_content"):
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def compact_json(value: Any) -> str:

@@ -1,10 +1,14 @@
 """An OpenAI chat completion -> an Anthropic Messages response.
 
-- ``id``: ``msg_`` + the completion id; ``model``: the one given (what the caller asked for).
-- ``content``: one text block when the message has text (a ``refusal`` counts as text when
-  there is no content), then one ``tool_use`` block per tool call (and for a legacy
-  ``function_call``), ``input`` parsed from ``arguments`` by `parse_tool_arguments` (malformed
-  JSON is kept under ``_raw_arguments``). ``reasoning_content`` / ``reasoning`` are dropped.
+- ``id``: a fresh ``msg_`` id, never the upstream's (`new_message_id`); ``model``: the one
+  given (what the caller asked for).
+- ``content``: a leading ``thinking`` block for the reasoning (``reasoning`` /
+  ``reasoning_content``), as Anthropic would show it for the request's ``thinking_display``:
+  ``summarized`` its text, ``omitted`` an empty text, ``none`` (thinking not asked for) no
+  block; reasoning is never mixed into the answer text. Then one text block when the message
+  has text (a ``refusal`` counts as text when there is no content), then one ``tool_use``
+  block per tool call (and for a legacy ``function_call``), ``input`` parsed from
+  ``arguments`` by `parse_tool_arguments` (malformed JSON is kept under ``_raw_arguments``).
 - ``stop_reason``: stop -> end_turn (stop_sequence when vLLM/SGLang name the matched string),
   length -> max_tokens, tool_calls / function_call -> tool_use, content_filter -> refusal.
 - ``usage``: see `anthropic_usage` (``cache_read_input_tokens`` only when the server reports
@@ -19,17 +23,23 @@ from typing import Any
 
 from ccrelay.errors import ProtocolError
 from ccrelay.translate._common import (
+    THINKING_SIGNATURE,
     anthropic_usage,
     matched_stop_sequence,
-    message_id_from,
+    new_message_id,
     new_tool_use_id,
     parse_tool_arguments,
+    reasoning_text,
     stop_reason_for,
 )
 
 
 def openai_to_anthropic_response(
-    response: dict[str, Any], *, model: str, backend: str = "upstream"
+    response: dict[str, Any],
+    *,
+    model: str,
+    backend: str = "upstream",
+    thinking_display: str = "none",
 ) -> dict[str, Any]:
     """The Anthropic message for a non-streamed chat completion; ``backend`` names errors."""
     if not isinstance(response, dict):
@@ -45,6 +55,10 @@ def openai_to_anthropic_response(
     message = choice["message"]
 
     content: list[dict[str, Any]] = []
+    reasoning = reasoning_text(message)
+    if reasoning and thinking_display != "none":
+        shown = reasoning if thinking_display == "summarized" else ""
+        content.append({"type": "thinking", "thinking": shown, "signature": THINKING_SIGNATURE})
     text = _text(message.get("content"), backend)
     refusal = message.get("refusal")
     if not text and isinstance(refusal, str):
@@ -70,7 +84,7 @@ def openai_to_anthropic_response(
     )
     usage = {"input_tokens": 0, "output_tokens": 0, **anthropic_usage(response.get("usage"))}
     return {
-        "id": message_id_from(response.get("id")),
+        "id": new_message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,

@@ -14,8 +14,13 @@ were already whole JSON, which could only make them invalid, cannot be sent any 
 - A tool call is found by ``index``; a new ``id`` at a known index (some servers number
   every call 0) starts a new call; without an index, by ``id``, else the latest call. A
   missing id is generated; a name arriving after the arguments is waited for.
-- ``reasoning_content`` / ``reasoning`` deltas are ignored; so are choices other than 0 and
-  anything after the finish_reason; empty or null ``choices`` are fine.
+- ``reasoning`` / ``reasoning_content`` deltas become a ``thinking`` block, streamed as
+  ``thinking_delta`` events and closed with a ``signature_delta``, as Anthropic streams them
+  for the request's ``thinking_display``: ``omitted`` sends the block without its text,
+  ``none`` (thinking not asked for) sends no block. Reasoning never goes into a text block.
+  Choices other than 0 and anything after the finish_reason are ignored; empty or null
+  ``choices`` are fine.
+- ``message_start`` carries a fresh ``msg_`` id, never the upstream's (`new_message_id`).
 - Usage: with ``include_usage`` the real counts come in a usage-only chunk AFTER the
   finish_reason chunk. So ``message_delta`` + ``message_stop`` go out once both a
   finish_reason and a ``usage`` have been seen (same chunk or later), or at `finish`. The
@@ -34,12 +39,14 @@ from typing import Any
 
 from ccrelay.errors import ProtocolError
 from ccrelay.translate._common import (
+    THINKING_SIGNATURE,
     anthropic_usage,
     compact_json,
     is_complete_json,
     matched_stop_sequence,
-    message_id_from,
+    new_message_id,
     new_tool_use_id,
+    reasoning_text,
     stop_reason_for,
 )
 
@@ -48,7 +55,7 @@ class _Block:
     __slots__ = ("arguments", "call_id", "index", "kind", "name", "pending", "started")
 
     def __init__(self, kind: str, call_id: str = "", name: str = "") -> None:
-        self.kind = kind  # "text" or "tool_use"
+        self.kind = kind  # "text", "thinking" or "tool_use"
         self.call_id = call_id
         self.name = name
         self.arguments = ""  # all the arguments so far (tool_use)
@@ -67,8 +74,10 @@ class OpenAIStreamTranslator:
         message_id: str | None = None,
         input_tokens_estimate: int = 0,
         backend: str = "upstream",
+        thinking_display: str = "none",
     ) -> None:
         self.model = model
+        self.thinking_display = thinking_display
         self.message_id = message_id
         self.backend = backend
         self._input_estimate = input_tokens_estimate
@@ -94,7 +103,7 @@ class OpenAIStreamTranslator:
             raise ProtocolError(self.backend, "a stream chunk is not a JSON object")
         events: list[dict[str, Any]] = []
         if not self._started:
-            events.append(self._message_start(chunk.get("id")))
+            events.append(self._message_start())
         if self._ended:
             return events
         error = chunk.get("error")
@@ -120,7 +129,7 @@ class OpenAIStreamTranslator:
         """End of stream: close what is open and end the message (no-op if already ended)."""
         events: list[dict[str, Any]] = []
         if not self._started:
-            events.append(self._message_start(None))
+            events.append(self._message_start())
         if not self._ended:
             self._end(events)
         return events
@@ -132,6 +141,9 @@ class OpenAIStreamTranslator:
             return
         delta = choice.get("delta")
         if isinstance(delta, dict):
+            reasoning = reasoning_text(delta)
+            if reasoning and self.thinking_display != "none":
+                self._thinking(reasoning, events)
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._text(text, events)
@@ -155,6 +167,15 @@ class OpenAIStreamTranslator:
             last = _Block("text")
             self._append(last, events)
         self._push(last, text, events)
+
+    def _thinking(self, text: str, events: list[dict[str, Any]]) -> None:
+        self._output_chars += len(text)
+        last = self._blocks[-1] if self._blocks else None
+        if last is None or last.kind != "thinking":
+            last = _Block("thinking")
+            self._append(last, events)
+        if self.thinking_display == "summarized":
+            self._push(last, text, events)
 
     def _tool_call(self, call: object, events: list[dict[str, Any]]) -> None:
         if not isinstance(call, dict):
@@ -222,7 +243,7 @@ class OpenAIStreamTranslator:
                 return
             if block.kind == "tool_use" and not is_complete_json(block.arguments):
                 return
-            events.append({"type": "content_block_stop", "index": block.index})
+            self._stop(block, events)
             self._live += 1
 
     def _start(self, block: _Block, events: list[dict[str, Any]], *, force: bool) -> bool:
@@ -233,6 +254,8 @@ class OpenAIStreamTranslator:
         block.started = True
         if block.kind == "text":
             content_block: dict[str, Any] = {"type": "text", "text": ""}
+        elif block.kind == "thinking":
+            content_block = {"type": "thinking", "thinking": "", "signature": ""}
         else:
             content_block = {
                 "type": "tool_use",
@@ -251,6 +274,8 @@ class OpenAIStreamTranslator:
     def _delta(self, block: _Block, piece: str) -> dict[str, Any]:
         if block.kind == "text":
             delta = {"type": "text_delta", "text": piece}
+        elif block.kind == "thinking":
+            delta = {"type": "thinking_delta", "thinking": piece}
         else:
             delta = {"type": "input_json_delta", "partial_json": piece}
         return {"type": "content_block_delta", "index": block.index, "delta": delta}
@@ -259,15 +284,21 @@ class OpenAIStreamTranslator:
         for block in self._blocks[self._live :]:
             if not block.started:
                 self._start(block, events, force=True)
-            events.append({"type": "content_block_stop", "index": block.index})
+            self._stop(block, events)
         self._live = len(self._blocks)
+
+    def _stop(self, block: _Block, events: list[dict[str, Any]]) -> None:
+        if block.kind == "thinking":
+            signature = {"type": "signature_delta", "signature": THINKING_SIGNATURE}
+            events.append({"type": "content_block_delta", "index": block.index, "delta": signature})
+        events.append({"type": "content_block_stop", "index": block.index})
 
     # -- message ------------------------------------------------------------------------
 
-    def _message_start(self, openai_id: object) -> dict[str, Any]:
+    def _message_start(self) -> dict[str, Any]:
         self._started = True
         if self.message_id is None:
-            self.message_id = message_id_from(openai_id)
+            self.message_id = new_message_id()
         return {
             "type": "message_start",
             "message": {

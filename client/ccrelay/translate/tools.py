@@ -2,7 +2,10 @@
 
 A client tool (no ``type``, or ``type: "custom"``) becomes a function: ``input_schema`` ->
 ``parameters`` (an empty object schema when absent), ``description`` kept; every other field
-(``cache_control``, ``defer_loading``, ``strict``, ``input_examples``...) is dropped.
+(``cache_control``, ``defer_loading``, ``strict``, ``input_examples``...) is dropped. JSON-schema
+keywords a backend rejects (`Capabilities.strip_schema_keywords`: Cerebras answers 400
+``Unsupported JSON schema fields``) are removed from the schema at every depth; property
+*names* that happen to be keywords (Claude Code's Grep tool has a ``pattern`` parameter) stay.
 
 A server tool (any other ``type``: ``web_search_20250305``, ``bash_20250124``,
 ``text_editor_20250728``, ``code_execution_...``, ``tool_search_tool_...``) runs inside
@@ -19,7 +22,9 @@ from ccrelay.errors import InvalidRequestError
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
-def translate_tools(tools: object) -> tuple[list[dict[str, Any]], set[str]]:
+def translate_tools(
+    tools: object, strip: frozenset[str] = frozenset()
+) -> tuple[list[dict[str, Any]], set[str]]:
     """(OpenAI function tools, names of the dropped server tools)."""
     if tools is None:
         return [], set()
@@ -45,9 +50,54 @@ def translate_tools(tools: object) -> tuple[list[dict[str, Any]], set[str]]:
         description = tool.get("description")
         if isinstance(description, str) and description:
             function["description"] = description
-        function["parameters"] = schema
+        function["parameters"] = strip_keywords(schema, strip) if strip else schema
         functions.append({"type": "function", "function": function})
     return functions, dropped
+
+
+# Keys whose value maps names to schemas, and keys whose value is a schema or a list of them.
+_NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+_SUBSCHEMAS = frozenset(
+    {"items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"}
+)
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+
+
+def strip_keywords(schema: Any, keywords: frozenset[str]) -> Any:
+    """A copy of `schema` without `keywords`, at every depth (the input is never changed)."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in keywords:
+            continue
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {name: strip_keywords(sub, keywords) for name, sub in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = strip_keywords(value, keywords)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [strip_keywords(sub, keywords) for sub in value]
+        else:
+            out[key] = value
+    return out
+
+
+def schema_keywords(schema: Any) -> set[str]:
+    """Every JSON-schema keyword used in `schema`, at every depth (property names excluded)."""
+    found: set[str] = set()
+    if not isinstance(schema, dict):
+        return found
+    for key, value in schema.items():
+        found.add(key)
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            for sub in value.values():
+                found |= schema_keywords(sub)
+        elif key in _SUBSCHEMAS:
+            found |= schema_keywords(value)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            for sub in value:
+                found |= schema_keywords(sub)
+    return found
 
 
 def translate_tool_choice(

@@ -229,3 +229,45 @@ def test_default_settings() -> None:
     settings = AnthropicSettings(type="anthropic")
     assert settings.base_url == "https://api.anthropic.com"
     assert settings.anthropic_version == "2023-06-01"
+
+
+async def test_thinking_blocks_made_by_ccrelay_are_dropped_and_anthropic_s_own_kept(
+    fake_anthropic: FakeAnthropic, session: aiohttp.ClientSession
+) -> None:
+    """After a failover (or /model) from another backend, the history holds thinking blocks
+    ccrelay made; Anthropic would refuse their signature. Its own signed ones stay."""
+    history = {
+        **REQUEST,
+        "system": [
+            {
+                "type": "text",
+                "text": "x-anthropic-billing-header: cc_version=2.1; cc_entrypoint=cli;",
+            }
+        ],
+        "messages": [
+            {"role": "user", "content": "a"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "", "signature": "ccrelay-unsigned"},
+                    {"type": "text", "text": "from qwen"},
+                ],
+            },
+            {"role": "user", "content": "b"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "mine", "signature": "EqQBCkYI..."},
+                    {"type": "text", "text": "from claude"},
+                ],
+            },
+            {"role": "user", "content": "c"},
+        ],
+    }
+    original = copy.deepcopy(history)
+    await backend(session, fake_anthropic, api_key=KEY).complete(history, RequestOptions())
+    sent = fake_anthropic.requests[-1].body
+    assert sent["messages"][1]["content"] == [{"type": "text", "text": "from qwen"}]
+    assert sent["messages"][3] == history["messages"][3]  # Anthropic's own thinking kept
+    assert sent["system"] == history["system"]  # the billing line stays for Anthropic
+    assert history == original  # the caller's request is not changed

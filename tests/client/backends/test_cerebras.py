@@ -34,7 +34,13 @@ TOOLS_REQUEST: dict[str, Any] = {
 
 def backend(session: aiohttp.ClientSession, fake: FakeOpenAI, **fields: Any) -> CerebrasBackend:
     settings = CerebrasSettings.model_validate(
-        {"type": "cerebras", "base_url": fake.base_url, "api_key": KEY, **fields}
+        {
+            "type": "cerebras",
+            "base_url": fake.base_url,
+            "api_key": KEY,
+            "model": "gpt-oss-120b",
+            **fields,
+        }
     )
     return CerebrasBackend("cerebras", settings, session)
 
@@ -48,7 +54,8 @@ async def test_default_base_url_and_model(session: aiohttp.ClientSession) -> Non
     assert settings.base_url == "https://api.cerebras.ai/v1"
     client = CerebrasBackend("cerebras", settings, session)
     assert client.upstream.url("/chat/completions") == "https://api.cerebras.ai/v1/chat/completions"
-    assert client.model_for(REQUEST, RequestOptions()) == "qwen-3-coder-480b"
+    assert settings.model is None  # picked from GET /models (see test_profiles.py)
+    assert client.discovers_model
 
 
 async def test_bearer_key_and_overridden_base_url(
@@ -61,7 +68,7 @@ async def test_bearer_key_and_overridden_base_url(
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["Authorization"] == f"Bearer {KEY}"
     assert sent.headers["X-Team"] == "t1"
-    assert sent.body["model"] == "qwen-3-coder-480b"
+    assert sent.body["model"] == "gpt-oss-120b"
     assert sent.body["stream"] is False
     assert "stream_options" not in sent.body
     assert completion.response["content"] == [{"type": "text", "text": "Hello from fake"}]
@@ -74,14 +81,14 @@ async def test_model_from_config_and_wildcard_map(
     client = backend(
         session,
         fake_openai,
-        model="qwen-3-coder-480b",
+        model="gpt-oss-120b",
         models={"claude-*haiku*": "qwen-3-32b", "claude-opus-*": "qwen-3-235b"},
     )
     for asked, expected in [
         ("claude-3-5-haiku-20241022", "qwen-3-32b"),
         ("claude-haiku-4-5", "qwen-3-32b"),
         ("claude-opus-4-1", "qwen-3-235b"),
-        ("claude-sonnet-4-5", "qwen-3-coder-480b"),
+        ("claude-sonnet-4-5", "gpt-oss-120b"),
     ]:
         completion = await client.complete({**REQUEST, "model": asked}, RequestOptions())
         assert fake_openai.requests[-1].body["model"] == expected
@@ -162,7 +169,7 @@ async def test_streamed_tool_calls_become_tool_use_blocks(
 
 async def test_list_models(fake_openai: FakeOpenAI, session: aiohttp.ClientSession) -> None:
     models = await backend(session, fake_openai).list_models()
-    assert [m.id for m in models] == ["fake-model", "qwen-3-coder-480b"]
+    assert [m.id for m in models] == ["fake-model", "gpt-oss-120b"]
     assert models[0].owned_by == "fake"
     sent = fake_openai.requests[-1]
     assert (sent.method, sent.path) == ("GET", "/v1/models")

@@ -28,6 +28,7 @@ def document(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> dict:
         "backends": {
             "cerebras": {
                 "type": "cerebras",
+                "model": "gpt-oss-120b",
                 "base_url": fake_openai.base_url,
                 "api_key": "${CEREBRAS_API_KEY}",
                 "circuit": {"failure_threshold": 1},
@@ -69,7 +70,7 @@ async def test_table_with_health_and_local_circuits(
     assert lines[2].split() == ["NAME", "TYPE", "ENDPOINT", "MODEL", "HEALTH", "CIRCUIT"]
     cerebras = next(line for line in lines if line.startswith("cerebras *"))
     assert fake_openai.base_url in cerebras
-    assert "qwen-3-coder-480b" in cerebras
+    assert "gpt-oss-120b" in cerebras
     assert "ok: 2 models" in cerebras
     assert cerebras.endswith("closed (this process)")
     claude = next(line for line in lines if line.startswith("claude "))

@@ -19,6 +19,7 @@ backends:
   cerebras:
     type: cerebras
     api_key: ${CEREBRAS_API_KEY}
+    model: gpt-oss-120b
   local:
     type: openai
     base_url: http://127.0.0.1:4000/v1
@@ -44,7 +45,7 @@ def test_prints_the_resolved_config_masked(
     cerebras = document["backends"]["cerebras"]
     assert cerebras["api_key"] == "********"
     assert cerebras["base_url"] == "https://api.cerebras.ai/v1"
-    assert cerebras["model"] == "qwen-3-coder-480b"
+    assert cerebras["model"] == "gpt-oss-120b"
     assert cerebras["retry"]["max_attempts"] == 3
     local = document["backends"]["local"]
     assert local["api_key"] is None

@@ -125,7 +125,7 @@ async def test_a_401_in_plain_anthropic_mode_names_the_variable(
     )
     code = await ccrelay("ask", "hi")
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2  # the key is configuration
     assert "ANTHROPIC_API_KEY" in err and "sk-ant-wrong" not in err
 
 

@@ -14,6 +14,7 @@ def use_fake_backends(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra
         "backends": {
             "cerebras": {
                 "type": "cerebras",
+                "model": "gpt-oss-120b",
                 "base_url": fake.base_url,
                 "api_key": "csk-models-1",
                 **extra,
@@ -31,7 +32,7 @@ async def test_lists_models_and_marks_the_configured_default(
     code = await ccrelay("models")
     out, err = capsys.readouterr()
     assert code == 0
-    assert out.splitlines() == ["fake-model", "qwen-3-coder-480b  (configured default)"]
+    assert out.splitlines() == ["fake-model", "gpt-oss-120b  (configured default)"]
     assert err == ""
     sent = fake_openai.requests[-1]
     assert (sent.method, sent.path) == ("GET", "/v1/models")
@@ -43,7 +44,7 @@ async def test_backend_flag(
     use_fake_backends(monkeypatch, fake_openai)
     assert await ccrelay("models", "--backend", "local") == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == ["fake-model  (configured default)", "qwen-3-coder-480b"]
+    assert out.splitlines() == ["fake-model  (configured default)", "gpt-oss-120b"]
 
 
 async def test_json(
@@ -53,7 +54,7 @@ async def test_json(
     assert await ccrelay("models", "--json") == 0
     assert orjson.loads(capsys.readouterr().out) == [
         {"id": "fake-model", "owned_by": "fake"},
-        {"id": "qwen-3-coder-480b", "owned_by": "fake"},
+        {"id": "gpt-oss-120b", "owned_by": "fake"},
     ]
 
 
@@ -79,16 +80,24 @@ async def test_anthropic_models(
     assert capsys.readouterr().out.splitlines() == ["claude-sonnet-4-5"]
 
 
-async def test_backend_failure_exits_1(
+async def test_a_refused_key_exits_2(
     fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     use_fake_backends(monkeypatch, fake_openai)
     fake_openai.push(Reply(status=401, body={"error": {"message": "Invalid API key"}}))
-    assert await ccrelay("models") == 1
+    assert await ccrelay("models") == 2  # the key is configuration
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         "ccrelay: error: cerebras: HTTP 401: Invalid API key; check the backend's api_key"
     ]
+
+
+async def test_backend_failure_exits_1(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_fake_backends(monkeypatch, fake_openai)
+    fake_openai.push(*[Reply(status=500, body={"error": {"message": "boom"}})] * 3)
+    assert await ccrelay("models") == 1
 
 
 async def test_unknown_backend_exits_2(

@@ -15,18 +15,14 @@ text printed.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from tests.claude_code_runner import run_ccrelay_code
 from tests.fake_providers import (
     LoopbackServer,
     openai_completion,
@@ -39,63 +35,7 @@ pytestmark = pytest.mark.claude_cli
 
 REPO = Path(__file__).resolve().parents[3]
 MARKER = "ccrelay-marker"
-PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 90
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("CCRELAY_TEST_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ccrelay-tests"
-    )
-    return Path(root) / "claude-code"
-
-
-def _installed_binary(prefix: Path) -> Path | None:
-    """The native binary of the platform package, else the npm bin link."""
-    scope = prefix / "node_modules" / "@anthropic-ai"
-    for candidate in sorted(scope.glob("claude-code-*/claude")):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    link = prefix / "node_modules" / ".bin" / "claude"
-    return link if link.exists() else None
-
-
-def _works(binary: Path) -> bool:
-    try:
-        result = subprocess.run(
-            [str(binary), "--version"], capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0 and b"Claude Code" in result.stdout
-
-
-@pytest.fixture(scope="session")
-def claude_binary() -> Path:
-    prefix = _cache_dir()
-    binary = _installed_binary(prefix)
-    if binary is not None and _works(binary):
-        return binary
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        pytest.skip("node/npm are not installed: cannot install the Claude Code CLI")
-    prefix.mkdir(parents=True, exist_ok=True)
-    try:
-        result = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PACKAGE],
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"npm install {PACKAGE} timed out (offline?)")
-    binary = _installed_binary(prefix)
-    if result.returncode != 0 or binary is None or not _works(binary):
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        pytest.skip(f"npm install {PACKAGE} failed (offline?): {' | '.join(tail)}")
-    return binary
 
 
 class ScriptedUpstream(LoopbackServer):
@@ -159,45 +99,21 @@ async def test_claude_code_runs_a_tool_through_the_gateway(
             }
         }
     }
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "PYTHONPATH": str(REPO),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "ENABLE_MULTI_BACKEND": "true",
-        "LLM_BACKEND_CONFIG": json.dumps(config),
-        "ANTHROPIC_API_KEY": "sk-ant-must-not-reach-claude",
-    }
     prompt = f"Run `echo {MARKER}` with the Bash tool and tell me what it printed."
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ccrelay.cli",
-            "code",
-            "--claude-bin",
-            str(claude_binary),
-            "-p",
+        run = await run_ccrelay_code(
+            claude_binary,
+            workdir,
+            home,
+            config,
             prompt,
-            "--allowedTools",
-            "Bash(echo:*)",
-            cwd=workdir,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            allowed_tools="Bash(echo:*)",
+            extra_env={"ANTHROPIC_API_KEY": "sk-ant-must-not-reach-claude"},
         )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            pytest.fail(f"claude did not finish within {RUN_TIMEOUT_S} s")
     finally:
         await upstream.close()
-    stdout, stderr = out.decode(), err.decode()
-    assert process.returncode == 0, f"stdout: {stdout}\nstderr: {stderr}"
+    stdout, stderr = run.stdout, run.stderr
+    assert run.returncode == 0, f"stdout: {stdout}\nstderr: {stderr}"
     assert MARKER in stdout and "Done." in stdout, stdout
     # Claude Code ran the tool: its result came back in a later request
     with_result = [r for r in upstream.requests if upstream.tool_results(r)]

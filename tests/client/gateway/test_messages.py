@@ -235,7 +235,13 @@ async def test_claude_code_request_reaches_upstream_without_anthropic_fields(
         assert field not in raw, field
     assert "anthropic-beta" not in {k.lower() for k in sent.headers}
     roles = [m["role"] for m in sent.body["messages"]]
-    assert roles == ["system", "user", "assistant", "tool", "system"]
+    assert roles == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "user",
+    ]  # the late system text: a reminder
     assert sent.body["messages"][0]["content"].startswith("You are Claude Code")
     assert [t["function"]["name"] for t in sent.body["tools"]] == ["Bash", "mcp__docs__search"]
     # streamed too

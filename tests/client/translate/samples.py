@@ -73,6 +73,10 @@ def claude_code_request() -> dict[str, Any]:
         "system": [
             {
                 "type": "text",
+                "text": "x-anthropic-billing-header: cc_version=2.1.197.a3f; cc_entrypoint=cli;",
+            },
+            {
+                "type": "text",
                 "text": "You are Claude Code, Anthropic's official CLI for Claude.",
                 "cache_control": {"type": "ephemeral"},
             },

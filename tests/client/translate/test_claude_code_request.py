@@ -71,8 +71,7 @@ def test_roles_in_order(body: dict[str, Any]) -> None:
         "assistant",
         "tool",  # toolu_01A
         "tool",  # toolu_01B
-        "user",  # the image out of toolu_01B's result, then the reminder text
-        "system",  # the role: "system" message, in place
+        "user",  # the image out of toolu_01B's result, the reminder, the system message's text
         "assistant",
         "tool",  # toolu_01C, an error
     ]
@@ -84,11 +83,13 @@ def test_system_prompt(body: dict[str, Any]) -> None:
         "content": "You are Claude Code, Anthropic's official CLI for Claude.\n\n"
         "You are an interactive CLI tool that helps users with software engineering tasks."
         "\n\n# Tone and style\n...",
-    }
-    assert body["messages"][6] == {
-        "role": "system",
-        "content": "The user changed the working directory to /repo.",
-    }
+    }  # the billing-header block is gone: the same prefix in every session
+    assert "x-anthropic-billing-header" not in json.dumps(body)
+
+
+def test_the_billing_header_stays_for_anthropic_itself() -> None:
+    kept = anthropic_to_openai_request(claude_code_request(), model="m", keep_billing=True)
+    assert kept["messages"][0]["content"].startswith("x-anthropic-billing-header: cc_version=")
 
 
 def test_first_user_turn(body: dict[str, Any]) -> None:
@@ -135,12 +136,17 @@ def test_tool_results_and_their_image(body: dict[str, Any]) -> None:
             {"type": "text", "text": "Images from tool call toolu_01B:"},
             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
             {"type": "text", "text": "<system-reminder>Todo list is empty</system-reminder>"},
+            {
+                "type": "text",
+                "text": "<system-reminder>\nThe user changed the working directory to /repo."
+                "\n</system-reminder>",
+            },
         ],
-    }
+    }  # the mid-conversation system message: its text kept, in the user turn at its place
 
 
 def test_second_tool_round_with_an_error(body: dict[str, Any]) -> None:
-    assert body["messages"][7] == {
+    assert body["messages"][6] == {
         "role": "assistant",
         "content": None,
         "tool_calls": [
@@ -154,7 +160,7 @@ def test_second_tool_round_with_an_error(body: dict[str, Any]) -> None:
             }
         ],
     }
-    assert body["messages"][8] == {
+    assert body["messages"][7] == {
         "role": "tool",
         "tool_call_id": "toolu_01C",
         "content": "Error: Exit code 1\nFAILED tests/test_app.py::test_add",

@@ -489,4 +489,6 @@ def test_stream_and_non_stream_translations_agree() -> None:
     ]:
         events += translator.feed(item)
     events += translator.finish()
-    assert anthropic_events_to_response(events) == non_streamed
+    streamed = anthropic_events_to_response(events)
+    assert streamed["id"] != non_streamed["id"]  # each reply its own fresh id
+    assert {**streamed, "id": None} == {**non_streamed, "id": None}

@@ -39,8 +39,9 @@ def convert(response: dict[str, Any]) -> dict[str, Any]:
 
 def test_text_reply() -> None:
     out = convert(completion({"role": "assistant", "content": "Hello!"}))
+    assert out["id"].startswith("msg_") and "chatcmpl" not in out["id"]
     assert out == {
-        "id": "msg_chatcmpl-123",
+        "id": out["id"],
         "type": "message",
         "role": "assistant",
         "model": "claude-sonnet-4-5",
@@ -238,14 +239,39 @@ def test_refusal_becomes_text() -> None:
     assert out["stop_reason"] == "refusal"
 
 
-@pytest.mark.parametrize(
-    ("openai_id", "expected"),
-    [("chatcmpl-9", "msg_chatcmpl-9"), ("msg_keep", "msg_keep")],
-)
-def test_message_id(openai_id: str, expected: str) -> None:
+@pytest.mark.parametrize("openai_id", ["chatcmpl-9", "msg_keep", "chatcmpl-9"])
+def test_every_reply_gets_a_fresh_id_never_the_upstream_s(openai_id: str) -> None:
+    """Ollama's ids are chatcmpl-0..998 and repeat; Claude Code merges turns sharing an id."""
     response = completion({"role": "assistant", "content": "x"})
     response["id"] = openai_id
-    assert convert(response)["id"] == expected
+    first, second = convert(response)["id"], convert(response)["id"]
+    assert first != second
+    assert first.startswith("msg_") and openai_id not in first
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [
+        ("none", None),
+        (
+            "summarized",
+            {"type": "thinking", "thinking": "let me think", "signature": "ccrelay-unsigned"},
+        ),
+        ("omitted", {"type": "thinking", "thinking": "", "signature": "ccrelay-unsigned"}),
+    ],
+)
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_becomes_a_leading_thinking_block(
+    field: str, display: str, expected: dict[str, Any] | None
+) -> None:
+    response = completion({"role": "assistant", "content": "The answer.", field: "let me think"})
+    out = openai_to_anthropic_response(
+        response, model="claude-sonnet-4-5", backend="b", thinking_display=display
+    )
+    Message.model_validate(out)
+    blocks = out["content"]
+    assert blocks[-1] == {"type": "text", "text": "The answer."}  # never mixed into the text
+    assert (blocks[0] if len(blocks) == 2 else None) == expected
 
 
 def test_missing_id_gets_a_fresh_one() -> None:

@@ -53,11 +53,13 @@ def test_text_stream_with_usage_chunk_exact_events() -> None:
         usage_chunk(30, 2),
     ]
     events, translator = run(chunks, input_tokens_estimate=28)
+    fresh = events[0]["message"]["id"]
+    assert fresh.startswith("msg_") and "chatcmpl" not in fresh
     assert events == [
         {
             "type": "message_start",
             "message": {
-                "id": "msg_chatcmpl-abc",
+                "id": fresh,
                 "type": "message",
                 "role": "assistant",
                 "model": "claude-sonnet-4-5",
@@ -395,7 +397,7 @@ def test_empty_and_null_choices_are_fine() -> None:
         {"id": "gen-1", "choices": None, "usage": {"prompt_tokens": 3, "completion_tokens": 1}},
     ]
     events, translator = run(chunks)
-    assert events[0]["message"]["id"] == "msg_gen-1"
+    assert events[0]["message"]["id"].startswith("msg_")
     assert assemble(events)["usage"] == {"input_tokens": 3, "output_tokens": 1}
     assert translator.finished_cleanly
 
@@ -501,10 +503,63 @@ def test_message_id_given() -> None:
     assert translator.message_id == "msg_fixed"
 
 
-def test_message_id_derived_from_the_first_chunk() -> None:
-    translator = OpenAIStreamTranslator("m")
-    translator.feed(chunk({"content": "x"}, chunk_id="chatcmpl-77"))
-    assert translator.message_id == "msg_chatcmpl-77"
+def test_the_message_id_is_fresh_whatever_the_upstream_sends() -> None:
+    ids = set()
+    for _ in range(3):  # Ollama repeats its chatcmpl-<0..998> ids: ours never repeat
+        translator = OpenAIStreamTranslator("m")
+        translator.feed(chunk({"content": "x"}, chunk_id="chatcmpl-77"))
+        assert translator.message_id is not None and "chatcmpl" not in translator.message_id
+        ids.add(translator.message_id)
+    assert len(ids) == 3
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_streams_as_a_thinking_block_then_the_text(field: str) -> None:
+    chunks = [
+        chunk({"role": "assistant", field: "Let me "}),
+        chunk({field: "think."}),
+        chunk({"content": "Answer."}),
+        chunk({}, finish_reason="stop"),
+    ]
+    translator = OpenAIStreamTranslator("m", thinking_display="summarized")
+    events = [e for c in chunks for e in translator.feed(c)] + translator.finish()
+    kinds = [
+        (e["type"], (e.get("delta") or e.get("content_block") or {}).get("type")) for e in events
+    ]
+    assert kinds[1:8] == [
+        ("content_block_start", "thinking"),
+        ("content_block_delta", "thinking_delta"),
+        ("content_block_delta", "thinking_delta"),
+        ("content_block_delta", "signature_delta"),
+        ("content_block_stop", None),
+        ("content_block_start", "text"),
+        ("content_block_delta", "text_delta"),
+    ]
+    response = anthropic_events_to_response(events)
+    assert response["content"][0] == {
+        "type": "thinking",
+        "thinking": "Let me think.",
+        "signature": "ccrelay-unsigned",
+    }
+    assert response["content"][1] == {"type": "text", "text": "Answer."}
+
+
+def test_omitted_display_streams_the_block_without_its_text() -> None:
+    translator = OpenAIStreamTranslator("m", thinking_display="omitted")
+    events = translator.feed(chunk({"reasoning": "secret musings"})) + translator.feed(
+        chunk({"content": "Hi"}, finish_reason="stop")
+    )
+    assert "secret musings" not in str(events)
+    assert events[1]["content_block"]["type"] == "thinking"
+
+
+def test_reasoning_is_dropped_when_thinking_was_not_asked_for() -> None:
+    translator = OpenAIStreamTranslator("m")  # thinking_display "none"
+    events = translator.feed(chunk({"reasoning": "musings", "content": "Hi"}))
+    assert "musings" not in str(events)
+    assert [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"] == [
+        "text"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,76 @@
+"""Run the real Claude Code CLI through `ccrelay code`, offline, in a throwaway HOME.
+
+The binary comes from the ``claude_binary`` fixture (tests/conftest.py). Non-essential traffic
+is off, so the only server Claude Code can reach is the gateway ccrelay starts for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RUN_TIMEOUT_S = 120
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_ccrelay_code(
+    claude: Path,
+    workdir: Path,
+    home: Path,
+    config: dict[str, Any],
+    prompt: str,
+    *,
+    allowed_tools: str,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> Run:
+    """``ccrelay code --claude-bin CLAUDE -p PROMPT --allowedTools ...`` in `workdir` (which,
+    like `home`, the caller has made)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "ENABLE_MULTI_BACKEND": "true",
+        "LLM_BACKEND_CONFIG": json.dumps(config),
+        "CCRELAY_STATE_DIR": str(home / "state"),
+        **(extra_env or {}),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ccrelay.cli",
+        "code",
+        "--claude-bin",
+        str(claude),
+        "-p",
+        prompt,
+        "--allowedTools",
+        allowed_tools,
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"claude did not finish within {timeout_s:g} s")
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())
