@@ -40,10 +40,17 @@ def routing_rows(quick: bool, n: int | None = None) -> list[Row]:
     return routing.rows(n or (QUICK_N if quick else 3 * FULL_N))
 
 
+def warm_start_rows(quick: bool) -> list[Row]:
+    from bench import warm_start
+
+    return warm_start.rows(quick)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "gateway": gateway_rows,
     "handler": handler_rows,
     "routing": routing_rows,
+    "warm_start": warm_start_rows,
 }
 SAMPLED: dict[str, Callable[[bool, int], list[Row]]] = {
     "handler": handler_rows,

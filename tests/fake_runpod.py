@@ -14,6 +14,11 @@ the final status at once when the script has no queued or running polls. A strea
 (``stream: true`` in its input) hands out one batch of outputs per ``/stream`` poll.
 ``.push_failure`` queues HTTP error replies for the next submissions (429/5xx knobs);
 ``.poll_failures`` lists statuses answered to the next ``/status`` or ``/stream`` polls.
+
+``cold_start_s`` models a scale-to-zero endpoint in time, as RunPod does: no worker until the
+first job arrives, then a worker ready ``cold_start_s`` later; until then every job is
+``IN_QUEUE``. A warm-up job (``{"ccrelay_warmup": true}``) is answered as the ccrelay handler
+answers it: ``{"warm": true, "model", "context_window"}`` (``.context_window``).
 """
 
 from __future__ import annotations
@@ -67,9 +72,14 @@ class Seen:
 class FakeRunPod(LoopbackServer):
     endpoint_id = "fakeendpoint01"
 
-    def __init__(self, api_key: str = "rp-test-key-0123456789") -> None:
+    def __init__(
+        self, api_key: str = "rp-test-key-0123456789", *, cold_start_s: float = 0.0
+    ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.cold_start_s = cold_start_s
+        self.ready_at: float | None = None  # the loop time the cold worker is up
+        self.context_window: int | None = 32768
         self.requests: list[Seen] = []
         self.jobs: dict[str, Job] = {}
         self.cancels: list[str] = []
@@ -130,6 +140,8 @@ class FakeRunPod(LoopbackServer):
         if self.failures:
             status, body, headers = self.failures.pop(0)
             return None, web.json_response(body, status=status, headers=headers)
+        if self.cold_start_s and self.ready_at is None:
+            self.ready_at = asyncio.get_running_loop().time() + self.cold_start_s
         script = self.scripts.pop(0) if self.scripts else Script()
         if script.submit_delay:
             await asyncio.sleep(script.submit_delay)
@@ -147,9 +159,13 @@ class FakeRunPod(LoopbackServer):
         if job is None:
             return response
         script = job.script
-        if script.hang or script.queued_polls or script.running_polls:
+        if script.hang or script.queued_polls or script.running_polls or self._cold():
             return response
         return web.json_response(self._final(job))
+
+    def _cold(self) -> bool:
+        """No worker is up yet: every job waits in the queue."""
+        return self.ready_at is not None and asyncio.get_running_loop().time() < self.ready_at
 
     async def _run(self, request: web.Request) -> web.Response:
         _job, response = await self._submit(request, sync=False)
@@ -162,6 +178,8 @@ class FakeRunPod(LoopbackServer):
         """Advance the job by one poll and say where it now stands."""
         if job.cancelled:
             return "CANCELLED"
+        if self._cold():
+            return "IN_QUEUE"
         job.polls += 1
         script = job.script
         if script.hang or job.polls <= script.queued_polls:
@@ -200,6 +218,8 @@ class FakeRunPod(LoopbackServer):
         script = job.script
         if job.cancelled:
             return web.json_response({"id": job.id, "status": "CANCELLED", "stream": []})
+        if self._cold():
+            return web.json_response({"id": job.id, "status": "IN_QUEUE", "stream": []})
         job.polls += 1
         if script.hang or job.polls <= script.queued_polls:
             return web.json_response({"id": job.id, "status": "IN_QUEUE", "stream": []})
@@ -247,6 +267,8 @@ class FakeRunPod(LoopbackServer):
         return isinstance(job.input, dict) and bool(job.input.get("stream"))
 
     def _default_output(self, job: Job) -> Any:
+        if isinstance(job.input, dict) and job.input.get("ccrelay_warmup") is True:
+            return {"warm": True, "model": "qwen3-coder:30b", "context_window": self.context_window}
         model = job.input.get("model", "fake") if isinstance(job.input, dict) else "fake"
         if self._streamed(job):
             return openai_text_chunks(["Hello", " from", " RunPod"], model=model)

@@ -38,6 +38,10 @@ class RequestOptions:
     request_id: str = ""
     forward_headers: Mapping[str, str] = field(default_factory=dict)
     model_override: str | None = None
+    prompt_tokens: int | None = None
+    """The request's estimated input tokens, computed once (by the router) and reused."""
+    route: str = "default"
+    """The routing rule that sent the request to this backend (`ccrelay.routing`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Attempt:
     tokens_out: int | None = None
     cache: str | None = None
     streamed: bool = False
+    route: str = "default"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class AttemptObserver(Protocol):
 class ModelInfo:
     id: str
     owned_by: str | None = None
+    context_window: int | None = None
+    """What the server reports (vLLM ``max_model_len``, the ccrelay worker ``context_window``)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ class Completion:
     attempts: int
     cache: str | None = None
     failovers: int = 0
+    route: str = "default"
+    """The routing rule that chose the backend (`ccrelay.routing`)."""
 
 
 class Backend(ABC):
@@ -108,6 +117,8 @@ class Backend(ABC):
 
     type_name: ClassVar[str]
     Settings: ClassVar[type[BackendSettings]] = BackendSettings
+    default_context_window: ClassVar[int | None] = None
+    """The window when neither config nor the server says (None: no check)."""
 
     def __init__(
         self,
@@ -124,6 +135,46 @@ class Backend(ABC):
         self.session = session
         self.observer = observer
         self.retry = RetryPolicy(settings.retry, sleep=sleep, rng=rng)
+        self.reported_context_window: int | None = None
+        """The window the server reported for our model (its model list, a warm-up)."""
+
+    @property
+    def context_window(self) -> int | None:
+        """Config first, then what the server reported, then the type's default."""
+        return (
+            self.settings.context_window
+            or self.reported_context_window
+            or self.default_context_window
+        )
+
+    def prompt_limit(self) -> int | None:
+        """The most input tokens a request may carry here (the window less the output reserve)."""
+        window = self.context_window
+        if window is None:
+            return None
+        reserve = self.settings.output_reserve_tokens
+        if reserve is None:
+            reserve = min(4096, window // 8)
+        return max(window - reserve, 1)
+
+    @staticmethod
+    def prompt_tokens(request: dict[str, Any], options: RequestOptions) -> int:
+        """The router's estimate when it made one (once per request), else one now."""
+        if options.prompt_tokens is not None:
+            return options.prompt_tokens
+        from ccrelay.translate.tokens import estimate_tokens
+
+        return estimate_tokens(request)
+
+    def note_models(self, models: list[ModelInfo]) -> None:
+        """Keep the window the server reports for the configured model."""
+        for info in models:
+            if info.context_window and info.id in (self.settings.model, None):
+                self.reported_context_window = info.context_window
+                return
+        windows = {m.context_window for m in models if m.context_window}
+        if len(windows) == 1 and not self.settings.model:
+            self.reported_context_window = windows.pop()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} model={self.settings.model!r}>"
@@ -264,6 +315,7 @@ class Backend(ABC):
                 tokens_out=usage.get("output_tokens"),
                 cache=cache,
                 streamed=streamed,
+                route=options.route,
             )
         )
 
@@ -287,6 +339,7 @@ class EventStream:
         self._attempt = attempts  # this backend's try, as its latency record numbers it
         self.cache: str | None = None
         self.failovers = 0
+        self.route = "default"
         self._owner = backend
         self._options = options
         self._started = started

@@ -15,6 +15,7 @@ and the provider's own error text (scrubbed of the key before it is raised).
 
     CcrelayError                              fault      outcome
     ├── InvalidRequestError       400         caller     invalid_request
+    │   └── PromptTooLong         400         caller     prompt_too_long  no backend's window fits it
     ├── UnknownBackendError       400         caller     unknown_backend
     ├── GatewayShuttingDown       529         gateway    shutdown
     ├── StatsSourceError                      (latency records cannot be read; ccrelay.latency.stats)
@@ -91,6 +92,18 @@ class InvalidRequestError(CcrelayError):
     error_type = "invalid_request_error"
     fault = Fault.CALLER
     outcome = "invalid_request"
+
+
+class PromptTooLong(InvalidRequestError):
+    """No backend in the chain has a context window the prompt fits. The message is the one
+    Claude Code compacts on (its regex: ``prompt is too long[^0-9]*(\\d+)\\s*tokens?\\s*>\\s*(\\d+)``)."""
+
+    outcome = "prompt_too_long"
+
+    def __init__(self, tokens: int, maximum: int) -> None:
+        super().__init__(f"prompt is too long: {tokens} tokens > {maximum} maximum")
+        self.tokens = tokens
+        self.maximum = maximum
 
 
 class UnknownBackendError(CcrelayError):

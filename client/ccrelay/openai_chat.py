@@ -38,7 +38,6 @@ from ccrelay.errors import (
 from ccrelay.translate import (
     OpenAIStreamTranslator,
     anthropic_to_openai_request,
-    estimate_tokens,
     openai_to_anthropic_response,
 )
 from ccrelay.translate.capabilities import Accepts
@@ -195,7 +194,7 @@ class OpenAIChatBackend(Backend):
         body = self.chat_body(request, model, stream=True)
         translator = OpenAIStreamTranslator(
             model,
-            input_tokens_estimate=estimate_tokens(request),
+            input_tokens_estimate=self.prompt_tokens(request, options),
             backend=self.name,
             thinking_display=thinking_display(request),
         )
@@ -272,11 +271,24 @@ class OpenAIChatBackend(Backend):
         data = reply.get("data") if isinstance(reply, dict) else None
         if not isinstance(data, list):
             raise ProtocolError(self.name, "GET /models did not return a `data` list")
-        return [
-            ModelInfo(str(item.get("id")), item.get("owned_by"))
+        models = [
+            ModelInfo(str(item["id"]), item.get("owned_by"), reported_window(item))
             for item in data
             if isinstance(item, dict) and item.get("id")
         ]
+        self.note_models(models)
+        return models
+
+
+def reported_window(entry: dict[str, Any]) -> int | None:
+    """A model entry's context window, as servers name it: the ccrelay worker's
+    ``context_window``, vLLM's ``max_model_len``, OpenRouter's and LM Studio's
+    ``context_length``."""
+    for key in ("context_window", "max_model_len", "context_length"):
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def pick_model(models: list[ModelInfo], preferred: tuple[str, ...], backend: str) -> str:

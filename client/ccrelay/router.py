@@ -1,4 +1,10 @@
-"""The failover chain: the chosen backend, then `fallback` in order, each behind its breaker.
+"""The failover chain: the routed backend, then `fallback` in order, each behind its breaker.
+
+The routing rules (`ccrelay.routing`) pick the first backend and its model. Before a backend is
+tried, the prompt's estimate (computed once per request) is held against its context window: a
+backend the prompt does not fit is skipped, never sent a prompt to truncate; the long-context
+route, when there is one, comes next. When no backend can take it, the request is refused with
+``prompt is too long: N tokens > M maximum``, the words Claude Code compacts on.
 
 A backend is skipped while its circuit is open. Failover happens when a backend's retries are
 spent, never once a stream has passed an event on: `open_stream` returns only after a first
@@ -15,12 +21,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
 from ccrelay.breaker import CircuitBreaker, Ticket
-from ccrelay.errors import AllBackendsFailed, BackendError, CcrelayError, CircuitOpenError
+from ccrelay.errors import (
+    AllBackendsFailed,
+    BackendError,
+    CcrelayError,
+    CircuitOpenError,
+    PromptTooLong,
+)
 from ccrelay.factory import BackendFactory
+from ccrelay.routing import Routed, route
+from ccrelay.translate.tokens import estimate_tokens
 
 log = logging.getLogger("ccrelay.router")
 
@@ -43,29 +58,70 @@ class Router:
             self.factory.get(first)  # unknown names fail here, with the known ones listed
         return self.config.chain(first)
 
+    def route(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> tuple[Routed, RequestOptions]:
+        """The routing decision, and the options with the prompt's estimate filled in."""
+        if backend is not None:
+            self.factory.get(backend)  # an unknown name fails here, with the known ones listed
+        tokens = options.prompt_tokens
+        if tokens is None:
+            tokens = estimate_tokens(request)
+            options = replace(options, prompt_tokens=tokens)
+        routed = route(request, self.config, header_backend=backend, prompt_tokens=tokens)
+        return routed, options
+
     async def complete(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
     ) -> Completion:
-        return await self._run(backend, lambda b: b.complete(request, options))
+        routed, options = self.route(request, options, backend)
+        return await self._run(routed, options, lambda b, o: b.complete(request, o))
 
     async def open_stream(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
     ) -> EventStream:
-        return await self._run(backend, lambda b: b.open_stream(request, options))
+        routed, options = self.route(request, options, backend)
+        return await self._run(routed, options, lambda b, o: b.open_stream(request, o))
 
-    async def _run(self, first: str | None, call: Callable[[Backend], Awaitable[T]]) -> T:
+    async def _run(
+        self,
+        routed: Routed,
+        options: RequestOptions,
+        call: Callable[[Backend, RequestOptions], Awaitable[T]],
+    ) -> T:
         errors: list[BackendError] = []
-        chain = self.chain(first)
-        for position, name in enumerate(chain):
+        chain = list(routed.chain)
+        models = dict(routed.models)
+        tokens = options.prompt_tokens or 0
+        too_long: list[int] = []
+        long_context = self.config.routing.long_context
+        position = -1
+        while position + 1 < len(chain):
+            position += 1
+            name = chain[position]
+            backend = self.factory.get(name)
+            limit = backend.prompt_limit()
+            if limit is not None and tokens > limit:
+                too_long.append(limit)
+                log.info(
+                    "backend %s: prompt of ~%d tokens > its %d limit; skipped", name, tokens, limit
+                )
+                if long_context is not None and long_context.backend not in chain[: position + 1]:
+                    if long_context.backend in chain:
+                        chain.remove(long_context.backend)
+                    chain.insert(position + 1, long_context.backend)
+                    if long_context.model:
+                        models[long_context.backend] = long_context.model
+                continue
             breaker = self.breakers[name]
             ticket = breaker.allow()
             if ticket is None:
                 wait = breaker.seconds_until_probe()
                 errors.append(CircuitOpenError(name, f"circuit open; next probe in {wait:.0f} s"))
                 continue
-            backend = self.factory.get(name)
+            attempt_options = replace(options, model_override=models.get(name), route=routed.rule)
             try:
-                result = await call(backend)
+                result = await call(backend, attempt_options)
             except BackendError as exc:
                 if not exc.counts_against_backend:
                     breaker.release(ticket)
@@ -87,7 +143,10 @@ class Router:
                 log.info("served by %s after %d failover(s)", name, len(errors))
             result.failovers = len(errors)
             result.attempts += sum(e.attempts for e in errors)  # across the whole chain
+            result.route = routed.rule
             return result
+        if not errors and too_long:
+            raise PromptTooLong(tokens, max(too_long))
         if len(errors) == 1 and not isinstance(errors[0], CircuitOpenError):
             raise errors[0]
         raise AllBackendsFailed(errors)

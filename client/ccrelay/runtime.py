@@ -55,8 +55,9 @@ class Runtime:
         *,
         registry: BackendRegistry | None = None,
         observer: AttemptObserver | None = None,
+        session_id: str | None = None,
     ) -> Runtime:
-        """Must run inside the event loop (the session binds to it).
+        """Must run inside the event loop (the HTTP session binds to it).
 
         Without an explicit observer, every attempt goes to a `LatencyRecorder` built from the
         config's `telemetry` and `prices` (log line, local JSONL, S3 when configured).
@@ -69,9 +70,10 @@ class Runtime:
 
             telemetry = config.telemetry.resolved(environ)
             recorder = LatencyRecorder.from_settings(telemetry, config.prices)
+            recorder.session = session_id  # a `ccrelay code` session: its records say so
             observer = recorder
-        session = new_session(trust_env=proxy_configured(environ))
-        runtime = cls(config, session, registry=registry, observer=observer)
+        http = new_session(trust_env=proxy_configured(environ))
+        runtime = cls(config, http, registry=registry, observer=observer)
         runtime.recorder = recorder
         return runtime
 

@@ -270,6 +270,11 @@ def _undefined_names(
     fallback = top.get("fallback")
     if isinstance(fallback, list):
         named.extend((f"fallback[{i}]", name) for i, name in enumerate(fallback))
+    routing = top.get("routing")
+    if isinstance(routing, dict):
+        for rule, route in routing.items():
+            if isinstance(route, dict):
+                named.append((f"routing.{rule}.backend", route.get("backend")))
     return [
         ConfigProblem(
             path,

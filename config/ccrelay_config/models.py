@@ -86,6 +86,15 @@ class BackendSettings(_Frozen):
         description="Claude model name patterns (fnmatch wildcards) -> backend model, first match wins",
     )
     max_tokens_limit: int | None = Field(None, ge=1)
+    context_window: int | None = Field(
+        None,
+        ge=1024,
+        description="tokens the backend's model can read; a prompt that does not fit is never "
+        "sent (unset: the worker's own report, or the type's default, or no check)",
+    )
+    output_reserve_tokens: int | None = Field(
+        None, ge=0, description="window kept for the answer (default: 1/8 of it, at most 4096)"
+    )
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
@@ -120,6 +129,41 @@ class BackendSettings(_Frozen):
         return self.map_model(requested) or self.model or requested
 
 
+class Route(_Frozen):
+    """Where a routing rule sends a request: a backend, and optionally its model."""
+
+    backend: str
+    model: str | None = None
+
+
+class LongContextRoute(Route):
+    threshold_tokens: int = Field(
+        ..., ge=1, description="prompts estimated above this go to this backend"
+    )
+
+
+class RoutingSettings(_Frozen):
+    """Per-request routing rules (the first that applies wins, in this order): a model written
+    ``BACKEND,MODEL``, the ``x-ccrelay-backend`` header, ``long_context``, ``background``,
+    ``thinking``; else the active backend and its fallbacks."""
+
+    background: Route | None = None
+    long_context: LongContextRoute | None = None
+    thinking: Route | None = None
+    background_models: list[str] = Field(
+        default_factory=lambda: ["claude-*haiku*", "claude-haiku-*"],
+        description="requested models (fnmatch) that are background (haiku-class) requests",
+    )
+
+    def routes(self) -> dict[str, Route]:
+        found: dict[str, Route | None] = {
+            "background": self.background,
+            "long_context": self.long_context,
+            "thinking": self.thinking,
+        }
+        return {name: route for name, route in found.items() if route is not None}
+
+
 MASK = "********"
 _PLAIN_HEADERS = frozenset(
     {"accept", "anthropic-version", "anthropic-beta", "content-type", "user-agent", "x-title"}
@@ -147,12 +191,14 @@ class CcrelayConfig(BaseModel):
     fallback: list[str] = Field(default_factory=list)
     backends: dict[str, BackendSettings]
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     prices: PriceTable = Field(default_factory=PriceTable)
 
     @model_validator(mode="after")
     def _names_exist(self) -> CcrelayConfig:
-        for name in [self.active, *self.fallback]:
+        routed = [route.backend for route in self.routing.routes().values()]
+        for name in [self.active, *self.fallback, *routed]:
             if name not in self.backends:
                 raise ValueError(f"backend {name!r} is not defined under backends")
         return self

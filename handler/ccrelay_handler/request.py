@@ -5,7 +5,10 @@ Two job shapes reach the RunPod handler:
 * native: ``job["input"]`` *is* the chat request: ``{"model", "messages", "stream", ...}``;
 * RunPod's OpenAI-compatible route (``https://api.runpod.ai/v2/{id}/openai/v1/...``):
   ``{"openai_route": "/v1/chat/completions", "openai_input": {...chat request...}}`` or
-  ``{"openai_route": "/v1/models"}``.
+  ``{"openai_route": "/v1/models"}``;
+* a warm-up, ``{"ccrelay_warmup": true}``: sent by the client the moment a session starts, so
+  a scale-to-zero endpoint cold-starts while the user types. It is answered without inference
+  (the worker's boot has loaded the model before it takes any job).
 
 Per-request cache control rides in the request body (OpenAI clients send it with
 ``extra_body``)::
@@ -36,6 +39,7 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "ModelsJob",
+    "WarmupJob",
     "parse_chat_request",
     "parse_job_input",
 ]
@@ -134,6 +138,11 @@ class ModelsJob:
     """A ``/v1/models`` job from RunPod's OpenAI route."""
 
 
+@dataclass(frozen=True, slots=True)
+class WarmupJob:
+    """A warm-up: answered at once, with what the worker serves (no inference)."""
+
+
 def _describe(exc: ValidationError, prefix: str) -> InvalidInput:
     errors = exc.errors(include_input=False, include_url=False)
     first = errors[0]
@@ -159,10 +168,12 @@ def parse_chat_request(data: Any, *, field_prefix: str = "") -> ChatRequest:
         raise _describe(exc, field_prefix) from exc
 
 
-def parse_job_input(job_input: Any) -> ChatJob | ModelsJob:
+def parse_job_input(job_input: Any) -> ChatJob | ModelsJob | WarmupJob:
     """Turn a RunPod job's ``input`` (native or OpenAI-route shape) into a job description."""
     if not isinstance(job_input, dict):
         raise InvalidInput("input", "must be a JSON object")
+    if job_input.get("ccrelay_warmup") is True:
+        return WarmupJob()
     route = job_input.get("openai_route")
     if route is None:
         return ChatJob(parse_chat_request(job_input))

@@ -16,7 +16,10 @@ return the list of everything yielded; ``/stream`` returns it piece by piece):
   string ``"data: {...}\\n\\n"`` and finally ``"data: [DONE]\\n\\n"``: RunPod's OpenAI
   proxy relays these strings as the HTTP event stream (the raw output mode of worker-vllm);
   they stay pure OpenAI (no verdict field);
-* ``/v1/models`` via the OpenAI route: one item, the model list;
+* ``/v1/models`` via the OpenAI route: one item, the model list (each with the worker's
+  ``context_window`` when ``OLLAMA_CONTEXT_LENGTH`` is set);
+* a warm-up (``{"ccrelay_warmup": true}``): one item, ``{"warm": true, "model", "context_window"}``,
+  without inference;
 * any error: ``{"error": "<string>"}`` and the job ends; the string is JSON
   ``{"message": ..., "code": ...}`` so a client maps it by code, never by wording.  The SDK turns a yielded dict with
   an ``error`` key into a FAILED job with that string (the error must be a string: a dict
@@ -37,7 +40,7 @@ from typing import Any
 from ccrelay_handler._requestlog import RequestLog
 from ccrelay_handler.chunks import SSE_DONE, sse_event
 from ccrelay_handler.errors import HandlerError, InvalidInput
-from ccrelay_handler.request import ChatJob, parse_job_input
+from ccrelay_handler.request import ChatJob, WarmupJob, parse_job_input
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_wire import CACHE_VERDICT_FIELD, encode_job_error
@@ -84,6 +87,10 @@ class RunPodHandler:
             return
 
         try:
+            if isinstance(parsed, WarmupJob):
+                logger.info("warm-up job %s: the worker is ready", label)
+                yield self.service.warmup()
+                return
             if not isinstance(parsed, ChatJob):
                 yield await self.service.models(label=label)
                 return

@@ -138,8 +138,19 @@ class ChatService:
         data = listing.get("data")
         if isinstance(data, list):
             allowed = set(self.settings.allowed_models)
-            listing = {**listing, "data": [m for m in data if m.get("id") in allowed]}
+            served = [m for m in data if m.get("id") in allowed]
+            if self.settings.context_length:  # so a client can keep prompts inside the window
+                served = [{**m, "context_window": self.settings.context_length} for m in served]
+            listing = {**listing, "data": served}
         return listing
+
+    def warmup(self) -> dict[str, Any]:
+        """A warm-up's answer: no inference; what this worker serves, and its window."""
+        return {
+            "warm": True,
+            "model": self.settings.model,
+            "context_window": self.settings.context_length,
+        }
 
     async def aclose(self) -> None:
         try:

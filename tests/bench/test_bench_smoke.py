@@ -26,6 +26,11 @@ HANDLER_ROWS = {
     "  cache miss p99",
     "  miss - hit, p50",
 }
+WARM_START_ROWS = {
+    "first prompt wait, no warm-up",
+    "first prompt wait, warmed at start",
+    "warm-start saving / typing time",
+}
 ROUTING_ROWS = {
     "client routing added p50 (Router+Backend+translation)",
     "client routing added p99",
@@ -41,15 +46,25 @@ def test_handler_and_routing_rows() -> None:
     assert all(isinstance(row, Row) for row in handler + routing)
 
 
+def test_warm_start_rows() -> None:
+    from bench import warm_start
+
+    rows = warm_start.rows(True, shape=(0.4, 0.2))
+    assert {row.name.split(" (")[0] for row in rows} == WARM_START_ROWS
+    cold, warm, ratio = rows
+    assert cold.value > warm.value  # the same prompt, with the cold start partly behind it
+    assert ratio.ok is not None
+
+
 def test_one_command_prints_one_table_with_every_row(capsys: pytest.CaptureFixture[str]) -> None:
     # the handler and routing benchmarks with tiny numbers; the gateway one as `--quick` runs it
     status = bench_main.main(["--quick", "--samples", "5"])
     out = capsys.readouterr().out
     assert status in (0, 1)  # 1 only says a target was missed on this machine
     assert out.count("## ") == 1
-    for name in GATEWAY_ROWS | HANDLER_ROWS | ROUTING_ROWS:
+    for name in GATEWAY_ROWS | HANDLER_ROWS | ROUTING_ROWS | WARM_START_ROWS:
         assert name.strip() in out, name
-    for section in ("gateway", "handler", "routing"):
+    for section in ("gateway", "handler", "routing", "warm_start"):
         assert f"\n{section} " in out
 
 

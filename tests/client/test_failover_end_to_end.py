@@ -150,8 +150,10 @@ async def test_failover_opens_the_breaker_then_a_probe_closes_it(
         if r.name == "ccrelay.gateway" and r.getMessage().startswith("POST ")
     ]
     assert len(lines) == 7
-    assert "POST /v1/messages 200 backend=secondary attempts=3 failovers=1" in lines[0]
-    assert "POST /v1/messages 200 backend=primary attempts=1 failovers=0" in lines[-1]
+    assert (
+        "POST /v1/messages 200 backend=secondary route=default attempts=3 failovers=1" in lines[0]
+    )
+    assert "POST /v1/messages 200 backend=primary route=default attempts=1 failovers=0" in lines[-1]
     assert all("request_id=req_" in line for line in lines)
     assert SECRET not in caplog.text
 

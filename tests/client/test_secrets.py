@@ -283,7 +283,9 @@ async def test_cli_never_prints_the_key(
     assert await run_cli("--log-level", "DEBUG", "config", "check") == 0
     assert await run_cli("--log-level", "DEBUG", "ask", "hello") == 0
     providers.unauthorized(kind)
-    assert await run_cli("--log-level", "DEBUG", "ask", "hello") == 2  # the backend refused the key: a configuration problem
+    assert (
+        await run_cli("--log-level", "DEBUG", "ask", "hello") == 2
+    )  # the backend refused the key: a configuration problem
     assert await run_cli("--log-level", "DEBUG", "backends", "--json") in (0, 1)
     assert await run_cli("--log-level", "DEBUG", "models") in (0, 1)
 

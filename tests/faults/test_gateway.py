@@ -16,6 +16,7 @@ import pytest
 from multidict import CIMultiDict
 
 from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.gateway.errors import reply_status
 from ccrelay.runtime import Runtime
 from ccrelay_wire.sse import SSEDecoder
 from tests.client.latency.helpers import RefusingPort
@@ -115,8 +116,8 @@ async def test_fault_before_the_reply_is_an_anthropic_error(
             refusing.close()
 
     error_class, attempts = expected(kind, fault, call)
-    assert reply.status == error_class.status
-    assert reply.error()["type"] == error_class.error_type
+    assert (reply.status, reply.error()["type"]) == reply_status(error_class)
+    assert reply.headers["x-should-retry"] == "false"  # the gateway has spent the retries
     assert reply.headers["Content-Type"].startswith("application/json")
     if fault == "429":
         assert reply.headers["retry-after"] == "1" and reply.headers["retry-after-ms"] == "10"

@@ -138,7 +138,7 @@ async def test_s3_down_then_back_loses_no_attempt_record(
                 async with session.post(server.url + "/v1/messages", json=body) as response:
                     await response.read()
                     statuses.append(response.status)
-            assert statuses == [529, 429, 200, 200]
+            assert statuses == [503, 429, 200, 200]
             await eventually(lambda: len(spool_files(spool)) >= 1, within=5)
             assert bucket_objects(s3_bucket.client, s3_bucket.name) == {}
 

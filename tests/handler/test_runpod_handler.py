@@ -171,6 +171,27 @@ async def test_cancelled_job_propagates_and_stores_nothing(
     assert redis.Redis.from_url(redis_server.url).keys("*") == []
 
 
+async def test_a_warm_up_is_answered_without_inference(make_settings, ollama_server) -> None:
+    service = ChatService(make_settings(OLLAMA_CONTEXT_LENGTH="16384"))
+    try:
+        outputs = await _outputs(
+            RunPodHandler(service.settings, service=service), {"ccrelay_warmup": True}
+        )
+    finally:
+        await service.aclose()
+    assert outputs == [{"warm": True, "model": "qwen3-coder:30b", "context_window": 16384}]
+    assert ollama_server.chat_requests == []
+
+
+async def test_the_model_list_reports_the_worker_s_window(make_settings, ollama_server) -> None:
+    service = ChatService(make_settings(OLLAMA_CONTEXT_LENGTH="16384"))
+    try:
+        listing = await service.models()
+    finally:
+        await service.aclose()
+    assert listing["data"] and all(m["context_window"] == 16384 for m in listing["data"])
+
+
 def test_runpod_config(make_settings) -> None:
     handler = RunPodHandler(make_settings(OLLAMA_NUM_PARALLEL="6"))
     config = handler.runpod_config()

@@ -86,6 +86,7 @@ from ccrelay.errors import (
     UpstreamAuthError,
     UpstreamStatusError,
 )
+from ccrelay.openai_chat import reported_window
 from ccrelay.runpod_jobs import (
     COMPLETED,
     FAILED_STATES,
@@ -108,7 +109,6 @@ from ccrelay.translate import (
     OpenAIStreamTranslator,
     anthropic_events_to_response,
     anthropic_to_openai_request,
-    estimate_tokens,
     openai_to_anthropic_response,
     response_to_anthropic_events,
 )
@@ -197,6 +197,8 @@ class RunPodBackend(Backend):
 
     type_name = "runpod"
     Settings: ClassVar[type[BackendSettings]] = RunPodSettings
+    default_context_window = 32768
+    """The worker image's OLLAMA_CONTEXT_LENGTH; the worker reports its own once it runs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -281,7 +283,7 @@ class RunPodBackend(Backend):
         job = Job(self.name, self._limits, await self._submit(self.upstream, "/run", body, model))
         translator = OpenAIStreamTranslator(
             model,
-            input_tokens_estimate=estimate_tokens(request),
+            input_tokens_estimate=self.prompt_tokens(request, options),
             backend=self.name,
             thinking_display=display,
         )
@@ -326,7 +328,26 @@ class RunPodBackend(Backend):
 
     async def _run_to_completion(self, request: dict[str, Any], model: str) -> Any:
         """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
-        body = {"input": self.job_input(request, model, stream=False)}
+        return await self._run_job(self.job_input(request, model, stream=False), model)
+
+    async def warm_up(self) -> float:
+        """Run a warm-up job (no inference) now; the seconds until a worker answered it.
+
+        Started when a session starts (`ccrelay code`, `ccrelay serve --warm`), so a
+        scaled-to-zero endpoint cold-starts while the user types. The answer carries the
+        worker's context window, kept for the prompt-size check.
+        """
+        started = time.monotonic()
+        output = await self._run_job({"ccrelay_warmup": True}, self.settings_.model or "")
+        for item in output_items(self.name, output):
+            window = item.get("context_window") if isinstance(item, dict) else None
+            if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+                self.reported_context_window = window
+        return time.monotonic() - started
+
+    async def _run_job(self, job_input: dict[str, Any], model: str) -> Any:
+        """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
+        body = {"input": job_input}
         path = f"/runsync?wait={self.settings_.runsync_wait_ms}"
         reply = await self._submit(self._runsync, path, body, model)
         job = Job(self.name, self._limits, reply)
@@ -495,12 +516,15 @@ class RunPodBackend(Backend):
             log.info("runpod /openai/v1/models failed (%s): configured model only", exc)
             return models
         data = reply.get("data") if isinstance(reply, dict) else None
-        seen = {m.id for m in models}
+        listed = {m.id: m for m in models}
         for item in data if isinstance(data, list) else []:
-            if isinstance(item, dict) and item.get("id") and str(item["id"]) not in seen:
-                seen.add(str(item["id"]))
-                models.append(ModelInfo(str(item["id"]), opt_str(item.get("owned_by"))))
-        return models
+            if isinstance(item, dict) and item.get("id"):
+                info = ModelInfo(
+                    str(item["id"]), opt_str(item.get("owned_by")), reported_window(item)
+                )
+                listed[info.id] = info  # the worker's entry (with its window) wins
+        self.note_models(list(listed.values()))
+        return list(listed.values())
 
     async def health(self) -> HealthReport:
         started = time.perf_counter()

@@ -21,6 +21,7 @@ COMMANDS = (
     "stats",
     "deploy",
     "bench",
+    "statusline",
 )
 
 

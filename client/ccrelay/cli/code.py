@@ -6,10 +6,21 @@ token as ANTHROPIC_AUTH_TOKEN (sent as a bearer token), passes the terminal thro
 and exits with claude's exit code (2 when claude cannot be found or started, as for every usage
 problem). The gateway stops when claude exits, however it exits.
 
-Every argument after `code` goes to claude as is (`ccrelay code -p "hi" --model x`), except a
-leading `--claude-bin PATH`; `--` ends ccrelay's own options. ANTHROPIC_API_KEY is not passed
-to claude: claude would ask to approve each new throwaway key, and the gateway's backends
-already hold their own keys (the plain Anthropic backend reads ANTHROPIC_API_KEY itself).
+Every argument after `code` goes to claude as is (`ccrelay code -p "hi" --model x`), except
+ccrelay's own leading options (`--claude-bin PATH`, `--statusline`, `--no-warm`); `--` ends
+them. ANTHROPIC_API_KEY is not passed to claude: claude would ask to approve each new throwaway
+key, and the gateway's backends already hold their own keys (the plain Anthropic backend reads
+ANTHROPIC_API_KEY itself).
+
+What claude is given besides:
+
+- ``CLAUDE_CODE_AUTO_COMPACT_WINDOW``: the active backend's prompt limit (its context window
+  less the output reserve), so Claude Code compacts before the gateway has to refuse a prompt;
+  a value the user set wins. Unknown window: not set.
+- ``CCRELAY_SESSION``: this session's id; its latency records carry it, and
+  ``ccrelay statusline`` (installed with ``--statusline`` as claude's ``statusLine``) reads it.
+- a warm-up of every scale-to-zero backend in the chain, started before claude
+  (`ccrelay.warmup`; ``--no-warm`` turns it off).
 
 Ctrl-C belongs to claude: the terminal sends it to claude directly, and ccrelay ignores it while
 claude runs, so claude decides what Ctrl-C means. SIGTERM and SIGHUP are passed on to claude.
@@ -19,12 +30,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shutil
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ccrelay.cli._common import EXIT_USAGE, environ, run_command
@@ -32,8 +46,10 @@ from ccrelay.cli._common import EXIT_USAGE, environ, run_command
 if TYPE_CHECKING:
     import asyncio
 
+    from ccrelay.runtime import Runtime
+
 _HELP = """\
-usage: ccrelay code [--claude-bin PATH] [--] [CLAUDE ARGS ...]
+usage: ccrelay code [--claude-bin PATH] [--statusline] [--no-warm] [--] [CLAUDE ARGS ...]
 
 Run Claude Code (claude) through an in-process ccrelay gateway on a free loopback port.
 Every argument is passed to claude unchanged; `--` ends ccrelay's own options.
@@ -41,7 +57,18 @@ Every argument is passed to claude unchanged; `--` ends ccrelay's own options.
 options:
   -h, --help         show this help (claude's own help: ccrelay code -- --help)
   --claude-bin PATH  the claude executable (default: `claude` on PATH)
+  --statusline       show ccrelay's status line in claude (backend, model, cache, saving)
+  --no-warm          do not warm scale-to-zero backends at start
 """
+
+
+@dataclass
+class CodeOptions:
+    claude_bin: str | None = None
+    claude_args: list[str] = field(default_factory=list)
+    help: bool = False
+    statusline: bool = False
+    warm: bool = True
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,26 +83,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run)
 
 
-def split_argv(argv: Sequence[str]) -> tuple[str | None, list[str], bool]:
-    """(claude_bin, claude's args, wants ccrelay's help) from what followed `code`."""
+def split_argv(argv: Sequence[str]) -> CodeOptions:
+    """ccrelay's own options, and claude's args, from what followed `code`."""
     rest = list(argv)
-    claude_bin = None
+    options = CodeOptions()
     while rest:
         head = rest[0]
         if head == "--":
             rest.pop(0)
             break
         if head in ("-h", "--help"):
-            return claude_bin, rest[1:], True
+            options.help = True
+            rest.pop(0)
+            break
         if head == "--claude-bin" and len(rest) > 1:
-            claude_bin = rest[1]
+            options.claude_bin = rest[1]
             del rest[:2]
         elif head.startswith("--claude-bin="):
-            claude_bin = head.partition("=")[2]
+            options.claude_bin = head.partition("=")[2]
+            rest.pop(0)
+        elif head == "--statusline":
+            options.statusline = True
+            rest.pop(0)
+        elif head == "--no-warm":
+            options.warm = False
             rest.pop(0)
         else:
             break
-    return claude_bin, rest, False
+    options.claude_args = rest
+    return options
 
 
 def resolve_claude(claude_bin: str | None, env: dict[str, str]) -> str | None:
@@ -87,52 +123,82 @@ def resolve_claude(claude_bin: str | None, env: dict[str, str]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    claude_bin, claude_args, wants_help = split_argv(args.argv)
-    if wants_help:
+    options = split_argv(args.argv)
+    if options.help:
         sys.stdout.write(_HELP)
         return 0
     env = environ()
-    claude = resolve_claude(claude_bin, env)
+    claude = resolve_claude(options.claude_bin, env)
     if claude is None:
-        where = claude_bin or "claude on PATH"
+        where = options.claude_bin or "claude on PATH"
         print(
             f"ccrelay: cannot find {where}; install Claude Code "
             "(npm install -g @anthropic-ai/claude-code) or pass --claude-bin PATH",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return run_command(args, lambda: run_claude(claude, claude_args, env))
+    return run_command(args, lambda: run_claude(claude, options, env))
 
 
-def claude_environ(env: dict[str, str], url: str, token: str) -> dict[str, str]:
+def claude_environ(
+    env: dict[str, str],
+    url: str,
+    token: str,
+    *,
+    window: int | None = None,
+    session: str | None = None,
+) -> dict[str, str]:
     child = dict(env)
     child.pop("ANTHROPIC_API_KEY", None)
     child["ANTHROPIC_BASE_URL"] = url
     child["ANTHROPIC_AUTH_TOKEN"] = token
+    if window is not None:
+        child.setdefault("CLAUDE_CODE_AUTO_COMPACT_WINDOW", str(window))  # the user's wins
+    if session is not None:
+        child["CCRELAY_SESSION"] = session
     return child
 
 
-async def run_claude(claude: str, claude_args: list[str], env: dict[str, str]) -> int:
+def statusline_settings() -> str:
+    """claude's ``--settings`` JSON that shows ``ccrelay statusline`` as its status line."""
+    command = f"{sys.executable} -m ccrelay.cli statusline"
+    return json.dumps({"statusLine": {"type": "command", "command": command, "padding": 0}})
+
+
+def active_prompt_limit(runtime: Runtime) -> int | None:
+    return runtime.factory.get(runtime.config.active).prompt_limit()
+
+
+async def run_claude(claude: str, options: CodeOptions, env: dict[str, str]) -> int:
     import asyncio
 
     from ccrelay.failure_words import describe_os_error
     from ccrelay.gateway import start_gateway
     from ccrelay.runtime import Runtime
+    from ccrelay.warmup import start_warm_ups
 
     token = secrets.token_urlsafe(32)
-    async with Runtime.from_environ(env) as runtime:
+    session = uuid.uuid4().hex[:16]
+    args = list(options.claude_args)
+    if options.statusline:
+        args = ["--settings", statusline_settings(), *args]
+    async with Runtime.from_environ(env, session_id=session) as runtime:
         server = await start_gateway(runtime, host="127.0.0.1", port=0, auth_token=token)
+        warm_ups = start_warm_ups(runtime) if options.warm else []
+        child_env = claude_environ(
+            env, server.url, token, window=active_prompt_limit(runtime), session=session
+        )
         try:
             try:
-                process = await asyncio.create_subprocess_exec(
-                    claude, *claude_args, env=claude_environ(env, server.url, token)
-                )
+                process = await asyncio.create_subprocess_exec(claude, *args, env=child_env)
             except OSError as exc:
                 reason = describe_os_error(exc)
                 print(f"ccrelay: cannot run {claude}: {reason}", file=sys.stderr)
                 return EXIT_USAGE
             code = await _wait_forwarding_signals(process)
         finally:
+            for task in warm_ups:
+                task.cancel()
             await server.close()
     return code if code >= 0 else 128 - code
 
@@ -166,4 +232,4 @@ async def _wait_forwarding_signals(process: asyncio.subprocess.Process) -> int:
             loop.remove_signal_handler(sig)
 
 
-__all__ = ["claude_environ", "register", "run", "split_argv"]
+__all__ = ["CodeOptions", "claude_environ", "register", "run", "split_argv"]

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--host", help="address to bind (default: config gateway.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: config gateway.port, 8082)")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="start a warm-up job on every scale-to-zero backend (RunPod) at once",
+    )
     parser.set_defaults(run=run)
 
 
@@ -69,6 +74,11 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
                 file=sys.stderr,
             )
             return EXIT_USAGE
+        warm_ups = []
+        if args.warm:
+            from ccrelay.warmup import start_warm_ups
+
+            warm_ups = start_warm_ups(runtime)
         gc.freeze()  # start-up objects live forever: keep them out of every later collection
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -89,6 +99,8 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+            for task in warm_ups:
+                task.cancel()
             drain_s = runtime.config.gateway.drain_s
             log.info("gateway stopping: in-flight requests get %g s to finish", drain_s)
             ended = await server.drain(drain_s)

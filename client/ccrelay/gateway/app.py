@@ -84,11 +84,12 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if log.isEnabledFor(logging.INFO):
         headers = response.headers
         log.info(
-            "%s %s %d backend=%s attempts=%s failovers=%s%s ms=%.1f request_id=%s",
+            "%s %s %d backend=%s route=%s attempts=%s failovers=%s%s ms=%.1f request_id=%s",
             request.method,
             request.path,
             response.status,
             headers.get("x-ccrelay-backend", "-"),
+            headers.get("x-ccrelay-route", "-"),
             headers.get("x-ccrelay-attempts", "-"),
             headers.get("x-ccrelay-failovers", "-"),
             f" stream={request[OUTCOME]}" if OUTCOME in request else "",
@@ -103,7 +104,7 @@ def _shutting_down(request_id: str) -> web.Response:
         GatewayShuttingDown("the ccrelay gateway is shutting down; retry in a moment"),
         request_id,
     )
-    response.headers["x-should-retry"] = "true"
+    response.headers["x-should-retry"] = "true"  # a restarted gateway can serve it
     response.force_close()
     return response
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -35,7 +35,6 @@ from ccrelay.gateway.errors import Scrubber, error_response
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
 from ccrelay.gateway.validation import CountTokensBody, MessagesBody, check, decode_body
 from ccrelay.runtime import Runtime
-from ccrelay.translate import estimate_tokens
 from ccrelay_config.models import CcrelayConfig
 
 log = logging.getLogger("ccrelay.gateway")
@@ -68,6 +67,7 @@ def served_headers(result: Completion | EventStream, request_id: str) -> dict[st
         "x-ccrelay-model": result.model,
         "x-ccrelay-attempts": str(result.attempts),
         "x-ccrelay-failovers": str(result.failovers),
+        "x-ccrelay-route": result.route,
     }
     if result.cache:
         headers["x-ccrelay-cache"] = result.cache
@@ -116,7 +116,9 @@ async def count_tokens(request: web.Request) -> web.Response:
     check(CountTokensBody, body)
     options = _options(request, state)
     router = state.runtime.router
-    name = router.chain(request.headers.get("x-ccrelay-backend") or None)[0]
+    routed, options = router.route(body, options, request.headers.get("x-ccrelay-backend") or None)
+    name = routed.chain[0]
+    options = replace(options, model_override=routed.models.get(name))
     backend = state.runtime.factory.get(name)
     exact = None
     counter = getattr(backend, "count_tokens", None)
@@ -129,7 +131,7 @@ async def count_tokens(request: web.Request) -> web.Response:
             log.info(
                 "count_tokens on %s failed (%s); answering with an estimate", name, exc.outcome
             )
-    tokens = exact if exact is not None else estimate_tokens(body)
+    tokens = exact if exact is not None else options.prompt_tokens or 0
     return web.Response(
         body=orjson.dumps({"input_tokens": tokens}),
         content_type="application/json",
@@ -238,7 +240,8 @@ def _float(value: str | None, default: float) -> float:
 def model_catalog(config: CcrelayConfig) -> list[dict[str, Any]]:
     """What GET /v1/models lists: the Claude names the chain's ``models`` maps name literally
     (wildcard patterns cannot be listed), then each chain backend's default model, in chain
-    order, each once. ``display_name`` says where a name goes."""
+    order, then ``BACKEND,MODEL`` for every configured backend and model it names (what Claude
+    Code's ``/model`` takes to switch backend), each once. ``display_name`` says where it goes."""
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
 
@@ -263,6 +266,13 @@ def model_catalog(config: CcrelayConfig) -> list[dict[str, Any]]:
         model = config.backends[name].model
         if model:
             add(model, f"{model} ({name})")
+    for name, settings in config.backends.items():
+        targets = [settings.model, *settings.models.values()]
+        targets += [r.model for r in config.routing.routes().values() if r.backend == name]
+        for model in dict.fromkeys(t for t in targets if t):
+            add(f"{name},{model}", f"{model} on {name}")
+        if not settings.model:
+            add(f"{name},default", f"{name}'s default model")
     return entries
 
 

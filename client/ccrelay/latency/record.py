@@ -45,6 +45,10 @@ class LatencyRecord(BaseModel):
     cost_usd: float = Field(default=0.0, ge=0)
     """Estimated from the price table at the time of the attempt."""
     streamed: bool = False
+    route: str | None = None
+    """The routing rule that chose the backend (``default``, ``background``, ``explicit``...)."""
+    session: str | None = None
+    """The `ccrelay code` session the request belongs to (its status line reads it)."""
 
     @field_validator("timestamp")
     @classmethod

@@ -59,10 +59,12 @@ class LatencyRecorder:
         prices: PriceTable,
         *,
         now: Callable[[], datetime] = _utc_now,
+        session: str | None = None,
     ) -> None:
         self.sink = sink
         self.prices = prices
         self.now = now
+        self.session = session
 
     @classmethod
     def from_settings(
@@ -97,6 +99,7 @@ class LatencyRecorder:
         cache: CacheStatus | None = None,
         streamed: bool = False,
         started_at: datetime | None = None,
+        route: str | None = None,
     ) -> LatencyRecord | None:
         """Record one attempt. ``outcome`` is ``"ok"`` or the error it ended with.
 
@@ -125,6 +128,8 @@ class LatencyRecorder:
                 cache=cache,
                 cost_usd=self.prices.cost(model, tokens_in, tokens_out),
                 streamed=streamed,
+                route=route,
+                session=self.session,
             )
         except ValidationError as exc:
             fields = ", ".join(str(error["loc"][0]) for error in exc.errors() if error["loc"])
@@ -150,4 +155,5 @@ class LatencyRecorder:
             cache=attempt.cache if attempt.cache in CACHE_VERDICTS else None,  # type: ignore[arg-type]
             streamed=attempt.streamed,
             started_at=self.now() - timedelta(milliseconds=attempt.latency_ms),
+            route=attempt.route,
         )

@@ -545,3 +545,21 @@ async def test_list_models_asks_a_running_worker(fake_runpod, session) -> None:
     fake_runpod.models_body = {"data": [{"id": "qwen3-coder:30b"}, {"id": "qwen3:8b"}]}
     models = await make_backend(fake_runpod, session).list_models()
     assert [m.id for m in models] == ["qwen3-coder:30b", "qwen3:8b"]
+
+
+# -- warm starts (issue 12) -------------------------------------------------------------------
+
+
+async def test_a_warm_up_waits_out_the_cold_start_and_learns_the_worker_s_window(session) -> None:
+    fake = await FakeRunPod(cold_start_s=0.4).start()
+    fake.context_window = 16384
+    try:
+        backend = make_backend(fake, session)
+        assert backend.context_window == 32768  # the image's default until the worker says
+        elapsed = await backend.warm_up()
+    finally:
+        await fake.close()
+    assert 0.3 < elapsed < 3.0
+    assert backend.context_window == 16384
+    (submission,) = fake.submissions()
+    assert submission.body == {"input": {"ccrelay_warmup": True}}  # no inference asked for

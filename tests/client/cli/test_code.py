@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ccrelay.cli.code import claude_environ, split_argv
-from tests.fake_providers import FakeOpenAI
+from tests.fake_providers import FakeOpenAI, Reply, openai_completion
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,6 +39,14 @@ def post(headers):
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+if os.environ.get("STUB_ENV_ONLY"):  # no request: say what claude was given, then linger
+    print("stub started", file=sys.stderr, flush=True)
+    keys = ("CLAUDE_CODE_AUTO_COMPACT_WINDOW", "CCRELAY_SESSION")
+    with open(os.environ["STUB_REPORT"], "w") as out:
+        json.dump({{"env": {{k: os.environ.get(k) for k in keys}}, "args": sys.argv[1:]}}, out)
+    time.sleep(float(os.environ["STUB_ENV_ONLY"]))
+    sys.exit(0)
 
 report = {{
     "url": url,
@@ -178,15 +186,28 @@ async def test_ctrl_c_goes_to_claude_and_the_gateway_stops_after(
 
 
 def test_split_argv() -> None:
-    assert split_argv(["-p", "x"]) == (None, ["-p", "x"], False)
-    assert split_argv(["--claude-bin", "/c", "-p"]) == ("/c", ["-p"], False)
-    assert split_argv(["--claude-bin=/c", "--", "--claude-bin", "y"]) == (
+    def parts(argv: list[str]) -> tuple[object, ...]:
+        o = split_argv(argv)
+        return o.claude_bin, o.claude_args, o.help, o.statusline, o.warm
+
+    assert parts(["-p", "x"]) == (None, ["-p", "x"], False, False, True)
+    assert parts(["--claude-bin", "/c", "-p"]) == ("/c", ["-p"], False, False, True)
+    assert parts(["--claude-bin=/c", "--", "--claude-bin", "y"]) == (
         "/c",
         ["--claude-bin", "y"],
         False,
+        False,
+        True,
     )
-    assert split_argv(["--help"]) == (None, [], True)
-    assert split_argv(["--", "--help"]) == (None, ["--help"], False)
+    assert parts(["--help"]) == (None, [], True, False, True)
+    assert parts(["--", "--help"]) == (None, ["--help"], False, False, True)
+    assert parts(["--statusline", "--no-warm", "-p", "x"]) == (
+        None,
+        ["-p", "x"],
+        False,
+        True,
+        False,
+    )
 
 
 def test_claude_environ() -> None:
@@ -198,6 +219,17 @@ def test_claude_environ() -> None:
     }
 
 
+def test_claude_environ_sets_the_compact_window_unless_the_user_did() -> None:
+    env = claude_environ({}, "http://x", "t", window=28672, session="s1")
+    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "28672"
+    assert env["CCRELAY_SESSION"] == "s1"
+    mine = claude_environ(
+        {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "9000"}, "http://x", "t", window=28672
+    )
+    assert mine["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "9000"
+    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in claude_environ({}, "http://x", "t")
+
+
 async def test_claude_that_cannot_run(tmp_path: Path) -> None:
     not_executable = tmp_path / "claude"
     not_executable.write_text("not a program")
@@ -206,3 +238,115 @@ async def test_claude_that_cannot_run(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "cannot run" in err.decode()
+
+
+# -- issue 12: what a session is given -------------------------------------------------------
+
+
+async def test_a_runpod_backend_is_warmed_while_claude_starts(
+    fake_openai: FakeOpenAI, tmp_path: Path, stub: Path
+) -> None:
+    from tests.fake_runpod import FakeRunPod
+
+    fake = await FakeRunPod(cold_start_s=1.5).start()
+    config = {
+        "backends": {
+            "rp": {
+                "type": "runpod",
+                "endpoint_url": fake.endpoint_url,
+                "api_key": fake.api_key,
+                "poll_initial_s": 0.05,
+                "poll_max_s": 0.1,
+            }
+        }
+    }
+    env = {
+        **ccrelay_env(fake_openai, tmp_path, stub, STUB_ENV_ONLY="2.5"),
+        "LLM_BACKEND_CONFIG": json.dumps(config),
+    }
+    try:
+        process = await ccrelay("--claude-bin", str(stub), env=env)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await fake.close()
+    lines = err.decode().splitlines()
+    assert process.returncode == 0, lines
+    warming = next(i for i, line in enumerate(lines) if "warming runpod endpoint rp" in line)
+    started = lines.index("stub started")
+    ready = next(i for i, line in enumerate(lines) if "rp: worker ready after" in line)
+    assert warming < started < ready  # claude did not wait for the cold start
+    (submission,) = fake.submissions()
+    assert submission.body == {"input": {"ccrelay_warmup": True}}
+    report = read_report(tmp_path)
+    # the image's default window (32768) less the output reserve: Claude Code compacts first
+    assert report["env"]["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == str(32768 - 4096)
+    assert report["env"]["CCRELAY_SESSION"]
+
+
+async def test_no_warm_sends_no_job(fake_openai: FakeOpenAI, tmp_path: Path, stub: Path) -> None:
+    from tests.fake_runpod import FakeRunPod
+
+    fake = await FakeRunPod().start()
+    config = {"backends": {"rp": {"type": "runpod", "endpoint_url": fake.endpoint_url}}}
+    env = {
+        **ccrelay_env(fake_openai, tmp_path, stub, STUB_ENV_ONLY="0"),
+        "LLM_BACKEND_CONFIG": json.dumps(config),
+        "RUNPOD_API_KEY": fake.api_key,
+    }
+    try:
+        process = await ccrelay("--no-warm", "--claude-bin", str(stub), env=env)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await fake.close()
+    assert process.returncode == 0, err
+    assert b"warming" not in err
+    assert fake.submissions() == []
+
+
+async def test_the_status_line_reads_the_session_s_own_records(
+    fake_openai: FakeOpenAI, tmp_path: Path, stub: Path
+) -> None:
+    state = tmp_path / "state"
+    env = ccrelay_env(fake_openai, tmp_path, stub, CCRELAY_STATE_DIR=str(state))
+    for _ in range(2):  # the stub's two authorised requests
+        fake_openai.push(Reply(body=openai_completion("hi", usage=(2000, 100))))
+    process = await ccrelay("--statusline", "--claude-bin", str(stub), env=env)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err
+    report = read_report(tmp_path)
+    assert report["args"][0] == "--settings"  # installed for this session only
+    command = json.loads(report["args"][1])["statusLine"]["command"]
+    assert command.endswith("-m ccrelay.cli statusline")
+    (session,) = {
+        json.loads(line)["session"]
+        for path in state.glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    }
+    line_env = {**env, "CCRELAY_SESSION": session}
+    status = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ccrelay.cli",
+        "statusline",
+        env=line_env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(status.communicate(b'{"session_id": "claude-s"}'), 30)
+    assert status.returncode == 0, err
+    (line,) = out.decode().splitlines()
+    assert line.startswith("ccrelay · local · fake-model")
+    assert "saved $" in line and "(2 requests)" in line, line
+    other = {**env, "CCRELAY_SESSION": "someone-else"}
+    status = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ccrelay.cli",
+        "statusline",
+        env=other,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(status.communicate(), 30)
+    assert out.decode().strip() == "ccrelay · local · no request yet"

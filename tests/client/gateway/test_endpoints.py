@@ -102,10 +102,19 @@ async def test_models_list_in_anthropic_shape(fake_openai: FakeOpenAI) -> None:
         response = await gateway.client.get(gateway.url + "/v1/models")
         body = await response.json()
         assert response.status == 200
-        assert [m["id"] for m in body["data"]] == ["claude-sonnet-4-5", "fake-model", "spare-model"]
+        assert [m["id"] for m in body["data"]] == [
+            "claude-sonnet-4-5",
+            "fake-model",
+            "spare-model",
+            # BACKEND,MODEL: what Claude Code's /model takes to switch backend mid-session
+            "openai,fake-model",
+            "openai,big-model",
+            "openai,small-model",
+            "spare,spare-model",
+        ]
         assert body["has_more"] is False
         assert body["first_id"] == "claude-sonnet-4-5"
-        assert body["last_id"] == "spare-model"
+        assert body["last_id"] == "spare,spare-model"
         first = body["data"][0]
         assert first["type"] == "model"
         assert first["display_name"] == "claude-sonnet-4-5 -> big-model (openai)"
@@ -146,7 +155,7 @@ async def test_health_reports_circuits_and_deep_checks(fake_openai: FakeOpenAI) 
         calls = len(fake_openai.requests)
         refused = await gateway.post("/v1/messages", simple_request())
         assert refused.status == 503
-        assert (await refused.json())["error"]["type"] == "overloaded_error"
+        assert (await refused.json())["error"]["type"] == "api_error"
         assert len(fake_openai.requests) == calls
 
 

@@ -42,8 +42,9 @@ async def error_of(response: aiohttp.ClientResponse) -> dict[str, Any]:
         (413, 413, "request_too_large"),
         (422, 400, "invalid_request_error"),
         (500, 500, "api_error"),
-        (503, 529, "overloaded_error"),
-        (529, 529, "overloaded_error"),
+        # a spent overload is not 529: Claude Code would retry that despite x-should-retry
+        (503, 503, "api_error"),
+        (529, 503, "api_error"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])

@@ -38,8 +38,8 @@ def base_env(home: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": str(REPO)}
 
 
-async def spawn_serve(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python -m ccrelay.cli serve --port PORT` with pipes for its output."""
+async def spawn_serve(port: int, env: dict[str, str], *extra: str) -> asyncio.subprocess.Process:
+    """`python -m ccrelay.cli serve --port PORT [EXTRA]` with pipes for its output."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -47,6 +47,7 @@ async def spawn_serve(port: int, env: dict[str, str]) -> asyncio.subprocess.Proc
         "serve",
         "--port",
         str(port),
+        *extra,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -101,3 +102,38 @@ async def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
         await blocker.wait_closed()
     assert process.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err.decode()
+
+
+async def test_serve_warm_warms_a_runpod_backend_while_serving(tmp_path: Path) -> None:
+    from tests.conftest import eventually
+    from tests.fake_runpod import FakeRunPod
+
+    fake = await FakeRunPod(cold_start_s=0.5).start()
+    port = free_port()
+    backend = {"type": "runpod", "endpoint_url": fake.endpoint_url, "api_key": fake.api_key}
+    env = {
+        **base_env(tmp_path),
+        "ENABLE_MULTI_BACKEND": "true",
+        "LLM_BACKEND_CONFIG": json.dumps({"backends": {"rp": backend}}),
+    }
+    process = await spawn_serve(port, env, "--warm")
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as client:
+            await wait_ready(client, f"http://127.0.0.1:{port}/health", process)
+        await eventually(lambda: len(fake.submissions()) == 1, within=10)
+        assert fake.submissions()[0].body == {"input": {"ccrelay_warmup": True}}
+        while not any("rp: worker ready after" in line for line in lines):
+            line = await asyncio.wait_for(process.stderr.readline(), 15)
+            assert line, lines  # the warm-up ends while the gateway serves
+            lines.append(line.decode())
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 15)
+        await fake.close()
+    log = "".join(lines) + err.decode()
+    assert "warming runpod endpoint rp" in log
+    assert process.returncode == 0
+    assert fake.api_key not in log

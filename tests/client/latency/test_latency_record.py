@@ -27,6 +27,8 @@ FIELDS = {
     "cache",
     "cost_usd",
     "streamed",
+    "route",
+    "session",
 }
 
 
