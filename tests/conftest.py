@@ -324,7 +324,8 @@ def ollama_native_server():
 def runpod_rest_server():
     """A fake RunPod management REST API (v2: /serverless, /templates, /network-volumes) on
     127.0.0.1 in a thread: `.api_url`, `.api_key`, `.calls` (method, path, body), `.writes`,
-    `.endpoints`; knobs `.fail_next = [status, ...]`, `.fail_writes`; see tests/worker/fake_runpod.py.
+    `.endpoints`, `.rejected` (bodies the schema refused: a test fails if any); knobs
+    `.fail_next = [status, ...]`, `.fail_writes`; see tests/client/deploy/fake_runpod_rest.py.
     """
     from tests.client.deploy.fake_runpod_rest import FakeRunPod
     from tests.worker.loopback import ThreadedServer
@@ -336,6 +337,8 @@ def runpod_rest_server():
         yield fake
     finally:
         server.stop()
+    # no test passes with a body RunPod's published schema refuses
+    assert not fake.rejected, [(c.method, c.path, errors) for c, errors in fake.rejected]
 
 
 @pytest.fixture

@@ -11,7 +11,10 @@ Bearer <api_key>`` (401 otherwise):
 Each job follows a `Script` (``.push_job`` queues scripts; otherwise the default): some polls
 ``IN_QUEUE`` (a cold start), some ``IN_PROGRESS``, then the final status. ``/runsync`` answers
 the final status at once when the script has no queued or running polls. A streamed job
-(``stream: true`` in its input) hands out one batch of outputs per ``/stream`` poll.
+(``stream: true`` in its input) hands out one batch of outputs per ``/stream`` poll; with
+``late_batches`` the status turns final while that many batches are still to come, as RunPod's
+``/stream`` does (the SDK polls until the status is final *and* the batch is empty:
+runpod-python ``endpoint/runner.py`` ``Job.stream``).
 ``.push_failure`` queues HTTP error replies for the next submissions (429/5xx knobs);
 ``.poll_failures`` lists statuses answered to the next ``/status`` or ``/stream`` polls.
 
@@ -47,6 +50,7 @@ class Script:
     hang: bool = False  # never leaves IN_QUEUE (until cancelled)
     submit_delay: float = 0.0  # seconds the submission takes to answer
     stream_error_field: bool = True  # a FAILED /stream reply carries `error`
+    late_batches: int = 0  # /stream batches still handed out after the status is final
 
 
 @dataclass
@@ -224,7 +228,8 @@ class FakeRunPod(LoopbackServer):
         if script.hang or job.polls <= script.queued_polls:
             return web.json_response({"id": job.id, "status": "IN_QUEUE", "stream": []})
         batch = job.batches.pop(0) if job.batches else []
-        if job.batches or job.polls <= script.queued_polls + script.running_polls:
+        running = job.polls <= script.queued_polls + script.running_polls
+        if len(job.batches) > script.late_batches or running:
             status = "IN_PROGRESS"
         else:
             status = script.status

@@ -262,3 +262,43 @@ def test_an_unusable_models_directory_is_named(
     assert main(["--prepare"], env) == 1
     assert f"cannot create the models directory {blocker / 'ollama'}" in caplog.text
     assert "network volume is mounted" in caplog.text
+
+
+# -- HTTP mode is closed by default (issue 10) ------------------------------------------------
+
+
+def test_http_mode_off_loopback_without_a_key_refuses_to_start(tmp_path: Path) -> None:
+    env = worker_env(tmp_path)
+    code, err = run_worker(env, "--http", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert code == 2, err
+    assert "refusing to serve HTTP mode on 0.0.0.0 without an API key" in err
+    assert "CCRELAY_WORKER_API_KEY" in err
+    assert pulls(tmp_path) == [], "refused before the boot"
+
+
+def test_http_mode_defaults_to_every_interface_so_it_needs_a_key(tmp_path: Path) -> None:
+    env = worker_env(tmp_path, CCRELAY_WORKER_MODE="http")
+    assert main([], env, serve=lambda *_: None) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "argv"),
+    [
+        ({"CCRELAY_WORKER_API_KEY": "k" * 32}, []),
+        ({}, ["--allow-unauthenticated"]),
+        ({"CCRELAY_HTTP_ALLOW_UNAUTHENTICATED": "true"}, []),
+    ],
+)
+def test_a_key_or_the_explicit_opt_out_lets_it_start(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    extra_env: dict[str, str],
+    argv: list[str],
+) -> None:
+    env = worker_env(tmp_path, **extra_env)
+    seen: list[WorkerSettings] = []
+    code = main(["--http", "--host", "0.0.0.0", *argv], env, serve=lambda s, _e: seen.append(s))
+    assert code == 0 and seen[0].http_host == "0.0.0.0"
+    opted_out = "CCRELAY_WORKER_API_KEY" not in extra_env
+    assert ("WITHOUT authentication" in caplog.text) is opted_out
+    assert "k" * 32 not in caplog.text

@@ -37,7 +37,7 @@ from ccrelay_worker.model_store import EnsureResult, ensure_model
 from ccrelay_worker.ollama_api import OllamaClient
 from ccrelay_worker.ollama_process import EngineWatcher, OllamaProcess, default_exit
 from ccrelay_worker.pull_lock import PullLock
-from ccrelay_worker.settings import WorkerSettings
+from ccrelay_worker.settings import WorkerSettings, http_exposure, is_loopback
 
 __all__ = ["BootReport", "boot", "build_parser", "handler_environment", "handler_serve", "main"]
 
@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="HTTP mode: port (default CCRELAY_HTTP_PORT or 8000)"
     )
     parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="HTTP mode: serve off loopback without CCRELAY_WORKER_API_KEY (a private network "
+        "only; also CCRELAY_HTTP_ALLOW_UNAUTHENTICATED=true); logs a warning",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="boot (pull the model onto the volume once, load it), then stop and exit 0: "
@@ -141,6 +147,21 @@ def main(
         overrides["http_port"] = args.port
     if overrides:
         settings = settings.model_copy(update=overrides)
+    if settings.mode == "http" and not args.prepare:
+        has_key = bool(env.get("CCRELAY_WORKER_API_KEY", "").strip())
+        allow_open = args.allow_unauthenticated or _truthy(
+            env.get("CCRELAY_HTTP_ALLOW_UNAUTHENTICATED")
+        )
+        refusal = http_exposure(settings.http_host, has_key=has_key, allow_open=allow_open)
+        if refusal is not None:
+            log.error("%s", refusal)
+            return 2
+        if not has_key and not is_loopback(settings.http_host):
+            log.warning(
+                "HTTP mode on %s WITHOUT authentication (--allow-unauthenticated): anyone who "
+                "can reach this port can use the GPU; keep it on a private network",
+                settings.http_host,
+            )
 
     if serve is None and not args.prepare:
         try:  # before the boot: a typo in the handler's settings must not cost a 19 GB pull
@@ -181,6 +202,10 @@ def main(
         stop_engine()
         _restore_signals(previous)
         atexit.unregister(stop_engine)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def handler_environment(settings: WorkerSettings, environ: Mapping[str, str]) -> dict[str, str]:

@@ -6,6 +6,7 @@ value raises :class:`worker.errors.WorkerConfigError` naming the variable and th
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ccrelay_worker.errors import WorkerConfigError
 
-__all__ = ["DEFAULT_MODEL", "WorkerSettings", "normalize_model_name"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "WorkerSettings",
+    "http_exposure",
+    "is_loopback",
+    "normalize_model_name",
+]
 
 DEFAULT_MODEL = "qwen3-coder:30b"
 DEFAULT_VOLUME_ROOT = "/runpod-volume"
@@ -115,6 +122,34 @@ class WorkerSettings(BaseModel):
             http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
             http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
         )
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]").lower()
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_exposure(host: str, *, has_key: bool, allow_open: bool) -> str | None:
+    """Why HTTP mode must not start on `host` (None: it may).
+
+    Closed by default, as the gateway is: off loopback without ``CCRELAY_WORKER_API_KEY``
+    anyone who reaches the port gets free inference on your GPU. ``allow_open`` (the
+    ``--allow-unauthenticated`` flag, or ``CCRELAY_HTTP_ALLOW_UNAUTHENTICATED=true``) is for a
+    private network that is already closed; the boot logs a warning when it is used.
+    """
+    if has_key or is_loopback(host) or allow_open:
+        return None
+    return (
+        f"refusing to serve HTTP mode on {host} without an API key: anyone who can reach it "
+        "could use the GPU. Set CCRELAY_WORKER_API_KEY to a long random value (clients send "
+        "'Authorization: Bearer ...'), bind to 127.0.0.1 (--host), or, on a private network "
+        "only, pass --allow-unauthenticated"
+    )
 
 
 def _is_relative_to(path: Path, root: Path) -> bool:

@@ -91,6 +91,7 @@ from ccrelay.runpod_jobs import (
     COMPLETED,
     FAILED_STATES,
     RUNNING,
+    TERMINAL_STATES,
     Job,
     JobLimits,
     active_workers,
@@ -288,13 +289,16 @@ class RunPodBackend(Backend):
             thinking_display=display,
         )
         verdict: CacheVerdict | None = None
+        completed = False
         try:
             while True:
                 if not job.terminal:
                     job.check_limits(streaming=True)
                 reply = await self._poll(job, "stream")
+                batch: list[Any] = []
                 if reply is not None:
-                    for output in stream_outputs(self.name, job.id, reply):
+                    batch = stream_outputs(self.name, job.id, reply)
+                    for output in batch:
                         job.last_output = time.monotonic()
                         for chunk in output_chunks(self.name, output):
                             if is_error_output(chunk):
@@ -306,12 +310,17 @@ class RunPodBackend(Backend):
                                     yield verdict
                             for event in translator.feed(chunk):
                                 yield event
-                    if job.status == COMPLETED:
+                    # As the SDK reads /stream: done when the status is final AND the batch
+                    # is empty; chunks may still come with or after COMPLETED. Once COMPLETED
+                    # was seen, any final empty reply ends it: the SDK's local server forgets
+                    # a job after its last batch ("FAILED", "Job ID not found").
+                    completed = completed or job.status == COMPLETED
+                    if completed and job.status in TERMINAL_STATES and not batch:
                         break
-                    if job.status in FAILED_STATES:
+                    if job.status in FAILED_STATES and not completed:
                         raise await self._failure(job, reply)
-                # Quick polls while the job runs; back off while it is queued or polls fail.
-                running = reply is not None and job.status == RUNNING
+                # Quick polls while the job runs (or drains); back off while queued or failing.
+                running = reply is not None and (job.status == RUNNING or bool(batch))
                 interval = self.settings_.stream_poll_s if running else None
                 await self._wait(job, job.next_delay(interval))
         except BackendError as exc:

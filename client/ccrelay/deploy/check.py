@@ -145,9 +145,8 @@ async def _find(
 
 
 def _workers(endpoint: dict[str, Any]) -> tuple[int | None, int | None]:
-    workers = endpoint.get("workers")
-    if isinstance(workers, dict):
-        low, high = workers.get("min"), workers.get("max")
-    else:  # older shape: flat workersMin / workersMax
-        low, high = endpoint.get("workersMin"), endpoint.get("workersMax")
+    workers = endpoint.get("workers")  # REST v2: {min, max, idleTimeout}
+    low, high = (
+        (workers.get("min"), workers.get("max")) if isinstance(workers, dict) else (None, None)
+    )
     return (low if isinstance(low, int) else None, high if isinstance(high, int) else None)

@@ -2,6 +2,11 @@
 
 Exit codes: 0 done (or nothing to do; --check: the endpoint can take jobs), 1 RunPod failed or
 --check found the endpoint missing or scaled down, 2 serverless.yml or the environment is wrong.
+
+``--dry-run`` needs neither a key nor the network: without them it prints the whole plan as if
+nothing existed yet (every request, its body with secret values hidden) and says why the live
+state was not compared ("no RUNPOD_API_KEY", "api.runpod.io unreachable: DNS lookup failed for
+api.runpod.io"), and exits 0.
 Nothing it prints or logs contains the API key or a secret env value.
 """
 
@@ -11,16 +16,28 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import SecretStr
 
 from ccrelay.deploy import API_URL_VARIABLE
 from ccrelay.deploy.check import check_endpoint
-from ccrelay.deploy.errors import DeployError, ServerlessConfigError
-from ccrelay.deploy.planner import apply_plan, config_snippet, make_plan, read_state
+from ccrelay.deploy.errors import (
+    DeployError,
+    RunPodAPIError,
+    RunPodTransportError,
+    ServerlessConfigError,
+)
+from ccrelay.deploy.planner import (
+    CurrentState,
+    apply_plan,
+    config_snippet,
+    make_plan,
+    read_state,
+)
 from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest, scrub
-from ccrelay.deploy.spec import load_spec
+from ccrelay.deploy.spec import DeploySpec, load_spec
 
 __all__ = ["API_URL_VARIABLE", "run_deploy"]
 
@@ -42,19 +59,22 @@ async def run_deploy(
         print(f"error: {exc}", file=err)
         return 2
     key = environ.get("RUNPOD_API_KEY", "").strip()
+    base_url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
+    secrets = (key, *deploy.secret_values)
+
+    def say(line: str) -> None:
+        print(scrub(line, secrets), file=out)
+
     if not key:
+        if dry_run:
+            return _offline_plan(deploy, base_url, "no RUNPOD_API_KEY", say)
         print(
             "error: RUNPOD_API_KEY is not set; fix: export a RunPod API key with read/write access "
-            "to Serverless (console: Settings > API Keys)",
+            "to Serverless (console: Settings > API Keys), or see the plan with --dry-run",
             file=err,
         )
         return 2
     api_key = SecretStr(key)
-    base_url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
-    secrets = (key, *deploy.secret_values)
-
-    def say(line: str = "") -> None:
-        print(scrub(line, secrets), file=out)
 
     try:
         async with aiohttp.ClientSession() as session:
@@ -72,12 +92,19 @@ async def run_deploy(
                 say(result.message)
                 return 0 if result.ok else 1
 
-            state = await read_state(rest, deploy)
+            try:
+                state = await read_state(rest, deploy)
+            except (RunPodTransportError, RunPodAPIError) as exc:
+                if not dry_run:
+                    raise
+                return _offline_plan(deploy, base_url, _unreadable(exc, base_url), say)
             plan = make_plan(deploy, state)
-            for line in plan.describe(dry_run=dry_run):
+            for line in plan.describe(
+                dry_run=dry_run, base_url=base_url, secret_keys=deploy.secret_keys
+            ):
                 say(line)
             if dry_run:
-                say("dry run: nothing was changed")
+                say(f"dry run: nothing was changed ({plan.writes} write(s) planned)")
                 endpoint_id = plan.endpoint.resource_id
             else:
                 applied = await apply_plan(plan, rest)
@@ -88,8 +115,32 @@ async def run_deploy(
         print(scrub(f"error: {exc}", secrets), file=err)
         return 1
 
-    say()
+    _snippet(deploy, endpoint_id, say)
+    return 0
+
+
+def _offline_plan(
+    deploy: DeploySpec, base_url: str, reason: str, say: Callable[[str], None]
+) -> int:
+    """The whole plan as if nothing existed yet, and why the live state was not compared."""
+    say(f"live state not compared: {reason}; the plan assumes nothing exists yet")
+    plan = make_plan(deploy, CurrentState())
+    for line in plan.describe(dry_run=True, base_url=base_url, secret_keys=deploy.secret_keys):
+        say(line)
+    say(f"dry run: nothing was changed ({plan.writes} write(s) planned)")
+    _snippet(deploy, None, say)
+    return 0
+
+
+def _unreadable(exc: DeployError, base_url: str) -> str:
+    host = urlsplit(base_url).hostname or base_url
+    if isinstance(exc, RunPodTransportError):
+        return f"{host} unreachable: {exc.reason}"
+    return str(exc)
+
+
+def _snippet(deploy: DeploySpec, endpoint_id: str | None, say: Callable[[str], None]) -> None:
+    say("")
     say("# ccrelay config (the file LLM_BACKEND_CONFIG names) for this endpoint:")
     for line in config_snippet(endpoint_id, deploy.spec.model).splitlines():
         say(line)
-    return 0

@@ -57,9 +57,14 @@ class MissingSecretError(DeployError):
 
 
 class RunPodTransportError(DeployError):
-    """The RunPod API could not be reached (connection refused, reset, timeout)."""
+    """The RunPod API could not be reached (connection refused, reset, timeout); ``reason`` is
+    the failure in plain words."""
 
     retryable = True
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        self.reason = reason or message
+        super().__init__(message)
 
 
 class RunPodAPIError(DeployError):

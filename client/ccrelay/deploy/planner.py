@@ -1,21 +1,31 @@
 """From serverless.yml to RunPod: desired state, current state, the difference, and applying it.
 
-Idempotent by construction: resources are found by name, desired and current are compared field
-by field (a field RunPod does not report is not compared), and only the top-level fields that
-differ are PATCHed (a nested field such as
-``workers`` is sent whole, so the result is the same whether RunPod merges or replaces it). A
-second run with no change in serverless.yml makes no write call.
+The wire shape is RunPod REST v2 as its published spec gives it (Frontdoor v2.9.0; tests
+validate every body against it): a queue endpoint (``type: QUEUE``) with ``gpu: {pools,
+count}``, ``workers: {min, max, idleTimeout}`` (no ``idleTimeout`` with ``REQUEST_COUNT``
+scaling: RunPod refuses it), ``scaling`` as ``{type: QUEUE_DELAY, queueDelay}`` or ``{type:
+REQUEST_COUNT, requestCount}``, ``timeout`` in ms, ``flashboot``, ``dataCenterIds`` and
+``networkVolumes``. Every mapping to the wire is in :func:`template_body`,
+:func:`endpoint_body` and :func:`volume_body`.
 
-The wire shape is RunPod REST v2: an endpoint carries its container settings itself (image,
-disk, env; "spread from a template"), GPUs as ``gpu.pools``, ``workers.{min,max}``,
-``scaling.{type,value,idleTimeout}``, ``timeout`` in ms, ``flashboot`` as OFF / FLASHBOOT /
-PRIORITY_FLASHBOOT, ``networkVolumes`` and ``dataCenterIds``. The template holds the same
-container settings, so the console can start more endpoints from it. Every mapping to the wire
-is in :func:`template_body`, :func:`endpoint_body` and :func:`volume_body`.
+The template and the endpoint: a new endpoint is created *from* the template (``templateId``;
+RunPod spreads its image, disk and env into the endpoint), so the template is never an orphan.
+The template is serverless with ``startSsh``/``startJupyter`` false (RunPod's defaults are true
+and inject ``PUBLIC_KEY`` / ``JUPYTER_PASSWORD``). RunPod keeps no link from the endpoint to the
+template, so an existing endpoint's container settings are diffed and PATCHed on the endpoint
+itself; an existing template is kept in step; a missing template is not recreated for an
+endpoint that already exists (nothing would use it).
+
+Idempotent by construction: resources are found by name and every field we set is compared
+with the shape GET returns (a field GET leaves out counts as different); only the top-level
+fields that differ are PATCHed, nested objects (``workers``, ``scaling``, ``gpu``) sent whole.
+``type`` cannot be PATCHed: an endpoint of another type is an error. A second run with no
+change in serverless.yml makes no write call.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +37,7 @@ from ccrelay.deploy.rest import RunPodRest
 from ccrelay.deploy.spec import DeploySpec
 
 __all__ = [
+    "NEW_TEMPLATE",
     "NEW_VOLUME",
     "Applied",
     "Change",
@@ -42,7 +53,10 @@ __all__ = [
 ]
 
 NEW_VOLUME = "<network volume created by this deploy>"
+NEW_TEMPLATE = "<template created by this deploy>"
 HIDDEN = "(value hidden)"
+ENDPOINT_TYPE = "QUEUE"
+_CONTAINER_FIELDS = ("image", "disk", "env")
 
 
 def template_body(deploy: DeploySpec) -> dict[str, Any]:
@@ -53,34 +67,45 @@ def template_body(deploy: DeploySpec) -> dict[str, Any]:
         "disk": spec.container_disk_gb,
         "env": dict(deploy.env),
         "serverless": True,
+        "startSsh": False,
+        "startJupyter": False,
     }
 
 
-def endpoint_body(deploy: DeploySpec, volume_id: str | None) -> dict[str, Any]:
+def endpoint_body(
+    deploy: DeploySpec,
+    volume_id: str | None,
+    template_id: str | None = None,
+    *,
+    volume_data_center: str | None = None,
+) -> dict[str, Any]:
+    """The endpoint as serverless.yml declares it: with `template_id`, the create body (the
+    container settings come from the template); without, every field an update compares.
+    Workers run where their volume is: with no ``data_centers``, the volume's data center
+    (declared, or `volume_data_center` as RunPod reports an existing one) pins them."""
     spec = deploy.spec
-    body: dict[str, Any] = {
-        "name": spec.name,
-        "image": spec.image,
-        "disk": spec.container_disk_gb,
-        "env": dict(deploy.env),
-        "gpu": {"pools": list(spec.gpu.types), "count": spec.gpu.count},
-        "workers": {"min": spec.workers.min, "max": spec.workers.max},
-        "scaling": {
-            "type": spec.scaler.type,
-            "value": spec.scaler.value,
-            "idleTimeout": spec.idle_timeout,
-        },
-        "timeout": spec.execution_timeout * 1000,
-        "flashboot": spec.flashboot,
-    }
+    workers: dict[str, Any] = {"min": spec.workers.min, "max": spec.workers.max}
+    if spec.scaler.type != "REQUEST_COUNT":
+        workers["idleTimeout"] = spec.idle_timeout
+    body: dict[str, Any] = {"name": spec.name, "type": ENDPOINT_TYPE}
+    if template_id is not None:
+        body["templateId"] = template_id
+    else:
+        body.update(image=spec.image, disk=spec.container_disk_gb, env=dict(deploy.env))
     data_centers = list(spec.data_centers)
     volume = spec.network_volume
-    if not data_centers and volume is not None and volume.data_center:
-        data_centers = [volume.data_center]
-    if data_centers:
-        body["dataCenterIds"] = data_centers
-    if volume_id is not None:
-        body["networkVolumes"] = [volume_id]
+    if not data_centers and volume is not None:
+        where = volume.data_center or volume_data_center
+        data_centers = [where] if where else []
+    body.update(
+        gpu={"pools": list(spec.gpu.types), "count": spec.gpu.count},
+        workers=workers,
+        scaling=spec.scaler.wire(),
+        timeout=spec.execution_timeout * 1000,
+        flashboot=spec.flashboot,
+        dataCenterIds=data_centers,
+        networkVolumes=[volume_id] if volume_id is not None else [],
+    )
     return body
 
 
@@ -92,11 +117,14 @@ def volume_body(deploy: DeploySpec) -> dict[str, Any]:
 
 @dataclass
 class CurrentState:
-    """What RunPod has now for the names serverless.yml uses (None: absent)."""
+    """What RunPod has now for the names serverless.yml uses (None: absent, or not known)."""
 
     endpoint: dict[str, Any] | None = None
     template: dict[str, Any] | None = None
     volume: dict[str, Any] | None = None
+
+
+_PATHS = {"network volume": "/network-volumes", "template": "/templates", "endpoint": "/serverless"}
 
 
 @dataclass
@@ -111,21 +139,48 @@ class Change:
     patch: dict[str, Any] = field(default_factory=dict)
     details: list[str] = field(default_factory=list)
 
-    def describe(self, *, dry_run: bool) -> list[str]:
+    def request(self) -> tuple[str, str, dict[str, Any]] | None:
+        """The write this change makes: method, path (under the API base URL), body."""
+        base = _PATHS[self.resource]
+        if self.action == "create":
+            return "POST", base, self.body
+        if self.action == "update":
+            return "PATCH", f"{base}/{self.resource_id}", self.patch
+        return None
+
+    def describe(
+        self, *, dry_run: bool, base_url: str = "", secret_keys: frozenset[str] = frozenset()
+    ) -> list[str]:
         label = f"{self.resource} {self.name!r}" + (
             f" ({self.resource_id})" if self.resource_id else ""
         )
-        if self.action == "none":
-            return [f"{label}: up to date"]
-        verb = {"create": "create", "update": "update"}[self.action]
-        head = f"{label}: {'would ' if dry_run else ''}{verb}"
-        return [head, *(f"    {line}" for line in self.details)]
+        request = self.request()
+        if request is None:
+            return [f"{label}: up to date", *(f"    {line}" for line in self.details)]
+        method, path, body = request
+        head = f"{label}: {'would ' if dry_run else ''}{self.action}"
+        shown = json.dumps(masked(body, secret_keys), indent=2).splitlines()
+        return [
+            head,
+            *(f"    {line}" for line in self.details),
+            f"    {method} {base_url}{path}",
+            *(f"    {line}" for line in shown),
+        ]
+
+
+def masked(body: dict[str, Any], secret_keys: frozenset[str]) -> dict[str, Any]:
+    """`body` with the values of secret env variables hidden."""
+    shown = copy.deepcopy(body)
+    env = shown.get("env")
+    if isinstance(env, dict):
+        shown["env"] = {k: HIDDEN if k in secret_keys else v for k, v in env.items()}
+    return shown
 
 
 @dataclass
 class Plan:
     volume: Change | None
-    template: Change
+    template: Change | None
     endpoint: Change
 
     @property
@@ -136,10 +191,18 @@ class Plan:
     def changed(self) -> bool:
         return any(c.action != "none" for c in self.changes)
 
-    def describe(self, *, dry_run: bool) -> list[str]:
+    @property
+    def writes(self) -> int:
+        return sum(1 for c in self.changes if c.action != "none")
+
+    def describe(
+        self, *, dry_run: bool, base_url: str = "", secret_keys: frozenset[str] = frozenset()
+    ) -> list[str]:
         lines: list[str] = []
         for change in self.changes:
-            lines.extend(change.describe(dry_run=dry_run))
+            lines.extend(
+                change.describe(dry_run=dry_run, base_url=base_url, secret_keys=secret_keys)
+            )
         if not self.changed:
             lines.append("no changes")
         return lines
@@ -185,6 +248,8 @@ def make_plan(deploy: DeploySpec, current: CurrentState) -> Plan:
     spec = deploy.spec
     volume_change: Change | None = None
     volume_id: str | None = None
+    reported = current.volume.get("dataCenter") if current.volume is not None else None
+    volume_data_center = reported if isinstance(reported, str) else None
     if spec.network_volume is not None:
         if spec.network_volume.id is not None:
             volume_id = spec.network_volume.id
@@ -202,16 +267,41 @@ def make_plan(deploy: DeploySpec, current: CurrentState) -> Plan:
             volume_id = str(current.volume.get("id"))
             volume_change = _volume_update(deploy, current.volume)
 
-    template_change = _diff(
-        "template", spec.template_name, template_body(deploy), current.template, deploy.secret_keys
-    )
-    endpoint_change = _diff(
-        "endpoint",
-        spec.name,
-        endpoint_body(deploy, volume_id),
-        current.endpoint,
-        deploy.secret_keys,
-    )
+    secrets = deploy.secret_keys
+    desired_template = template_body(deploy)
+    template_change: Change | None
+    if current.template is not None:
+        template_change = _diff("template", desired_template, current.template, secrets)
+    elif current.endpoint is None:
+        template_change = Change("template", spec.template_name, "create", body=desired_template)
+    else:
+        template_change = None  # the endpoint exists without it: a new one would be an orphan
+
+    if current.endpoint is None:
+        template_id = (
+            NEW_TEMPLATE
+            if template_change is None or template_change.action == "create"
+            else str(template_change.resource_id)
+        )
+        body = endpoint_body(deploy, volume_id, template_id, volume_data_center=volume_data_center)
+        endpoint_change = Change(
+            "endpoint",
+            spec.name,
+            "create",
+            body=body,
+            details=[f"from template {spec.template_name!r} (image, disk and env)"],
+        )
+    else:
+        kind = current.endpoint.get("type")
+        if kind is not None and kind != ENDPOINT_TYPE:
+            raise DeployError(
+                f"endpoint {spec.name!r} ({current.endpoint.get('id')}) is a {kind} endpoint and "
+                f"the worker needs {ENDPOINT_TYPE}; RunPod cannot change an endpoint's type, so "
+                "rename it in serverless.yml (name:) or delete it in the console"
+            )
+        desired = endpoint_body(deploy, volume_id, volume_data_center=volume_data_center)
+        desired.pop("type")
+        endpoint_change = _diff("endpoint", desired, current.endpoint, secrets)
     return Plan(volume=volume_change, template=template_change, endpoint=endpoint_change)
 
 
@@ -227,17 +317,20 @@ async def apply_plan(plan: Plan, rest: RunPodRest) -> Applied:
             if plan.volume.action == "update" and volume_id:
                 await rest.update_network_volume(volume_id, plan.volume.patch)
 
-    template_id = plan.template.resource_id
-    if plan.template.action == "create":
-        template_id = _id_of(await rest.create_template(plan.template.body), "template")
-    elif plan.template.action == "update" and template_id:
-        await rest.update_template(template_id, plan.template.patch)
+    template_id: str | None = None
+    if plan.template is not None:
+        template_id = plan.template.resource_id
+        if plan.template.action == "create":
+            template_id = _id_of(await rest.create_template(plan.template.body), "template")
+        elif plan.template.action == "update" and template_id:
+            await rest.update_template(template_id, plan.template.patch)
 
     endpoint = plan.endpoint
-    if volume_id is not None:
-        for target in (endpoint.body, endpoint.patch):
-            if target.get("networkVolumes") == [NEW_VOLUME]:
-                target["networkVolumes"] = [volume_id]
+    for target in (endpoint.body, endpoint.patch):
+        if volume_id is not None and target.get("networkVolumes") == [NEW_VOLUME]:
+            target["networkVolumes"] = [volume_id]
+        if template_id is not None and target.get("templateId") == NEW_TEMPLATE:
+            target["templateId"] = template_id
     if endpoint.action == "create":
         endpoint_id = _id_of(await rest.create_endpoint(endpoint.body), "endpoint")
     else:
@@ -300,24 +393,21 @@ def _volume_update(deploy: DeploySpec, current: dict[str, Any]) -> Change:
 
 def _diff(
     resource: Literal["template", "endpoint"],
-    name: str,
     desired: dict[str, Any],
-    current: dict[str, Any] | None,
+    current: dict[str, Any],
     secret_keys: frozenset[str],
 ) -> Change:
-    if current is None:
-        return Change(
-            resource, name, "create", body=desired, details=_describe_create(desired, secret_keys)
-        )
+    """Every field we set, against GET's shape; a field GET leaves out counts as changed."""
+    name = str(desired.get("name"))
     change = Change(resource, name, "none", resource_id=str(current.get("id") or "") or None)
     for key, value in desired.items():
-        if key not in current:
-            continue  # RunPod does not report it: nothing to compare, nothing to patch
+        if key == "name":
+            continue  # found by it
         if key == "env":
             if _env_differs(value, current.get("env")):
                 change.patch[key] = value
                 change.details.extend(_describe_env(value, current.get("env"), secret_keys))
-        elif _differs(value, current.get(key)):
+        elif key not in current or _differs(value, current.get(key)):
             change.patch[key] = value
             change.details.append(f"{key}: {_show(current.get(key))} -> {_show(value)}")
     if change.patch:
@@ -326,11 +416,11 @@ def _diff(
 
 
 def _differs(desired: Any, current: Any) -> bool:
-    """Compare only the fields we manage and RunPod reports; it may answer with more."""
+    """Nested objects: each key we set (GET may report more, such as gpu's CUDA fields)."""
     if isinstance(desired, dict):
         if not isinstance(current, dict):
             return True
-        return any(k in current and _differs(v, current[k]) for k, v in desired.items())
+        return any(k not in current or _differs(v, current[k]) for k, v in desired.items())
     if isinstance(desired, list):
         return not isinstance(current, list) or list(desired) != list(current)
     if isinstance(desired, bool) or isinstance(current, bool):
@@ -349,7 +439,8 @@ def _describe_env(desired: dict[str, str], current: Any, secret_keys: frozenset[
     lines: list[str] = []
     for key in sorted(set(desired) | set(old)):
         if key not in old:
-            lines.append(f"env.{key}: added{_value(key, desired[key], secret_keys)}")
+            shown = HIDDEN if key in secret_keys else json.dumps(desired[key])
+            lines.append(f"env.{key}: added {shown}")
         elif key not in desired:
             lines.append(f"env.{key}: removed")
         elif old[key] != desired[key]:
@@ -358,24 +449,6 @@ def _describe_env(desired: dict[str, str], current: Any, secret_keys: frozenset[
             else:
                 lines.append(f"env.{key}: {json.dumps(old[key])} -> {json.dumps(desired[key])}")
     return lines
-
-
-def _describe_create(body: dict[str, Any], secret_keys: frozenset[str]) -> list[str]:
-    lines: list[str] = []
-    for key, value in body.items():
-        if key == "env":
-            shown = ", ".join(
-                f"{k}={HIDDEN}" if k in secret_keys else f"{k}={json.dumps(v)}"
-                for k, v in sorted(value.items())
-            )
-            lines.append(f"env: {shown or '(none)'}")
-        else:
-            lines.append(f"{key}: {_show(value)}")
-    return lines
-
-
-def _value(key: str, value: str, secret_keys: frozenset[str]) -> str:
-    return f" {HIDDEN}" if key in secret_keys else f" = {json.dumps(value)}"
 
 
 def _show(value: Any) -> str:

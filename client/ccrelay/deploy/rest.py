@@ -144,9 +144,8 @@ class RunPodRest:
                     raise self._error(method, path, response, text)
         except (aiohttp.ClientError, TimeoutError) as exc:
             host = urlsplit(self.base_url).netloc
-            raise RunPodTransportError(
-                f"{method} {path}: {describe_connection_error(exc, host)}"
-            ) from None
+            reason = describe_connection_error(exc, host)
+            raise RunPodTransportError(f"{method} {path}: {reason}", reason) from None
         if not text.strip():
             return {}
         try:

@@ -58,10 +58,29 @@ class WorkersSpec(_Strict):
 
 
 class ScalerSpec(_Strict):
+    """RunPod's autoscaling signal: ``QUEUE_DELAY`` (``value``: seconds a job may wait, at
+    least 0.5) or ``REQUEST_COUNT`` (``value``: in-flight jobs per worker, a whole number)."""
+
     type: Literal["QUEUE_DELAY", "REQUEST_COUNT"] = "QUEUE_DELAY"
-    value: int = Field(
-        4, ge=1, description="seconds a job may wait (QUEUE_DELAY) or jobs per worker"
+    value: float = Field(
+        4, ge=0.5, description="seconds a job may wait (QUEUE_DELAY) or jobs per worker"
     )
+
+    @model_validator(mode="after")
+    def _whole_count(self) -> ScalerSpec:
+        if self.type == "REQUEST_COUNT" and (self.value < 1 or self.value != int(self.value)):
+            raise ValueError("value must be a whole number of at least 1 for REQUEST_COUNT")
+        return self
+
+    def wire(self) -> dict[str, Any]:
+        """The scaling object of RunPod's REST v2 (a union on ``type``)."""
+        if self.type == "REQUEST_COUNT":
+            return {"type": "REQUEST_COUNT", "requestCount": int(self.value)}
+        return {"type": "QUEUE_DELAY", "queueDelay": _number(self.value)}
+
+
+def _number(value: float) -> int | float:
+    return int(value) if value == int(value) else value
 
 
 class NetworkVolumeSpec(_Strict):
@@ -121,6 +140,15 @@ class ServerlessSpec(_Strict):
         if "CCRELAY_MODEL" in value:
             raise ValueError("CCRELAY_MODEL is set from `model:`; remove it from env")
         return value
+
+    @model_validator(mode="after")
+    def _idle_timeout_applies(self) -> ServerlessSpec:
+        if self.scaler.type == "REQUEST_COUNT" and "idle_timeout" in self.model_fields_set:
+            raise ValueError(
+                "idle_timeout does not apply with scaler.type REQUEST_COUNT (RunPod refuses it); "
+                "remove idle_timeout, or use scaler.type QUEUE_DELAY"
+            )
+        return self
 
     @model_validator(mode="after")
     def _volume_region(self) -> ServerlessSpec:
@@ -249,7 +277,7 @@ _FIXES: dict[str, str] = {
     "workers.max": "at least 1 (RunPod's default is 3)",
     "idle_timeout": "seconds an idle worker stays up, 1 to 3600 (RunPod's default is 5)",
     "scaler.type": "QUEUE_DELAY (scale when jobs wait) or REQUEST_COUNT (jobs per worker)",
-    "scaler.value": "a whole number of at least 1 (seconds for QUEUE_DELAY, jobs for REQUEST_COUNT)",
+    "scaler.value": "seconds a job may wait (QUEUE_DELAY, at least 0.5) or jobs per worker (REQUEST_COUNT, a whole number)",
     "flashboot": "OFF, FLASHBOOT or PRIORITY_FLASHBOOT",
     "execution_timeout": "seconds a job may run, e.g. 600",
     "container_disk_gb": "5 to 500 GB; the model lives on the network volume, not here",

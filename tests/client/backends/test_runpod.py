@@ -350,11 +350,24 @@ async def test_stream_translates_text_in_poll_batches(fake_runpod, session) -> N
     assert submit.path.endswith("/run")
     assert submit.body["input"]["stream"] is True
     assert submit.body["input"]["stream_options"] == {"include_usage": True}
-    assert len(fake_runpod.polls("stream")) == 6
+    # 2 queued, 4 batches, and the empty batch that says the stream is over
+    assert len(fake_runpod.polls("stream")) == 7
     assert {p.method for p in fake_runpod.polls("stream")} == {"GET"}
     assert fake_runpod.cancels == []
     response = anthropic_events_to_response(events)
     assert response["usage"]["output_tokens"] == 7
+
+
+async def test_chunks_that_come_with_and_after_completed_are_not_lost(fake_runpod, session) -> None:
+    chunks = openai_text_chunks(["Hel", "lo", " wor", "ld"])
+    # the status reads COMPLETED from the second batch on; two batches are still to come
+    batches = [chunks[:2], chunks[2:3], chunks[3:5], chunks[5:]]
+    fake_runpod.push_job(Script(batches=batches, late_batches=2))
+    events = await collect(make_backend(fake_runpod, session))
+    assert text_of(events) == "Hello world"
+    assert events[-1]["type"] == "message_stop"
+    assert len(fake_runpod.polls("stream")) == 5  # 4 batches, then final AND empty
+    assert fake_runpod.cancels == []
 
 
 async def test_stream_translates_tool_calls(fake_runpod, session) -> None:

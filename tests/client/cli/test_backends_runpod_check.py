@@ -51,8 +51,8 @@ async def test_json_reports_max_workers_0_with_the_restore_hint(
     rest: FakeRunPodRest,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    idle = rest.add_endpoint(name="qwen-idle", workersMin=0, workersMax=0)
-    busy = rest.add_endpoint(name="qwen-busy", workersMin=0, workersMax=3)
+    idle = rest.add_endpoint(name="qwen-idle", workers={"min": 0, "max": 0})
+    busy = rest.add_endpoint(name="qwen-busy", workers={"min": 0, "max": 3})
     configure(monkeypatch, fake_runpod, rest, idle=idle["id"], busy=busy["id"])
 
     code = await ccrelay("backends", "--json")
@@ -89,7 +89,7 @@ async def test_table_shows_the_verdict_beside_health(
     rest: FakeRunPodRest,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    idle = rest.add_endpoint(name="qwen-idle", workersMin=0, workersMax=0)
+    idle = rest.add_endpoint(name="qwen-idle", workers={"min": 0, "max": 0})
     busy = rest.add_endpoint(name="qwen-busy", workers={"min": 1, "max": 2})
     configure(monkeypatch, fake_runpod, rest, idle=idle["id"], busy=busy["id"])
 
@@ -118,7 +118,7 @@ async def test_all_healthy_exits_0(
     rest: FakeRunPodRest,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    busy = rest.add_endpoint(name="qwen-busy", workersMin=0, workersMax=3)
+    busy = rest.add_endpoint(name="qwen-busy", workers={"min": 0, "max": 3})
     configure(monkeypatch, fake_runpod, rest, busy=busy["id"])
 
     code = await ccrelay("backends", "--json")

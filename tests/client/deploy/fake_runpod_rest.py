@@ -1,22 +1,87 @@
-"""A fake of RunPod's management REST API v2 on 127.0.0.1, recording every call.
+"""A fake of RunPod's management REST API v2 on 127.0.0.1 that refuses what RunPod refuses.
 
-Routes (under /v2): GET/POST /serverless, GET/PATCH /serverless/{id}, GET/POST /templates,
-GET/PATCH /templates/{id}, GET/POST /network-volumes, GET/PATCH /network-volumes/{id}.
-Bearer auth is required. PATCH merges top-level fields (a nested object sent whole replaces
-the old one). Lists are bare JSON arrays.
+Source: RunPod's published OpenAPI spec (Frontdoor v2.9.0, ``api-reference-v2/openapi.json`` in
+runpod/docs; ``../shared/reference/runpod-rest-v2-openapi.json``), of which
+``runpod_rest_v2_schemas.json`` beside this file carries the schemas used here, verbatim.
+
+- Every POST and PATCH body is validated (``jsonschema``, draft 2020-12, as the spec declares
+  with ``unevaluatedProperties: false``) against ``CreateEndpointRequest``,
+  ``UpdateEndpointRequest``, ``CreateTemplateRequest``, ``UpdateTemplateRequest``,
+  ``CreateNetworkVolumeRequest`` or ``UpdateNetworkVolumeRequest``. A body RunPod would refuse
+  is answered 422 with an RFC 9457 problem document (``application/problem+json``: ``title``,
+  ``status``, ``detail``, ``errors`` as in ``ErrorResponse``), and recorded in ``.rejected``.
+- Replies have the shapes the spec gives (``Endpoint``, ``Template``, ``NetworkVolume``; lists
+  wrapped as ``{"endpoints": [...]}``, ``{"templates": [...]}``, ``{"networkVolumes": [...]}``),
+  with the spec's defaults filled in on create (``workers`` 0/3/10, ``timeout`` 300000,
+  ``flashboot`` OFF, ``startSsh``/``startJupyter`` true, ...). Each reply is checked against
+  its schema too, so the fake cannot drift from the spec.
+- ``templateId`` on an endpoint create or PATCH resolves the template's container settings
+  (image, args, disk, ports, env, registry) into the endpoint; body fields win, ``env`` is
+  merged per key. An unknown template is 404, a pod template 422. The endpoint keeps no link:
+  later template edits do not reach it, as the spec says.
+- ``idleTimeout`` with ``REQUEST_COUNT`` scaling is refused (400) and omitted from replies.
+- PATCH changes only the fields given; ``gpu`` is a partial update, ``workers`` merges its keys.
+- Bearer auth is required (401 problem otherwise).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 API_KEY = "rpa_TESTKEY_0123456789abcdefSECRET"
+SCHEMAS = Path(__file__).with_name("runpod_rest_v2_schemas.json")
+_CONTAINER = ("image", "args", "disk", "ports", "env", "registry")
+_KINDS = {
+    "serverless": ("Endpoint", "endpoints", "ep"),
+    "templates": ("Template", "templates", "tpl"),
+    "network-volumes": ("NetworkVolume", "networkVolumes", "vol"),
+}
+_REQUESTS = {
+    ("POST", "serverless"): "CreateEndpointRequest",
+    ("PATCH", "serverless"): "UpdateEndpointRequest",
+    ("POST", "templates"): "CreateTemplateRequest",
+    ("PATCH", "templates"): "UpdateTemplateRequest",
+    ("POST", "network-volumes"): "CreateNetworkVolumeRequest",
+    ("PATCH", "network-volumes"): "UpdateNetworkVolumeRequest",
+}
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    document = json.loads(SCHEMAS.read_text())
+    registry = Registry().with_resource(
+        "urn:runpod", Resource(contents=document, specification=DRAFT202012)
+    )
+    schema = {"$ref": f"urn:runpod#/components/schemas/{name}"}
+    return Draft202012Validator(schema, registry=registry)
+
+
+def schema_errors(name: str, body: Any) -> list[str]:
+    """What RunPod's validator would say about `body` as a `name` (empty: accepted)."""
+    errors = sorted(_validator(name).iter_errors(body), key=lambda e: list(e.absolute_path))
+    return [
+        f"$.{'.'.join(str(p) for p in e.absolute_path)}: {e.message}".replace("$.:", "$:")
+        for e in errors
+    ]
+
+
+def problem(status: int, title: str, detail: str, errors: list[str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return web.json_response(body, status=status, content_type="application/problem+json")
 
 
 @dataclass
@@ -35,6 +100,7 @@ class FakeRunPod:
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    rejected: list[tuple[Call, list[str]]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     fail_writes: int | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -45,8 +111,15 @@ class FakeRunPod:
         return [c for c in self.calls if c.method in ("POST", "PATCH", "PUT", "DELETE")]
 
     def add_endpoint(self, **fields: Any) -> dict[str, Any]:
-        record = {"id": self._new_id("ep"), **fields}
+        """An endpoint as GET shows it, with the spec's defaults for what `fields` leaves out."""
+        record = self._endpoint_record({"type": "QUEUE", "scaling": _DEFAULT_SCALING, **fields})
         self.endpoints[record["id"]] = record
+        return record
+
+    def add_volume(self, **fields: Any) -> dict[str, Any]:
+        record = {"id": self._new_id("vol"), "type": "STANDARD", **fields}
+        self._check_reply("NetworkVolume", record)
+        self.volumes[record["id"]] = record
         return record
 
     def _new_id(self, prefix: str) -> str:
@@ -54,74 +127,190 @@ class FakeRunPod:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
-        for kind in ("serverless", "templates", "network-volumes"):
+        for kind in _KINDS:
             app.router.add_get(f"/v2/{kind}", self._list)
             app.router.add_post(f"/v2/{kind}", self._create)
             app.router.add_get(f"/v2/{kind}/{{id}}", self._get)
             app.router.add_patch(f"/v2/{kind}/{{id}}", self._patch)
         return app
 
-    def _store(self, request: web.Request) -> tuple[str, dict[str, dict[str, Any]]]:
-        kind = request.path.split("/")[2]
-        return kind, {
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _store(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {
             "serverless": self.endpoints,
             "templates": self.templates,
             "network-volumes": self.volumes,
         }[kind]
 
+    @staticmethod
+    def _check_reply(schema: str, record: dict[str, Any]) -> None:
+        errors = schema_errors(schema, record)
+        assert not errors, f"the fake answered a {schema} the spec does not allow: {errors}"
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        raw = await request.read() if request.can_read_body else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return problem(400, "Bad Request", "request body is not valid JSON")
         request["body"] = body
+        kind = request.path.split("/")[2]
+        request["kind"] = kind
+        call = Call(request.method, request.path, body, request.headers.get("Authorization"))
         with self._lock:
-            self.calls.append(
-                Call(request.method, request.path, body, request.headers.get("Authorization"))
-            )
+            self.calls.append(call)
             failure = self.fail_next.pop(0) if self.fail_next else None
             if failure is None and request.method in ("POST", "PATCH"):
                 failure = self.fail_writes
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return web.json_response(
-                {"title": "Unauthorized", "status": 401, "detail": "invalid api key"}, status=401
-            )
+            return problem(401, "Unauthorized", "invalid api key")
         if failure is not None:
             headers = {"Retry-After": "0"} if failure == 429 else {}
-            return web.json_response(
-                {"title": "Unavailable", "status": failure, "detail": "try again"},
-                status=failure,
-                headers=headers,
-            )
+            response = problem(failure, "Unavailable", "try again")
+            response.headers.update(headers)
+            return response
+        schema = _REQUESTS.get((request.method, kind))
+        if schema is not None:
+            errors = schema_errors(schema, body if body is not None else {})
+            if errors:
+                self.rejected.append((call, errors))
+                return problem(422, "Unprocessable Entity", "request validation failed", errors)
         return await handler(request)
 
     async def _list(self, request: web.Request) -> web.Response:
-        _, store = self._store(request)
-        return web.json_response([copy.deepcopy(v) for v in store.values()])
+        kind = request["kind"]
+        schema, key, _ = _KINDS[kind]
+        items = [copy.deepcopy(v) for v in self._store(kind).values()]
+        for item in items:
+            self._check_reply(schema, item)
+        return web.json_response({key: items})
 
     async def _get(self, request: web.Request) -> web.Response:
-        _, store = self._store(request)
-        record = store.get(request.match_info["id"])
+        kind = request["kind"]
+        record = self._store(kind).get(request.match_info["id"])
         if record is None:
-            return web.json_response({"title": "Not Found", "status": 404}, status=404)
+            return problem(404, "Not Found", f"{kind} {request.match_info['id']} not found")
+        self._check_reply(_KINDS[kind][0], record)
         return web.json_response(copy.deepcopy(record))
 
     async def _create(self, request: web.Request) -> web.Response:
-        kind, store = self._store(request)
-        body = request["body"] or {}
-        if not body.get("name"):
-            return web.json_response(
-                {"title": "Unprocessable", "status": 422, "detail": "name is required"}, status=422
-            )
-        prefix = {"serverless": "ep", "templates": "tpl", "network-volumes": "vol"}[kind]
-        record = {"id": self._new_id(prefix), **copy.deepcopy(body)}
+        kind = request["kind"]
+        body = copy.deepcopy(request["body"])
         if kind == "serverless":
-            record["createdAt"] = "2026-01-01T00:00:00Z"
-        store[record["id"]] = record
+            resolved = self._resolve_template(body)
+            if isinstance(resolved, web.Response):
+                return resolved
+            refused = _idle_timeout_refused(resolved)
+            if refused is not None:
+                return refused
+            record = self._endpoint_record(resolved)
+        elif kind == "templates":
+            record = {
+                "id": self._new_id("tpl"),
+                "args": "",
+                "disk": 10,
+                "mounts": {},
+                "ports": [],
+                "env": {},
+                "registry": None,
+                "serverless": False,
+                "public": False,
+                "category": "NVIDIA",
+                "startSsh": True,
+                "startJupyter": True,
+                "allowedCudaVersions": [],
+                **body,
+            }
+        else:
+            record = {"id": self._new_id("vol"), "type": "STANDARD", **body}
+        self._check_reply(_KINDS[kind][0], record)
+        self._store(kind)[record["id"]] = record
         return web.json_response(copy.deepcopy(record), status=201)
 
     async def _patch(self, request: web.Request) -> web.Response:
-        _, store = self._store(request)
-        record = store.get(request.match_info["id"])
+        kind = request["kind"]
+        record = self._store(kind).get(request.match_info["id"])
         if record is None:
-            return web.json_response({"title": "Not Found", "status": 404}, status=404)
-        record.update(copy.deepcopy(request["body"] or {}))
+            return problem(404, "Not Found", f"{kind} {request.match_info['id']} not found")
+        body = copy.deepcopy(request["body"])
+        if kind == "network-volumes" and body.get("size", record["size"]) < record["size"]:
+            return problem(400, "Bad Request", "network volume storage cannot be reduced")
+        updated = copy.deepcopy(record)
+        if kind == "serverless":
+            resolved = self._resolve_template(body)
+            if isinstance(resolved, web.Response):
+                return resolved
+            for key, value in resolved.items():
+                if key == "gpu":
+                    updated["gpu"] = {**_GPU_DEFAULTS, **(updated.get("gpu") or {}), **value}
+                elif key == "workers":
+                    updated["workers"] = {**updated["workers"], **value}
+                else:
+                    updated[key] = value
+            refused = _idle_timeout_refused(updated, patch=resolved)
+            if refused is not None:
+                return refused
+            if updated["scaling"]["type"] == "REQUEST_COUNT":
+                updated["workers"].pop("idleTimeout", None)
+        else:
+            updated.update(body)
+        self._check_reply(_KINDS[kind][0], updated)
+        record.clear()
+        record.update(updated)
         return web.json_response(copy.deepcopy(record))
+
+    # -- endpoint semantics ---------------------------------------------------------------
+
+    def _resolve_template(self, body: dict[str, Any]) -> dict[str, Any] | web.Response:
+        """The body with a `templateId`'s container settings spread into it."""
+        template_id = body.pop("templateId", None)
+        if template_id is None:
+            return body
+        template = self.templates.get(template_id)
+        if template is None:
+            return problem(404, "Not Found", f"template {template_id} not found")
+        if not template.get("serverless"):
+            return problem(422, "Unprocessable Entity", f"template {template_id} is not serverless")
+        resolved = {k: copy.deepcopy(template[k]) for k in _CONTAINER if k in template}
+        resolved["env"] = {**template.get("env", {}), **body.pop("env", {})}
+        resolved.update(body)
+        return resolved
+
+    def _endpoint_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        workers = {"min": 0, "max": 3, "idleTimeout": 10, **body.pop("workers", {})}
+        scaling = body.get("scaling", _DEFAULT_SCALING)
+        if scaling["type"] == "REQUEST_COUNT":
+            workers.pop("idleTimeout", None)
+        gpu = body.pop("gpu", None)
+        record: dict[str, Any] = {
+            "id": self._new_id("ep"),
+            "dataCenterIds": [],
+            "networkVolumes": [],
+            "timeout": 300000,
+            "flashboot": "OFF",
+            "createdAt": "2026-12-01T00:00:00Z",
+            **body,
+            "workers": workers,
+        }
+        if gpu is not None:
+            record["gpu"] = {**_GPU_DEFAULTS, **gpu}
+        self._check_reply("Endpoint", record)
+        return record
+
+
+_DEFAULT_SCALING = {"type": "QUEUE_DELAY", "queueDelay": 4}
+_GPU_DEFAULTS = {"count": 1, "allowedCudaVersions": [], "minCudaVersion": None}
+
+
+def _idle_timeout_refused(
+    endpoint: dict[str, Any], patch: dict[str, Any] | None = None
+) -> web.Response | None:
+    """The spec: idleTimeout is "rejected on create/update" for REQUEST_COUNT scaling."""
+    sent = (patch if patch is not None else endpoint).get("workers", {})
+    if endpoint.get("scaling", {}).get("type") == "REQUEST_COUNT" and "idleTimeout" in sent:
+        return problem(
+            400, "Bad Request", "workers.idleTimeout does not apply to REQUEST_COUNT scaling"
+        )
+    return None

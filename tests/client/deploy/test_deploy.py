@@ -53,6 +53,7 @@ def runpod(runpod_rest_server: FakeRunPod) -> FakeRunPod:
         "name": "ccrelay-models",
         "size": 100,
         "dataCenter": "EU-RO-1",
+        "type": "STANDARD",
     }
     return runpod_rest_server
 
@@ -99,7 +100,7 @@ def write_paths(runpod: FakeRunPod) -> list[tuple[str, str]]:
     return [(c.method, c.path) for c in runpod.writes]
 
 
-async def test_first_deploy_creates_the_template_and_the_endpoint(
+async def test_first_deploy_creates_the_template_and_the_endpoint_from_it(
     runpod: FakeRunPod, tmp_path: Path
 ) -> None:
     code, out, err = await deploy(runpod, spec_file(tmp_path))
@@ -116,21 +117,31 @@ async def test_first_deploy_creates_the_template_and_the_endpoint(
             "CCRELAY_MODEL": "qwen3-coder:30b",
         },
         "serverless": True,
+        "startSsh": False,  # RunPod's default true would inject PUBLIC_KEY
+        "startJupyter": False,  # ... and JUPYTER_PASSWORD
     }
-    endpoint = runpod.writes[1].body
-    assert endpoint["name"] == "ccrelay-qwen3-coder"
-    assert endpoint["gpu"] == {"pools": ["ADA_48_PRO", "AMPERE_48"], "count": 1}
-    assert endpoint["workers"] == {"min": 0, "max": 3}
-    assert endpoint["scaling"] == {"type": "QUEUE_DELAY", "value": 4, "idleTimeout": 5}
-    assert endpoint["timeout"] == 600_000
-    assert endpoint["flashboot"] == "FLASHBOOT"
-    assert endpoint["networkVolumes"] == ["vol-existing"]
-    assert endpoint["env"]["REDIS_URL"] == REDIS_URL, "secrets are resolved at deploy time"
+    (template_id,) = runpod.templates
+    assert runpod.writes[1].body == {
+        "name": "ccrelay-qwen3-coder",
+        "type": "QUEUE",
+        "templateId": template_id,  # created from it: the template is no orphan
+        "gpu": {"pools": ["ADA_48_PRO", "AMPERE_48"], "count": 1},
+        "workers": {"min": 0, "max": 3, "idleTimeout": 5},
+        "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+        "timeout": 600_000,
+        "flashboot": "FLASHBOOT",
+        "dataCenterIds": ["EU-RO-1"],  # where the existing volume is
+        "networkVolumes": ["vol-existing"],
+    }
+    (endpoint_id,) = runpod.endpoints
+    stored = runpod.endpoints[endpoint_id]
+    assert stored["image"] == template["image"]
+    assert stored["env"]["REDIS_URL"] == REDIS_URL, "secrets are resolved at deploy time"
     assert all(c.authorization == f"Bearer {API_KEY}" for c in runpod.calls)
 
-    endpoint_id = next(iter(runpod.endpoints))
     assert "endpoint 'ccrelay-qwen3-coder': create" in out
-    assert "REDIS_URL=(value hidden)" in out
+    assert f"POST {runpod.api_url}/templates" in out and f"POST {runpod.api_url}/serverless" in out
+    assert '"REDIS_URL": "(value hidden)"' in out
     assert f"deployed endpoint 'ccrelay-qwen3-coder' ({endpoint_id})" in out
     snippet = yaml.safe_load(out.split("for this endpoint:\n", 1)[1])
     assert snippet["backends"]["runpod"] == {
@@ -156,21 +167,103 @@ async def test_a_second_run_with_no_change_writes_nothing(
     assert f"endpoint_id: {next(iter(runpod.endpoints))}" in out
 
 
+async def test_idle_timeout_and_scaler_value_changes_are_one_patch_that_applies_both(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    assert (await deploy(runpod, spec_file(tmp_path)))[0] == 0
+    before = len(runpod.writes)
+    changed = spec_file(tmp_path, idle_timeout=120, scaler__value=2)
+    code, out, err = await deploy(runpod, changed)
+    assert code == 0, err
+    (endpoint_id,) = runpod.endpoints
+    assert [(c.method, c.path, c.body) for c in runpod.writes[before:]] == [
+        (
+            "PATCH",
+            f"/v2/serverless/{endpoint_id}",
+            {
+                "workers": {"min": 0, "max": 3, "idleTimeout": 120},
+                "scaling": {"type": "QUEUE_DELAY", "queueDelay": 2},
+            },
+        )
+    ]
+    stored = runpod.endpoints[endpoint_id]
+    assert stored["workers"]["idleTimeout"] == 120
+    assert stored["scaling"] == {"type": "QUEUE_DELAY", "queueDelay": 2}
+    assert '"idleTimeout": 5} -> {' in out and '"queueDelay": 2' in out
+    assert "template 'ccrelay-qwen3-coder-template'" in out and "up to date" in out
+    assert (await deploy(runpod, changed))[0] == 0
+    assert len(runpod.writes) == before + 1, "and the next run is a no-op again"
+
+
 async def test_a_change_patches_only_the_changed_field(runpod: FakeRunPod, tmp_path: Path) -> None:
     assert (await deploy(runpod, spec_file(tmp_path)))[0] == 0
     before = len(runpod.writes)
     code, out, err = await deploy(runpod, spec_file(tmp_path, workers__max=5))
     assert code == 0, err
-    new = runpod.writes[before:]
-    endpoint_id = next(iter(runpod.endpoints))
-    assert [(c.method, c.path, c.body) for c in new] == [
-        ("PATCH", f"/v2/serverless/{endpoint_id}", {"workers": {"min": 0, "max": 5}})
+    (endpoint_id,) = runpod.endpoints
+    assert [(c.method, c.path, c.body) for c in runpod.writes[before:]] == [
+        (
+            "PATCH",
+            f"/v2/serverless/{endpoint_id}",
+            {"workers": {"min": 0, "max": 5, "idleTimeout": 5}},
+        )
     ]
-    assert 'workers: {"min": 0, "max": 3} -> {"min": 0, "max": 5}' in out
-    assert "template 'ccrelay-qwen3-coder-template'" in out and "up to date" in out
-    # and the next run is a no-op again
-    assert (await deploy(runpod, spec_file(tmp_path, workers__max=5)))[0] == 0
-    assert len(runpod.writes) == before + 1
+    assert 'workers: {"min": 0, "max": 3, "idleTimeout": 5} -> {"min": 0, "max": 5' in out
+
+
+async def test_request_count_scaling_sends_no_idle_timeout(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    text = SPEC.replace("idle_timeout: 5\n", "").replace("QUEUE_DELAY", "REQUEST_COUNT")
+    code, _, err = await deploy(runpod, spec_file(tmp_path, text, scaler__value=2))
+    assert code == 0, err
+    endpoint = runpod.writes[-1].body
+    assert endpoint["workers"] == {"min": 0, "max": 3}
+    assert endpoint["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 2}
+    before = len(runpod.writes)
+    assert (await deploy(runpod, spec_file(tmp_path, text, scaler__value=2)))[0] == 0
+    assert len(runpod.writes) == before
+
+
+async def test_idle_timeout_with_request_count_is_a_config_error(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    code, _, err = await deploy(runpod, spec_file(tmp_path, scaler__type="REQUEST_COUNT"))
+    assert code == 2
+    assert "idle_timeout does not apply with scaler.type REQUEST_COUNT" in err
+    assert runpod.calls == []
+
+
+async def test_an_endpoint_without_its_template_gets_no_orphan_template(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    assert (await deploy(runpod, spec_file(tmp_path)))[0] == 0
+    runpod.templates.clear()  # deleted in the console
+    before = len(runpod.writes)
+    image = "ghcr.io/example/ccrelay-worker:0.2.0"
+    code, out, err = await deploy(runpod, spec_file(tmp_path, image=image))
+    assert code == 0, err
+    assert "template" not in out.split("endpoint 'ccrelay-qwen3-coder'")[0]
+    (endpoint_id,) = runpod.endpoints
+    assert [(c.method, c.path, c.body) for c in runpod.writes[before:]] == [
+        ("PATCH", f"/v2/serverless/{endpoint_id}", {"image": image})
+    ]
+    assert runpod.templates == {}
+
+
+async def test_an_endpoint_of_another_type_is_not_touched(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    runpod.add_endpoint(
+        name="ccrelay-qwen3-coder",
+        type="LOAD_BALANCER",
+        image="x:1",
+        scaling={"type": "REQUEST_COUNT", "requestCount": 1},
+    )
+    code, _, err = await deploy(runpod, spec_file(tmp_path))
+    assert code == 1
+    assert "is a LOAD_BALANCER endpoint" in err and "rename it" in err
+    assert runpod.writes == []
 
 
 async def test_a_new_image_updates_template_and_endpoint(
@@ -205,7 +298,8 @@ async def test_dry_run_changes_nothing(runpod: FakeRunPod, tmp_path: Path) -> No
     assert code == 0
     assert runpod.writes == []
     assert "endpoint 'ccrelay-qwen3-coder': would create" in out
-    assert "dry run: nothing was changed" in out
+    assert '"templateId": "<template created by this deploy>"' in out
+    assert "dry run: nothing was changed (2 write(s) planned)" in out
     assert "endpoint_id: <endpoint id, known after deploy>" in out
 
     assert (await deploy(runpod, spec_file(tmp_path)))[0] == 0
@@ -213,6 +307,51 @@ async def test_dry_run_changes_nothing(runpod: FakeRunPod, tmp_path: Path) -> No
     code, out, _ = await deploy(runpod, spec_file(tmp_path, workers__max=9), dry_run=True)
     assert code == 0 and len(runpod.writes) == before
     assert "would update" in out and '"max": 9' in out
+    assert "PATCH " in out
+
+
+async def test_dry_run_without_a_key_prints_the_whole_plan(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    volume = {"name": "ccrelay-models", "size_gb": 60, "data_center": "EU-RO-1"}
+    path = spec_file(tmp_path, network_volume=volume)
+    code, out, err = await deploy(runpod, path, {"REDIS_URL": REDIS_URL}, dry_run=True)
+    assert code == 0, err
+    assert err == ""
+    assert runpod.calls == [], "nothing is sent without a key"
+    assert out.startswith("live state not compared: no RUNPOD_API_KEY")
+    for request in ("POST {0}/network-volumes", "POST {0}/templates", "POST {0}/serverless"):
+        assert request.format(runpod.api_url) in out
+    assert '"REDIS_URL": "(value hidden)"' in out and REDIS_URL not in out
+    assert '"networkVolumes": [\n' in out and "<network volume created by this deploy>" in out
+    assert "dry run: nothing was changed (3 write(s) planned)" in out
+
+
+async def test_dry_run_with_runpod_unreachable_says_why_and_prints_the_plan(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    from tests.client.latency.helpers import RefusingPort
+
+    refusing = RefusingPort()
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        code = await run_deploy(
+            spec_file(tmp_path),
+            environ=environ(),
+            out=out,
+            err=err,
+            api_url=refusing.url + "/v2",
+            sleep=Sleeps(),
+            dry_run=True,
+        )
+    finally:
+        refusing.close()
+    assert code == 0, err.getvalue()
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("live state not compared: 127.0.0.1 unreachable: cannot connect")
+    assert "connection refused" in first
+    assert "endpoint 'ccrelay-qwen3-coder': would create" in out.getvalue()
+    assert API_KEY not in out.getvalue() + err.getvalue()
 
 
 async def test_a_network_volume_is_created_once_and_pins_the_region(
@@ -270,6 +409,7 @@ async def test_an_unknown_volume_id_is_named(runpod: FakeRunPod, tmp_path: Path)
             "network_volume: needs id, or all of name, size_gb and data_center",
         ),
         ({"gpu": {"types": []}}, "gpu.types: List should have at least 1 item"),
+        ({"scaler__value": 0.2}, "scaler.value: Input should be greater than or equal to 0.5"),
     ],
 )
 async def test_a_bad_file_names_the_file_the_field_and_the_fix(
@@ -342,7 +482,7 @@ async def test_check_reports_an_endpoint_cut_to_zero_and_how_to_restore_it(
 
     # deploying restores it
     assert (await deploy(runpod, spec_file(tmp_path)))[0] == 0
-    assert runpod.endpoints[record["id"]]["workers"] == {"min": 0, "max": 3}
+    assert runpod.endpoints[record["id"]]["workers"] == {"min": 0, "max": 3, "idleTimeout": 5}
     code, out, _ = await deploy(runpod, spec_file(tmp_path), check=True)
     assert code == 0 and "it can take jobs" in out
 

@@ -101,8 +101,10 @@ async def test_check_by_id_reports_a_reduced_endpoint(runpod_rest_server: FakeRu
     assert "3 idle days" in result.message
 
 
-async def test_check_understands_the_flat_v1_shape(runpod_rest_server: FakeRunPod) -> None:
-    runpod_rest_server.add_endpoint(name="old", workersMin=0, workersMax=0, workers=[])
+async def test_check_reports_an_endpoint_cut_to_zero_by_name(
+    runpod_rest_server: FakeRunPod,
+) -> None:
+    runpod_rest_server.add_endpoint(name="old", workers={"min": 0, "max": 0})
     async with aiohttp.ClientSession() as session:
         result = await check_endpoint(
             session, SecretStr(API_KEY), name="old", api_url=runpod_rest_server.api_url
