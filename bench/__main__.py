@@ -46,11 +46,18 @@ def warm_start_rows(quick: bool) -> list[Row]:
     return warm_start.rows(quick)
 
 
+def runpod_stream_rows(quick: bool) -> list[Row]:
+    from bench import runpod_stream
+
+    return runpod_stream.rows(quick)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "gateway": gateway_rows,
     "handler": handler_rows,
     "routing": routing_rows,
     "warm_start": warm_start_rows,
+    "runpod_stream": runpod_stream_rows,
 }
 SAMPLED: dict[str, Callable[[bool, int], list[Row]]] = {
     "handler": handler_rows,

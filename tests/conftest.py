@@ -480,3 +480,36 @@ def claude_binary() -> Path:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         pytest.skip(f"npm install {PACKAGE} failed (offline?): {' | '.join(tail)}")
     return binary
+
+
+# -- the worker's ChatService on the real redis-server and the fake Ollama ---------------------
+
+
+@pytest.fixture
+def make_settings(redis_server, ollama_server):
+    """HandlerSettings for the real redis-server and the fake Ollama; keyword args override
+    env vars."""
+    from ccrelay_handler.settings import HandlerSettings
+
+    def make(**env: str) -> HandlerSettings:
+        values = {
+            "REDIS_URL": redis_server.url,
+            "OLLAMA_HOST": ollama_server.url,
+            "CCRELAY_REDIS_BACKOFF": "0.05",
+        }
+        values.update(env)
+        return HandlerSettings.from_env({k: v for k, v in values.items() if v is not None})
+
+    return make
+
+
+@pytest.fixture
+async def service(make_settings):
+    """A ChatService (the handler's core) built from `make_settings()`."""
+    from ccrelay_handler.service import ChatService
+
+    svc = ChatService(make_settings())
+    try:
+        yield svc
+    finally:
+        await svc.aclose()

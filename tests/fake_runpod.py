@@ -6,7 +6,12 @@ Bearer <api_key>`` (401 otherwise):
 - ``POST /runsync[?wait=ms]`` and ``POST /run``: create a job with ``{"input": ...}``;
 - ``GET|POST /status/{id}``, ``GET|POST /stream/{id}`` (``{"status", "stream": [{"output"}]}``);
 - ``POST /cancel/{id}``: recorded in ``.cancels``; the job ends CANCELLED;
-- ``GET /health``: ``.health_body``; ``GET /openai/v1/models``: ``.models_body`` (404 if None).
+- ``GET /health``: ``.health_body``; ``GET /openai/v1/models``: ``.models_body`` (404 if None);
+- ``POST /openai/v1/chat/completions``: the endpoint's OpenAI route (FACTS.md, as worker-vllm
+  uses it): the request is held while no worker is up (``cold_start_s``), then the worker gets
+  ``{"openai_route": "/v1/chat/completions", "openai_input": <body>}`` and every SSE string it
+  yields is written to the HTTP stream as it comes. A worker error (``{"error": ...}``) ends
+  the stream without ``[DONE]`` (what RunPod sends then is not documented).
 
 Each job follows a `Script` (``.push_job`` queues scripts; otherwise the default): some polls
 ``IN_QUEUE`` (a cold start), some ``IN_PROGRESS``, then the final status. ``/runsync`` answers
@@ -22,13 +27,21 @@ runpod-python ``endpoint/runner.py`` ``Job.stream``).
 first job arrives, then a worker ready ``cold_start_s`` later; until then every job is
 ``IN_QUEUE``. A warm-up job (``{"ccrelay_warmup": true}``) is answered as the ccrelay handler
 answers it: ``{"warm": true, "model", "context_window"}`` (``.context_window``).
+
+``worker`` (an async generator function of the job input, e.g. the real
+``RunPodHandler.handle`` wrapped, or `paced_worker`) makes jobs *live*: a ``/run`` job runs it in
+the background once a worker is up, ``/stream`` hands out what it yielded since the last poll,
+``/status`` the aggregate list once it is done, as RunPod's queue does for a generator handler.
+The OpenAI route always runs a worker (`paced_worker()` when none is set).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +75,38 @@ class Job:
     polls: int = 0
     cancelled: bool = False
     batches: list[list[Any]] = field(default_factory=list)
+    live: asyncio.Task[None] | None = None  # running the worker
+    produced: list[Any] = field(default_factory=list)
+    delivered: int = 0
+
+
+Worker = Callable[[Any], AsyncIterator[Any]]
+
+
+def paced_worker(
+    pieces: list[str] | None = None, *, interval_s: float = 0.0, log: list[float] | None = None
+) -> Worker:
+    """A worker that yields what the ccrelay handler yields: chunk dicts for a native job, SSE
+    strings on the OpenAI route; one content piece every `interval_s`, each production time
+    (``time.perf_counter``) appended to `log`."""
+    texts = pieces if pieces is not None else ["Hello", " from", " RunPod"]
+
+    async def work(job_input: Any) -> AsyncIterator[Any]:
+        openai_route = isinstance(job_input, dict) and "openai_route" in job_input
+        body = job_input.get("openai_input", {}) if openai_route else job_input
+        model = body.get("model", "fake") if isinstance(body, dict) else "fake"
+        chunks = openai_text_chunks(texts, model=model)
+        for n, chunk in enumerate(chunks):
+            content = n >= 1 and n <= len(texts)
+            if content and interval_s:
+                await asyncio.sleep(interval_s)
+            if content and log is not None:
+                log.append(time.perf_counter())
+            yield f"data: {json.dumps(chunk)}\n\n" if openai_route else chunk
+        if openai_route:
+            yield "data: [DONE]\n\n"
+
+    return work
 
 
 @dataclass
@@ -77,11 +122,17 @@ class FakeRunPod(LoopbackServer):
     endpoint_id = "fakeendpoint01"
 
     def __init__(
-        self, api_key: str = "rp-test-key-0123456789", *, cold_start_s: float = 0.0
+        self,
+        api_key: str = "rp-test-key-0123456789",
+        *,
+        cold_start_s: float = 0.0,
+        worker: Worker | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.cold_start_s = cold_start_s
+        self.worker = worker
+        self.openai_requests: list[Any] = []  # bodies sent to the OpenAI route
         self.ready_at: float | None = None  # the loop time the cold worker is up
         self.context_window: int | None = 32768
         self.requests: list[Seen] = []
@@ -105,6 +156,13 @@ class FakeRunPod(LoopbackServer):
         app.router.add_post(f"{base}/cancel/{{job_id}}", self._cancel)
         app.router.add_get(f"{base}/health", self._health)
         app.router.add_get(f"{base}/openai/v1/models", self._models)
+        app.router.add_post(f"{base}/openai/v1/chat/completions", self._openai_chat)
+
+    async def close(self) -> None:
+        for job in self.jobs.values():
+            if job.live is not None:
+                job.live.cancel()
+        await super().close()
 
     @property
     def endpoint_url(self) -> str:
@@ -156,7 +214,64 @@ class FakeRunPod(LoopbackServer):
             chunks = self._default_output(job)
             job.batches = [chunks[i : i + 2] for i in range(0, len(chunks), 2)]
         self.jobs[job.id] = job
+        if self.worker is not None and not sync:
+            job.live = asyncio.create_task(self._run_live(job, self.worker))
         return job, web.json_response({"id": job.id, "status": "IN_QUEUE"})
+
+    async def _worker_up(self) -> None:
+        """Wait out the cold start (the worker is up at `ready_at`)."""
+        if self._cold() and self.ready_at is not None:
+            await asyncio.sleep(self.ready_at - asyncio.get_running_loop().time())
+
+    async def _run_live(self, job: Job, worker: Worker) -> None:
+        await self._worker_up()
+        async for item in worker(job.input):
+            if job.cancelled:
+                return
+            job.produced.append(item)
+
+    def _live_reply(self, job: Job, *, stream: bool) -> dict[str, Any]:
+        assert job.live is not None
+        if job.cancelled:
+            return {"id": job.id, "status": "CANCELLED"}
+        if not job.live.done():
+            status = "IN_QUEUE" if self._cold() else "IN_PROGRESS"
+        else:
+            status = "COMPLETED"
+        body: dict[str, Any] = {"id": job.id, "status": status}
+        if stream:
+            body["stream"] = [{"output": item} for item in job.produced[job.delivered :]]
+            job.delivered = len(job.produced)
+        elif status == "COMPLETED":
+            body["output"] = list(job.produced)
+        return body
+
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+        seen, denied = await self._record(request)
+        if denied is not None:
+            return denied
+        if self.failures:
+            status, body, headers = self.failures.pop(0)
+            return web.json_response(body, status=status, headers=headers)
+        self.openai_requests.append(seen.body)
+        if self.cold_start_s and self.ready_at is None:
+            self.ready_at = asyncio.get_running_loop().time() + self.cold_start_s
+        await self._worker_up()  # RunPod holds the request while the job waits for a worker
+        job_input = {"openai_route": "/v1/chat/completions", "openai_input": seen.body}
+        outputs = (self.worker or paced_worker())(job_input)
+        if not (isinstance(seen.body, dict) and seen.body.get("stream")):
+            items = [item async for item in outputs]
+            return web.json_response(items[0] if items else {})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        async for item in outputs:
+            if isinstance(item, dict) and "error" in item:
+                break  # the job failed: the stream just ends
+            await response.write(
+                item.encode() if isinstance(item, str) else json.dumps(item).encode()
+            )
+        await response.write_eof()
+        return response
 
     async def _runsync(self, request: web.Request) -> web.Response:
         job, response = await self._submit(request, sync=True)
@@ -208,6 +323,8 @@ class FakeRunPod(LoopbackServer):
         job = await self._polled_job(request)
         if isinstance(job, web.Response):
             return job
+        if job.live is not None:
+            return web.json_response(self._live_reply(job, stream=False))
         phase = self._phase(job)
         if phase in ("IN_QUEUE", "IN_PROGRESS"):
             return web.json_response({"id": job.id, "status": phase, "delayTime": 10})
@@ -219,6 +336,8 @@ class FakeRunPod(LoopbackServer):
         job = await self._polled_job(request)
         if isinstance(job, web.Response):
             return job
+        if job.live is not None:
+            return web.json_response(self._live_reply(job, stream=True))
         script = job.script
         if job.cancelled:
             return web.json_response({"id": job.id, "status": "CANCELLED", "stream": []})

@@ -20,12 +20,14 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
 from ccrelay.errors import BackendError, CcrelayError, StreamInterrupted, UpstreamStatusError
+from ccrelay.events import RawEvent, encode_event
 from ccrelay.retry import RetryPolicy, Sleep
 from ccrelay_config.models import BackendSettings
 from ccrelay_wire import CACHE_VERDICTS
@@ -76,8 +78,9 @@ class CacheVerdict:
         return cls(value) if isinstance(value, str) and value in CACHE_VERDICTS else None
 
 
-StreamItem = dict[str, Any] | CacheVerdict
-"""What `_stream_once` yields: Anthropic event dicts, and at most a few `CacheVerdict` markers."""
+StreamItem = dict[str, Any] | RawEvent | CacheVerdict
+"""What `_stream_once` yields: Anthropic events (dicts, or `RawEvent`s passed through as they
+came), and at most a few `CacheVerdict` markers."""
 
 
 class AttemptObserver(Protocol):
@@ -330,7 +333,7 @@ class EventStream:
         model: str,
         attempts: int,
         started: float,
-        first: dict[str, Any],
+        first: dict[str, Any] | RawEvent,
         rest: AsyncIterator[StreamItem],
     ) -> None:
         self.backend = backend.name
@@ -344,7 +347,7 @@ class EventStream:
         self._options = options
         self._started = started
         self._ttfb_ms = _ms(started)
-        self._first: dict[str, Any] | None = first
+        self._first: dict[str, Any] | RawEvent | None = first
         self._rest = rest
         self.usage: dict[str, Any] = {}
         self.completed = False
@@ -364,9 +367,21 @@ class EventStream:
             self._on_end(error)
 
     def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
-        return self._iterate()
+        """The events as dicts (a passed-through event is parsed here)."""
+        return self._dicts()
 
-    async def _iterate(self) -> AsyncGenerator[dict[str, Any], None]:
+    async def _dicts(self) -> AsyncGenerator[dict[str, Any], None]:
+        async with aclosing(self._events()) as events:
+            async for event in events:
+                yield event.event if isinstance(event, RawEvent) else event
+
+    async def wire(self) -> AsyncGenerator[bytes, None]:
+        """The events in wire form, for the gateway: passed-through events as they came."""
+        async with aclosing(self._events()) as events:
+            async for event in events:
+                yield event.wire() if isinstance(event, RawEvent) else encode_event(event)
+
+    async def _events(self) -> AsyncGenerator[dict[str, Any] | RawEvent, None]:
         error: BaseException | None = None
         try:
             if self._first is not None:
@@ -404,7 +419,13 @@ class EventStream:
                 streamed=True,
             )
 
-    def _track(self, event: dict[str, Any]) -> None:
+    def _track(self, item: dict[str, Any] | RawEvent) -> None:
+        if isinstance(item, RawEvent):
+            if item.payload is None:  # not parsed: not one the records need
+                return
+            event = item.payload
+        else:
+            event = item
         kind = event.get("type")
         if kind == "message_start":
             usage = (event.get("message") or {}).get("usage") or {}

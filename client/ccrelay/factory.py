@@ -42,10 +42,16 @@ def new_session(limit: int = 100, *, trust_env: bool = False) -> aiohttp.ClientS
     """The process's one client session. Keep-alive pools connections per provider host.
 
     `trust_env` (proxy variables, ~/.netrc) makes aiohttp look both up in a worker thread on
-    every request, two thread hops each time; turn it on only where a proxy is configured.
+    every request, two thread hops each time; turn it on only where a proxy is configured. No
+    cookie jar: no provider API relies on cookies, and a jar is consulted on every request.
     """
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=trust_env)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=True,
+        trust_env=trust_env,
+        cookie_jar=aiohttp.DummyCookieJar(),  # APIs set no cookies we want; skips a lookup per call
+    )
 
 
 class BackendFactory:

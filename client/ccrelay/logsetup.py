@@ -18,6 +18,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
+        if callable(fields):  # computed only when a JSON line is written
+            fields = fields()
         if isinstance(fields, dict):
             payload.update(fields)
         return json.dumps(payload, default=str)

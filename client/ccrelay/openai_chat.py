@@ -201,7 +201,7 @@ class OpenAIChatBackend(Backend):
         try:
             async with (
                 self.upstream.stream("/chat/completions", body, model=model) as response,
-                aclosing(self._items(response, translator, model)) as items,
+                aclosing(openai_stream_items(response, translator, self.upstream, model)) as items,
             ):
                 async for item in items:
                     yield item
@@ -217,35 +217,6 @@ class OpenAIChatBackend(Backend):
             )
         for out in translator.finish():
             yield out
-
-    async def _items(
-        self, response: SSEReply, translator: OpenAIStreamTranslator, model: str
-    ) -> AsyncGenerator[StreamItem, None]:
-        """A streamed reply's chunks as Anthropic events (and the cache verdict first)."""
-        verdict = verdict_from_headers(response.headers)
-        if verdict is not None:
-            yield verdict
-        async for event in response.events():
-            data = event.data.strip()
-            if not data:
-                continue
-            if data == "[DONE]":
-                await response.drain()
-                return
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise ProtocolError(self.name, "sent a stream chunk that is not JSON") from None
-            if not isinstance(chunk, dict):
-                raise ProtocolError(self.name, "sent a stream chunk that is not a JSON object")
-            if "error" in chunk:
-                raise self.upstream.payload_error(chunk["error"], model=model)
-            if verdict is None:  # the ccrelay worker's first chunk carries it
-                verdict = _verdict_field(chunk)
-                if verdict is not None:
-                    yield verdict
-            for out in translator.feed(chunk):
-                yield out
 
     def _schema_refused(self, exc: UpstreamInvalidRequest, body: dict[str, Any]) -> CcrelayError:
         """A 400 about JSON-schema fields, naming the tools whose schemas use them."""
@@ -278,6 +249,41 @@ class OpenAIChatBackend(Backend):
         ]
         self.note_models(models)
         return models
+
+
+async def openai_stream_items(
+    response: SSEReply, translator: OpenAIStreamTranslator, upstream: UpstreamClient, model: str
+) -> AsyncGenerator[StreamItem, None]:
+    """An OpenAI chat stream's chunks as Anthropic events (and the cache verdict first).
+
+    Shared by every backend that reads an OpenAI SSE stream: this module's, and a RunPod
+    endpoint's OpenAI route.
+    """
+    name = upstream.backend
+    verdict = verdict_from_headers(response.headers)
+    if verdict is not None:
+        yield verdict
+    async for event in response.events():
+        data = event.data.strip()
+        if not data:
+            continue
+        if data == "[DONE]":
+            await response.drain()
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(name, "sent a stream chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise ProtocolError(name, "sent a stream chunk that is not a JSON object")
+        if "error" in chunk:
+            raise upstream.payload_error(chunk["error"], model=model)
+        if verdict is None:  # the ccrelay worker's first chunk carries it
+            verdict = _verdict_field(chunk)
+            if verdict is not None:
+                yield verdict
+        for out in translator.feed(chunk):
+            yield out
 
 
 def reported_window(entry: dict[str, Any]) -> int | None:

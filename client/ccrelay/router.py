@@ -61,15 +61,27 @@ class Router:
     def route(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
     ) -> tuple[Routed, RequestOptions]:
-        """The routing decision, and the options with the prompt's estimate filled in."""
+        """The routing decision, and the options with the prompt's estimate filled in.
+
+        The estimate is made once, and only when something depends on it: a ``long_context``
+        rule, or a backend in the chain with a known window. Otherwise it is left to the few
+        places that want it anyway (``count_tokens``, a stream's opening usage).
+        """
         if backend is not None:
             self.factory.get(backend)  # an unknown name fails here, with the known ones listed
         tokens = options.prompt_tokens
-        if tokens is None:
+        if tokens is None and self._needs_estimate():
             tokens = estimate_tokens(request)
             options = replace(options, prompt_tokens=tokens)
         routed = route(request, self.config, header_backend=backend, prompt_tokens=tokens)
         return routed, options
+
+    def _needs_estimate(self) -> bool:
+        if self.config.routing.long_context is not None:
+            return True
+        return any(
+            self.factory.get(name).prompt_limit() is not None for name in self.config.backends
+        )
 
     async def complete(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None

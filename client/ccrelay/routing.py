@@ -48,7 +48,7 @@ def route(
     config: CcrelayConfig,
     *,
     header_backend: str | None,
-    prompt_tokens: int,
+    prompt_tokens: int | None,
 ) -> Routed:
     routing = config.routing
     explicit = explicit_backend(request.get("model"), config)
@@ -59,7 +59,11 @@ def route(
     if header_backend:
         return Routed("header", config.chain(header_backend))
     long_context = routing.long_context
-    if long_context is not None and prompt_tokens > long_context.threshold_tokens:
+    if (
+        long_context is not None
+        and prompt_tokens is not None
+        and prompt_tokens > long_context.threshold_tokens
+    ):
         return _to("long_context", long_context.backend, long_context.model, config)
     requested = request.get("model")
     background = routing.background

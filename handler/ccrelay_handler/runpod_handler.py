@@ -14,8 +14,10 @@ return the list of everything yielded; ``/stream`` returns it piece by piece):
   the first one carrying the cache verdict as ``x_ccrelay_cache`` (never stored in Redis);
 * streamed chat request via RunPod's OpenAI route (``openai_route``): each chunk as an SSE
   string ``"data: {...}\\n\\n"`` and finally ``"data: [DONE]\\n\\n"``: RunPod's OpenAI
-  proxy relays these strings as the HTTP event stream (the raw output mode of worker-vllm);
-  they stay pure OpenAI (no verdict field);
+  proxy relays these strings as the HTTP event stream (the raw output mode of worker-vllm).
+  The first chunk carries the cache verdict as ``x_ccrelay_cache`` too: the ccrelay client
+  streams this way by default and its records need it, and OpenAI clients ignore a field they
+  do not know (openai-python's models keep extra fields);
 * ``/v1/models`` via the OpenAI route: one item, the model list (each with the worker's
   ``context_window`` when ``OLLAMA_CONTEXT_LENGTH`` is set);
 * a warm-up (``{"ccrelay_warmup": true}``): one item, ``{"warm": true, "model", "context_window"}``,
@@ -105,7 +107,9 @@ class RunPodHandler:
             async with aclosing(stream) as chunks:
                 async for chunk in chunks:
                     if parsed.openai_route:
-                        yield sse_event(chunk)
+                        yield sse_event(
+                            {**chunk, CACHE_VERDICT_FIELD: holder.value} if first else chunk
+                        )
                     elif first:
                         yield {**chunk, CACHE_VERDICT_FIELD: holder.value}
                     else:

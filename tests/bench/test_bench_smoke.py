@@ -17,6 +17,9 @@ GATEWAY_ROWS = {
     "throughput, concurrency 1",
     "throughput, concurrency 16",
     "throughput, concurrency 64",
+    "throughput c=16 / direct c=16",
+    "gateway CPU per request (user+sys)",
+    "floor: bare aiohttp proxy CPU per request",
     "gateway RSS after load",
 }
 HANDLER_ROWS = {
@@ -56,6 +59,16 @@ def test_warm_start_rows() -> None:
     assert ratio.ok is not None
 
 
+def test_runpod_stream_rows() -> None:
+    from bench import runpod_stream
+
+    rows = runpod_stream.rows(True, shape=(5, 0.005, 1))
+    names = [row.name for row in rows]
+    assert any(name.startswith("time to first token, OpenAI route") for name in names)
+    assert "  per-token lag p50, /stream polling" in names
+    assert rows[-1].ok is not None
+
+
 def test_one_command_prints_one_table_with_every_row(capsys: pytest.CaptureFixture[str]) -> None:
     # the handler and routing benchmarks with tiny numbers; the gateway one as `--quick` runs it
     status = bench_main.main(["--quick", "--samples", "5"])
@@ -64,7 +77,7 @@ def test_one_command_prints_one_table_with_every_row(capsys: pytest.CaptureFixtu
     assert out.count("## ") == 1
     for name in GATEWAY_ROWS | HANDLER_ROWS | ROUTING_ROWS | WARM_START_ROWS:
         assert name.strip() in out, name
-    for section in ("gateway", "handler", "routing", "warm_start"):
+    for section in ("gateway", "handler", "routing", "warm_start", "runpod_stream"):
         assert f"\n{section} " in out
 
 

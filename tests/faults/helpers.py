@@ -44,7 +44,16 @@ from tests.fake_runpod import Script
 SECRET = "sk-FAULTS-9d1e7c4b2a-SECRET"
 """The key every backend is configured with: it must show up nowhere but in the request."""
 
-KINDS = ("anthropic", "cerebras", "openai", "runpod")
+KINDS = ("anthropic", "cerebras", "openai", "runpod", "runpod_poll")
+"""Backend kinds under test. ``runpod`` streams over the endpoint's OpenAI route (SSE, the
+default); ``runpod_poll`` is a ``runpod`` backend with ``stream_mode: poll`` (``/run`` +
+``/stream``)."""
+
+
+def backend_type(kind: str) -> str:
+    return "runpod" if kind.startswith("runpod") else kind
+
+
 TIMEOUTS = {"connect_s": 1.0, "first_byte_s": 0.6, "idle_s": 0.6, "total_s": 4}
 STALL_S = 1.2
 """How long a stalling server holds on: past every timeout above, short enough to clean up.
@@ -77,7 +86,7 @@ RECORDED: dict[str, type[BackendError]] = {
     "truncated_sse": ReplyCutOff,  # the connection closed mid-stream: a transport failure
     "malformed_event": ProtocolError,
 }
-# RunPod streams by polling: its mid-stream faults are the job's own
+# RunPod streaming by polling: its mid-stream faults are the job's own
 RECORDED_RUNPOD: dict[str, type[BackendError]] = {
     "stall_mid_stream": JobStalled,
     "truncated_sse": ProtocolError,
@@ -87,7 +96,7 @@ RECORDED_RUNPOD: dict[str, type[BackendError]] = {
 
 def recorded(kind: str, fault: str) -> type[BackendError]:
     """The error a mid-stream fault's attempt record keeps."""
-    return (RECORDED_RUNPOD if kind == "runpod" else RECORDED)[fault]
+    return (RECORDED_RUNPOD if kind == "runpod_poll" else RECORDED)[fault]
 
 
 RUNSYNC_HOLD_S = 1.0 + TIMEOUTS["first_byte_s"]
@@ -98,11 +107,12 @@ BOUND_S = 2 * (RUNSYNC_HOLD_S + TIMEOUTS["connect_s"]) + 1.0
 
 def expected(kind: str, fault: str, call: str) -> tuple[type[BackendError], int]:
     """The error a fault before the reply ends in, and how many attempts it takes."""
-    if fault == "malformed_json" and call == "open_stream" and kind != "runpod":
+    if fault == "malformed_json" and call == "open_stream" and kind != "runpod_poll":
         # a 200 that is no event stream: the provider ignored `stream`; retrying won't help
         return ProtocolError, 1
-    if fault in ("stall_headers", "reset") and kind == "runpod":
+    if fault in ("stall_headers", "reset") and kind.startswith("runpod"):
         # a submission that timed out may have queued a job: resubmitting could run it twice
+        # (on the OpenAI route as with /run and /runsync)
         return SubmitUncertain, 1
     return EXPECTED[fault]
 
@@ -158,15 +168,17 @@ def mid_stream_reply(kind: str, fault: str) -> Reply:
 def backend_config(kind: str, url: str, **fields: Any) -> dict[str, Any]:
     """One backend of `kind` at `url` (a server root), with the suite's timeouts and retries."""
     common: dict[str, Any] = {
-        "type": kind,
+        "type": backend_type(kind),
         "api_key": "${FAULT_KEY}",
         "retry": {"max_attempts": 2, "initial_backoff_s": 0.01, "max_backoff_s": 0.01},
         "timeouts": TIMEOUTS,
         "circuit": {"failure_threshold": 100},
     }
-    if kind == "runpod":
+    if kind.startswith("runpod"):
         return {
             **common,
+            "stream_mode": "poll" if kind == "runpod_poll" else "openai",
+            "cold_start_timeout_s": 0.1,  # the OpenAI route waits this for a worker
             "endpoint_url": f"{url}/v2/faults",
             "poll_initial_s": 0.01,
             "poll_max_s": 0.02,
@@ -245,7 +257,9 @@ class Witness:
 
 def stall_for(kind: str, call: str) -> float:
     """How long a stalling server holds a request: past the limit that applies to it."""
-    return RUNSYNC_HOLD_S + 0.5 if (kind, call) == ("runpod", "complete") else STALL_S
+    if kind.startswith("runpod") and call == "complete":
+        return RUNSYNC_HOLD_S + 0.5
+    return STALL_S
 
 
 def runpod_script(fault: str) -> Script:

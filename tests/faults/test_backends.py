@@ -126,7 +126,7 @@ async def test_fault_in_the_middle_of_a_stream(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     runpod = None
-    if kind == "runpod":
+    if kind == "runpod_poll":
         # RunPod streams by polling /stream: the same faults, in its own protocol
         runpod = await FakeRunPod(api_key=SECRET).start()
         runpod.push_job(runpod_script(fault))

@@ -135,7 +135,7 @@ async def test_fault_mid_stream_ends_with_an_error_event(
     runpod = None
     fields: dict[str, Any] = {}
     url = fault_server.url
-    if kind == "runpod":
+    if kind == "runpod_poll":
         runpod = await FakeRunPod(api_key=SECRET).start()
         runpod.push_job(runpod_script(fault))
         url, fields = runpod.url, {"endpoint_url": runpod.endpoint_url}

@@ -75,8 +75,9 @@ async def test_openai_route_stream_yields_sse_strings(runpod_handler) -> None:
     assert outputs[-1] == "data: [DONE]\n\n"
     first = json.loads(outputs[0].removeprefix("data: "))
     assert first["object"] == "chat.completion.chunk"
-    # pure OpenAI: RunPod's proxy relays these strings as they are, with no verdict field
-    assert not any("x_ccrelay_cache" in o for o in outputs)
+    # RunPod's proxy relays these strings as they are; the first carries the verdict
+    assert first["x_ccrelay_cache"] == "miss"
+    assert not any("x_ccrelay_cache" in o for o in outputs[1:])
 
 
 async def test_openai_route_plain_and_models(runpod_handler) -> None:

@@ -4,6 +4,9 @@ With no `api_key` in the config, the caller's own credentials (Claude Code's `x-
 `Authorization` header, forwarded by the gateway) are used, so the default setup needs no secret
 of ours at all.
 
+Streams are passed through byte for byte (`ccrelay.events.RawEvent`): only ``message_start``,
+``message_delta``, ``message_stop`` and ``error`` are parsed.
+
 One change is made on the way: thinking blocks that ccrelay made from another backend's
 reasoning (signature ``ccrelay-unsigned``, after a failover or a ``/model`` switch mid-session)
 are dropped from the history, since Anthropic refuses a thinking block it did not sign.
@@ -16,14 +19,17 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ccrelay.backend import Backend, ModelInfo, RequestOptions
+from ccrelay.backend import Backend, ModelInfo, RequestOptions, StreamItem
 from ccrelay.errors import ProtocolError, UpstreamServerError
+from ccrelay.events import RawEvent
 from ccrelay.translate._common import THINKING_SIGNATURE
 from ccrelay.upstream import UpstreamClient, UpstreamTarget
 from ccrelay_config.models import BackendSettings
 
 ANTHROPIC_VERSION = "2023-06-01"
 _FORWARDED = ("anthropic-beta", "anthropic-version", "x-api-key", "authorization")
+_PARSED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+"""The events whose JSON is read: usage for the records, the end, an error to raise."""
 
 
 class AnthropicSettings(BackendSettings):
@@ -105,7 +111,9 @@ class AnthropicBackend(Backend):
 
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[StreamItem]:
+        """Anthropic's events passed through as they came (`RawEvent`): only the few the
+        records and the stream's end need are parsed (`_PARSED`), the deltas never."""
         stopped = False
         async with self.upstream.stream(
             "/v1/messages",
@@ -116,6 +124,13 @@ class AnthropicBackend(Backend):
             async for event in response.events():
                 if not event.data:
                     continue
+                kind = event.event
+                if kind is not None and kind not in _PARSED:
+                    data = event.data
+                    if not (data.startswith("{") and data.endswith("}")):  # cut off, or garbage
+                        raise ProtocolError(self.name, "sent a stream event that is not JSON")
+                    yield RawEvent(kind, data)
+                    continue
                 try:
                     payload = orjson.loads(event.data)
                 except orjson.JSONDecodeError:
@@ -124,7 +139,7 @@ class AnthropicBackend(Backend):
                     raise ProtocolError(self.name, "sent a stream event that is not a JSON object")
                 if payload.get("type") == "error":
                     raise self.upstream.payload_error(payload.get("error"), model=model)
-                yield payload
+                yield RawEvent(str(payload.get("type") or kind), event.data, payload)
                 if payload.get("type") == "message_stop":
                     stopped = True
                     await response.drain()

@@ -13,7 +13,15 @@ Non-streamed (`complete`)
     aggregate-stream list shape (``[completion]``, or a list of chunks).
 
 Streamed (`open_stream`), ``stream_mode``:
-    ``"poll"`` (default): ``POST /run`` with ``stream: true``, then ``/stream/{id}`` polls
+    ``"openai"`` (default): ``POST /openai/v1/chat/completions`` with ``stream: true``, the
+    endpoint's OpenAI route: RunPod hands the worker ``{"openai_route", "openai_input"}`` and
+    relays the SSE text the worker yields as a real event stream, token by token, with no
+    polling (`ccrelay.openai_chat.openai_stream_items` reads it). The request is held open
+    while the job waits for a worker, so its first-byte deadline is ``cold_start_timeout_s``
+    plus ``timeouts.first_byte_s``. A stream closed early closes the connection; whether
+    RunPod then cancels the job is not documented (the worker's output is simply dropped).
+    ``python -m bench runpod_stream`` measures it against polling.
+    ``"poll"``: ``POST /run`` with ``stream: true``, then ``/stream/{id}`` polls
     (every ``stream_poll_s`` while the job runs, backing off while it is queued); each
     batch's outputs are OpenAI chunks, fed through `OpenAIStreamTranslator` and passed on
     as they arrive. ``"runsync"``: the job runs non-streamed (as above) and the completion
@@ -58,7 +66,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -86,7 +95,7 @@ from ccrelay.errors import (
     UpstreamAuthError,
     UpstreamStatusError,
 )
-from ccrelay.openai_chat import reported_window
+from ccrelay.openai_chat import openai_stream_items, reported_window
 from ccrelay.runpod_jobs import (
     COMPLETED,
     FAILED_STATES,
@@ -156,7 +165,7 @@ class RunPodSettings(BackendSettings):
     runsync_wait_ms: int = Field(
         30_000, ge=1_000, le=300_000, description="RunPod's ?wait= for /runsync"
     )
-    stream_mode: Literal["poll", "runsync"] = "poll"
+    stream_mode: Literal["openai", "poll", "runsync"] = "openai"
     poll_method: Literal["GET", "POST"] = "GET"
     cancel_timeout_s: float = Field(5.0, gt=0)
     cache: RunPodCacheControl | None = None
@@ -223,6 +232,17 @@ class RunPodBackend(Backend):
             update={"first_byte_s": wait_s + settings.timeouts.first_byte_s}
         )
         self._runsync = UpstreamClient(self.session, replace(target, timeouts=sync_timeouts))
+        # The OpenAI route holds the request while the job waits for a (cold) worker.
+        route_timeouts = settings.timeouts.model_copy(
+            update={
+                "first_byte_s": settings.cold_start_timeout_s + settings.timeouts.first_byte_s,
+                "total_s": settings.cold_start_timeout_s + settings.timeouts.total_s,
+            }
+        )
+        self._openai_route = UpstreamClient(
+            self.session,
+            replace(target, base_url=settings.url + "/openai/v1", timeouts=route_timeouts),
+        )
         self._runsync_timeout_s = min(wait_s + settings.timeouts.first_byte_s, 3600.0)
         self._poll_timeout_s = min(settings.timeouts.first_byte_s, 30.0)
         self._cancels: set[asyncio.Task[None]] = set()
@@ -272,6 +292,11 @@ class RunPodBackend(Backend):
     ) -> AsyncIterator[StreamItem]:
         await self.documents.prepare(request)
         display = thinking_display(request)
+        if self.settings_.stream_mode == "openai":
+            async with aclosing(self._stream_openai_route(request, model, options)) as items:
+                async for item in items:
+                    yield item
+            return
         if self.settings_.stream_mode == "runsync":
             output = await self._run_to_completion(request, model)
             response, cache = self._response_from_output(output, model, display)
@@ -332,6 +357,41 @@ class RunPodBackend(Backend):
             raise ProtocolError(
                 self.name, f"job {job.id} completed without a finish_reason (truncated)"
             )
+        for event in translator.finish():
+            yield event
+
+    async def _stream_openai_route(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> AsyncGenerator[StreamItem, None]:
+        """The endpoint's OpenAI route, read as any OpenAI stream is."""
+        body = self.job_input(request, model, stream=True)
+        translator = OpenAIStreamTranslator(
+            model,
+            input_tokens_estimate=self.prompt_tokens(request, options),
+            backend=self.name,
+            thinking_display=thinking_display(request),
+        )
+        route = self._openai_route
+        started = False
+        try:
+            async with (
+                route.stream("/chat/completions", body, model=model) as response,
+                aclosing(openai_stream_items(response, translator, route, model)) as items,
+            ):
+                async for item in items:
+                    started = True
+                    yield item
+        except (BackendTimeout, ConnectionLost) as exc:
+            if started or isinstance(exc, ConnectTimeout):
+                raise
+            # RunPod may have queued the job: sending it again could run the inference twice
+            raise SubmitUncertain(
+                self.name,
+                f"{exc.message.removeprefix(self.name + ': ')}; RunPod may have queued the job, "
+                "so it is not submitted again",
+            ) from None
+        if not translator.finished_cleanly:
+            raise ProtocolError(self.name, "the OpenAI route's stream ended before a finish_reason")
         for event in translator.finish():
             yield event
 

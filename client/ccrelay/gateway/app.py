@@ -31,6 +31,7 @@ from ccrelay.gateway.errors import (
     http_exception_response,
     log_unexpected,
 )
+from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.protocol_errors import AnthropicErrorRunner
 from ccrelay.gateway.routes import OUTCOME, REQUEST_ID, STATE, GatewayState
 from ccrelay.runtime import Runtime
@@ -81,6 +82,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     finally:
         state.drain.leave(task)
+        if state.trim is not None:
+            state.trim.request_done()
     if log.isEnabledFor(logging.INFO):
         headers = response.headers
         log.info(
@@ -141,6 +144,14 @@ def build_app(
         models=catalog,
         models_body=routes.models_page(catalog),
     )
+    state = app[STATE]
+    state.trim = IdleTrim(lambda: state.drain.in_flight)
+
+    async def stop_trimming(_app: web.Application) -> None:
+        if state.trim is not None:
+            state.trim.cancel()
+
+    app.on_cleanup.append(stop_trimming)
     app.router.add_post("/v1/messages", routes.messages)
     app.router.add_post("/v1/messages/count_tokens", routes.count_tokens)
     app.router.add_get("/v1/models", routes.list_models)

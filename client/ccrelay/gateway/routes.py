@@ -32,8 +32,9 @@ from ccrelay.errors import BackendError, Fault
 from ccrelay.gateway.auth import TokenCheck, forward_headers
 from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, error_response
+from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
-from ccrelay.gateway.validation import CountTokensBody, MessagesBody, check, decode_body
+from ccrelay.gateway.validation import check, decode_body
 from ccrelay.runtime import Runtime
 from ccrelay_config.models import CcrelayConfig
 
@@ -53,6 +54,7 @@ class GatewayState:
     models: list[dict[str, Any]]
     models_body: bytes
     drain: Drain = field(default_factory=Drain)
+    trim: IdleTrim | None = None
 
 
 STATE = web.AppKey("ccrelay_gateway", GatewayState)
@@ -84,7 +86,7 @@ def _options(request: web.Request, state: GatewayState) -> RequestOptions:
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = decode_body(await request.read())
-    check(MessagesBody, body)
+    check("messages", body)
     options = _options(request, state)
     backend = request.headers.get("x-ccrelay-backend") or None
     router = state.runtime.router
@@ -113,7 +115,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 async def count_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = decode_body(await request.read())
-    check(CountTokensBody, body)
+    check("count_tokens", body)
     options = _options(request, state)
     router = state.runtime.router
     routed, options = router.route(body, options, request.headers.get("x-ccrelay-backend") or None)
@@ -131,7 +133,7 @@ async def count_tokens(request: web.Request) -> web.Response:
             log.info(
                 "count_tokens on %s failed (%s); answering with an estimate", name, exc.outcome
             )
-    tokens = exact if exact is not None else options.prompt_tokens or 0
+    tokens = exact if exact is not None else backend.prompt_tokens(body, options)
     return web.Response(
         body=orjson.dumps({"input_tokens": tokens}),
         content_type="application/json",

@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ccrelay.backend import EventStream
 from ccrelay.errors import CcrelayError, GatewayShuttingDown, StreamInterrupted
 from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, log_unexpected, stream_error_event
-from ccrelay_wire.sse import encode_sse
 
 log = logging.getLogger("ccrelay.gateway")
 
@@ -35,21 +32,6 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-
-_PREFIXES: dict[str, bytes] = {}
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    """One Anthropic event in wire form. orjson output has no raw line break, so the JSON is
-    one ``data:`` line and needs no splitting; the ``event:`` line is cached per type."""
-    kind = event.get("type")
-    prefix = _PREFIXES.get(kind) if isinstance(kind, str) else None
-    if prefix is None:
-        if not isinstance(kind, str) or "\n" in kind or "\r" in kind:
-            return encode_sse(orjson.dumps(event).decode())
-        prefix = _PREFIXES[kind] = b"event: " + kind.encode() + b"\ndata: "
-    return prefix + orjson.dumps(event) + b"\n\n"
-
 
 _TRUNCATED = StreamInterrupted("gateway", "the backend's stream ended before message_stop")
 _SHUTDOWN = GatewayShuttingDown("the ccrelay gateway is shutting down; the answer was cut off")
@@ -65,13 +47,13 @@ async def relay(
     drain: Drain | None = None,
 ) -> str:
     """Write the stream to the caller; returns how it ended: ok, error, truncated, or gone."""
-    events = stream.__aiter__()
+    events = stream.wire()
     try:
         await response.prepare(request)
         try:
-            async for event in events:
+            async for data in events:
                 try:
-                    await response.write(encode_event(event))
+                    await response.write(data)
                 except ConnectionError:
                     log.info("client went away mid-stream (request_id=%s)", request_id)
                     return "gone"

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -81,8 +82,9 @@ class LogSink:
         if not self._logger.isEnabledFor(logging.INFO):
             return
         message = record.to_json_line() if self._format == "json" else format_human(record)
-        # `fields` is what client.logsetup.JsonFormatter merges into its JSON line.
-        self._logger.info(message, extra={"fields": record.model_dump(mode="json")})
+        # `fields` is what ccrelay.logsetup.JsonFormatter merges into its JSON line; a callable,
+        # so a human log line does not pay for the dump.
+        self._logger.info(message, extra={"fields": partial(record.model_dump, mode="json")})
 
     async def aclose(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         return None

@@ -41,6 +41,12 @@ class Capabilities:
     reasoning_efforts: tuple[str, ...] = field(default=())
 
 
+_CAPABILITIES: dict[tuple[int, str], tuple[Accepts, Capabilities]] = {}
+"""(id of the settings, model) -> (the settings, their capabilities): settings are frozen, and
+this runs on every request. The settings object is kept with its entry, so an id is never
+reused while the entry lives."""
+
+
 class Accepts(BaseModel):
     """A backend's ``accepts`` config: what it takes; each backend type sets its defaults."""
 
@@ -70,6 +76,17 @@ class Accepts(BaseModel):
     )
 
     def capabilities(self, model: str) -> Capabilities:
+        """What a request to `model` may carry; computed once per model (settings are frozen)."""
+        known = _CAPABILITIES.get((id(self), model))
+        if known is not None and known[0] is self:
+            return known[1]
+        made = self._capabilities(model)
+        if len(_CAPABILITIES) > 1024:
+            _CAPABILITIES.clear()
+        _CAPABILITIES[(id(self), model)] = (self, made)
+        return made
+
+    def _capabilities(self, model: str) -> Capabilities:
         efforts: tuple[str, ...] = ()
         if any(fnmatch.fnmatchcase(model, pattern) for pattern in self.reasoning_models):
             efforts = tuple(self.reasoning_efforts)

@@ -20,8 +20,9 @@ To that: 8 tokens per message and per tool (chat-template framing), a flat `IMAG
 image, and for a base64 PDF one token per 3 bytes of the file (its text is sent, extracted
 later; a PDF's bytes bound its text generously).
 
-The counting is done with ``bytes.translate`` (C speed): about 110 µs for the 50 KB Claude
-Code-sized request of the benchmarks, done once per request (the router keeps it).
+The counting is done with ``bytes.translate`` (C speed) over all texts joined: about 50 µs
+for the 50 KB Claude Code-sized request of the benchmarks, done once per request (the router
+keeps it).
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def estimate_text(text: str) -> float:
     """The estimated tokens of one text (a float: callers sum, then round up once)."""
     if not text:
         return 0.0
+    if text.isascii():
+        raw = text.encode("ascii")
+        other = len(raw.translate(None, _WORDISH))
+        return (len(raw) - other) / 4.0 + other / 1.6
     raw = text.encode("utf-8", "surrogatepass")
-    ascii_only = raw.translate(None, _NON_ASCII) if not text.isascii() else raw
+    ascii_only = raw.translate(None, _NON_ASCII)
     non_ascii = len(text) - len(ascii_only)
     other = len(ascii_only.translate(None, _WORDISH))
     wordish = len(ascii_only) - other
@@ -57,7 +62,12 @@ def estimate_text(text: str) -> float:
 
 
 def estimate_tokens(request: dict[str, Any]) -> int:
-    """Estimated input tokens of an Anthropic Messages request; never raises on odd content."""
+    """Estimated input tokens of an Anthropic Messages request; never raises on odd content.
+
+    The texts are gathered first and counted in one pass (one join, one ``translate``): a
+    Claude Code request has hundreds of small blocks, and a call per block cost more than
+    the counting itself.
+    """
     if not isinstance(request, dict):
         raise InvalidRequestError("request: must be a JSON object")
     counter = _Counter()
@@ -70,28 +80,33 @@ def estimate_tokens(request: dict[str, Any]) -> int:
                 counter.content(message.get("content"))
     tools = request.get("tools")
     if isinstance(tools, list):
+        schemas = []
         for tool in tools:
             if isinstance(tool, dict):
                 counter.framed += 1
-                for key in ("name", "description"):
-                    counter.text(tool.get(key))
+                counter.text(tool.get("name"))
+                counter.text(tool.get("description"))
                 if "input_schema" in tool:
-                    counter.tokens += estimate_text(compact_json(tool["input_schema"]))
-    return math.ceil(counter.tokens) + counter.framed * FRAMING_TOKENS
+                    schemas.append(tool["input_schema"])
+        if schemas:
+            counter.parts.append(compact_json(schemas))
+    tokens = counter.tokens + estimate_text("".join(counter.parts))  # class counts add up
+    return math.ceil(tokens) + counter.framed * FRAMING_TOKENS
 
 
 class _Counter:
     def __init__(self) -> None:
-        self.tokens = 0.0
+        self.parts: list[str] = []
+        self.tokens = 0.0  # what is not text: images, PDFs
         self.framed = 0
 
     def text(self, value: object) -> None:
         if isinstance(value, str):
-            self.tokens += estimate_text(value)
+            self.parts.append(value)
 
     def content(self, content: object) -> None:
         if isinstance(content, str):
-            self.tokens += estimate_text(content)
+            self.parts.append(content)
         elif isinstance(content, list):
             for block in content:
                 if isinstance(block, dict):
@@ -103,7 +118,7 @@ class _Counter:
             self.text(block.get("text"))
         elif kind in ("tool_use", "server_tool_use"):
             self.text(block.get("name"))
-            self.tokens += estimate_text(compact_json(block.get("input", {})))
+            self.parts.append(compact_json(block.get("input", {})))
         elif kind == "tool_result":
             self.content(block.get("content"))
         elif kind == "thinking":

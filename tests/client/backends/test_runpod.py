@@ -17,6 +17,7 @@ from ccrelay.errors import (
     JobFailed,
     JobStalled,
     JobTimeout,
+    ProtocolError,
     StreamInterrupted,
     SubmitUncertain,
     UnknownModelError,
@@ -47,6 +48,7 @@ def make_backend(
         "poll_initial_s": 0.01,
         "poll_max_s": 0.02,
         "stream_poll_s": 0.01,
+        "stream_mode": "poll",  # the /run + /stream tests; the OpenAI route has its own below
         "retry": RetrySettings(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.01),
         **overrides,
     }
@@ -576,3 +578,101 @@ async def test_a_warm_up_waits_out_the_cold_start_and_learns_the_worker_s_window
     assert backend.context_window == 16384
     (submission,) = fake.submissions()
     assert submission.body == {"input": {"ccrelay_warmup": True}}  # no inference asked for
+
+
+# -- streamed through the endpoint's OpenAI route (the default) -------------------------------
+
+
+async def test_the_default_stream_reads_the_openai_route_with_no_polling(
+    fake_runpod, session
+) -> None:
+    backend = RunPodBackend(
+        "rp",
+        RunPodSettings(
+            type="runpod",
+            endpoint_url=fake_runpod.endpoint_url,
+            api_key=SecretStr(fake_runpod.api_key),
+        ),
+        session,
+    )
+    events = await collect(backend)
+    assert text_of(events) == "Hello from RunPod"
+    assert events[-1]["type"] == "message_stop"
+    (body,) = fake_runpod.openai_requests
+    assert body["stream"] is True and body["messages"][-1]["role"] == "user"
+    assert fake_runpod.submissions() == [] and fake_runpod.polls("stream") == []
+
+
+async def test_the_openai_route_relays_the_real_handler_s_sse_and_its_verdict(
+    session, service
+) -> None:
+    from ccrelay_handler.runpod_handler import RunPodHandler
+
+    handler = RunPodHandler(service.settings, service=service)
+
+    async def worker(job_input):
+        async for item in handler.handle({"id": "job-1", "input": job_input}):
+            yield item
+
+    fake = await FakeRunPod(worker=worker).start()
+    try:
+        backend = make_backend(fake, session, stream_mode="openai")
+        stream = await backend.open_stream(dict(REQUEST), OPTIONS)
+        events = [event async for event in stream]
+        again = await backend.open_stream(dict(REQUEST), OPTIONS)
+        [event async for event in again]
+    finally:
+        await fake.close()
+    assert "Echo:" in text_of(events)
+    assert (stream.cache, again.cache) == ("miss", "hit")
+
+
+async def test_a_cold_start_on_the_openai_route_is_waited_out(session) -> None:
+    fake = await FakeRunPod(cold_start_s=0.3).start()
+    try:
+        events = await collect(make_backend(fake, session, stream_mode="openai"))
+    finally:
+        await fake.close()
+    assert text_of(events) == "Hello from RunPod"
+
+
+async def test_a_route_that_breaks_before_the_first_token_is_not_resubmitted(session) -> None:
+    async def dies(job_input):
+        yield {"error": "engine died"}
+
+    fake = await FakeRunPod(worker=dies).start()
+    try:
+        with pytest.raises(ProtocolError, match="ended before a finish_reason"):
+            await collect(make_backend(fake, session, stream_mode="openai"))
+    finally:
+        await fake.close()
+    assert len(fake.openai_requests) == 1  # a job may exist: never sent twice
+
+
+async def test_live_jobs_stream_through_poll_mode_too(session) -> None:
+    from tests.fake_runpod import paced_worker
+
+    fake = await FakeRunPod(worker=paced_worker(["a", "b", "c"], interval_s=0.02)).start()
+    try:
+        events = await collect(make_backend(fake, session))
+    finally:
+        await fake.close()
+    assert text_of(events) == "abc"
+
+
+async def test_an_openai_route_with_no_first_token_in_time_is_final(session) -> None:
+    async def hangs(job_input):
+        await asyncio.sleep(1)  # past the deadlines below
+        yield "data: [DONE]\n\n"
+
+    fake = await FakeRunPod(worker=hangs).start()
+    timeouts = TimeoutSettings(connect_s=1, first_byte_s=0.2, idle_s=0.2, total_s=5)
+    try:
+        backend = make_backend(
+            fake, session, stream_mode="openai", timeouts=timeouts, cold_start_timeout_s=0.1
+        )
+        with pytest.raises(SubmitUncertain, match="not submitted again"):
+            await collect(backend)
+    finally:
+        await fake.close()
+    assert len(fake.openai_requests) == 1

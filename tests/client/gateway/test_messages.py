@@ -6,6 +6,12 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
+
+from ccrelay.backend import Attempt
+from ccrelay.factory import load_client_config, new_session
+from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.runtime import Runtime
 from ccrelay.translate import anthropic_events_to_response
 from tests.client.gateway.conftest import (
     BASH_TOOL,
@@ -311,3 +317,53 @@ async def test_twenty_concurrent_requests_all_succeed(
     statuses = await asyncio.gather(*(one(i) for i in range(20)), return_exceptions=True)
     assert statuses == [200] * 20, statuses
     assert len(fake_openai.requests) == 20
+
+
+async def test_an_anthropic_stream_is_passed_through_byte_for_byte(fake_anthropic) -> None:
+    """The pass-through writes Anthropic's events as they came: the deltas are not decoded
+    and re-encoded (the spacing below would not survive orjson), yet the record has the usage."""
+    events = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+        b'"type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],'
+        b'"stop_reason":null,"usage":{"input_tokens":120,"output_tokens":1}}}\n\n',
+        b'event: content_block_start\ndata: {"type": "content_block_start", "index": 0,'
+        b' "content_block": {"type": "text", "text": ""}}\n\n',
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0,'
+        b' "delta": {"type": "text_delta", "text": "Hi \\u00e9\\n"}}\n\n',
+        b'event: content_block_stop\ndata: {"type": "content_block_stop", "index": 0}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        b'"end_turn"},"usage":{"output_tokens":9}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    fake_anthropic.push(Reply(chunks=events))
+    backend = {"type": "anthropic", "base_url": fake_anthropic.url, "api_key": "sk-ant-x"}
+    seen = Attempts()
+    runtime = Runtime(
+        load_client_config(config_env({"anthropic": backend})), new_session(), observer=seen
+    )
+    server = GatewayServer(build_app(runtime))
+    await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(server.url + "/v1/messages", json=simple_request(stream=True)) as response,
+        ):
+            body = await response.read()
+    finally:
+        await server.close()
+        await runtime.aclose()
+    assert response.status == 200
+    assert body == b"".join(events)
+    (attempt,) = seen.attempts
+    assert (attempt.outcome, attempt.tokens_in, attempt.tokens_out) == ("ok", 120, 9)
+
+
+class Attempts:
+    """An `AttemptObserver` keeping what it is told."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)

@@ -98,7 +98,7 @@ async def test_log_sink_writes_one_line_per_record(caplog: pytest.LogCaptureFixt
     await human.aclose()
     lines = [r for r in caplog.records if r.name == "ccrelay.latency"]
     assert [r.getMessage() for r in lines] == [format_human(record), record.to_json_line()]
-    assert lines[0].fields["request_id"] == "req-00003"  # type: ignore[attr-defined]
+    assert lines[0].fields()["request_id"] == "req-00003"  # type: ignore[attr-defined]
 
 
 def test_s3_credentials_never_show() -> None:

@@ -107,7 +107,8 @@ def test_images_cost_a_flat_amount_and_a_pdf_its_size() -> None:
 def test_tools_count_name_description_schema_and_framing() -> None:
     schema = {"type": "object", "properties": {"q": {"type": "string"}}}
     tools = [{"name": "search", "description": "Find it", "input_schema": schema}]
-    texts = ["search", "Find it", json.dumps(schema, separators=(",", ":"))]
+    # the schemas are counted as one JSON list (two brackets more)
+    texts = ["search", "Find it", json.dumps([schema], separators=(",", ":"))]
     expected = math.ceil(sum(estimate_text(t) for t in texts)) + FRAMING_TOKENS
     assert estimate_tokens(request(tools=tools)) == expected
 
