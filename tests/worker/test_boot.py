@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,59 +19,7 @@ import pytest
 from ccrelay_worker.boot import main
 from ccrelay_worker.settings import WorkerSettings
 from tests.conftest import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-FAKE_ENGINE = f"{shlex.quote(sys.executable)} -m tests.worker.fake_ollama"
-MODEL = "qwen3-coder:30b"
-
-
-def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A clean environment for one worker on the shared volume ``tmp_path / 'volume'``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CCRELAY_", "OLLAMA_", "RUNPOD_", "FAKE_OLLAMA_"))
-    }
-    volume = tmp_path / "volume"
-    volume.mkdir(exist_ok=True)
-    env.update(
-        {
-            "CCRELAY_VOLUME_ROOT": str(volume),
-            "OLLAMA_MODELS": str(volume / "ollama"),
-            "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
-            "CCRELAY_OLLAMA_COMMAND": FAKE_ENGINE,
-            "CCRELAY_MODEL": MODEL,
-            "CCRELAY_PULL_LOG_INTERVAL": "0",
-            "CCRELAY_OLLAMA_READY_TIMEOUT": "20",
-            "CCRELAY_OLLAMA_STOP_GRACE": "5",
-            "FAKE_OLLAMA_PULL_LOG": str(tmp_path / "pulls.log"),
-            "CCRELAY_STATE_DIR": str(tmp_path / "state"),
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def start_worker(env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ccrelay_worker", *args],
-        cwd=REPO,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run_worker(env: Mapping[str, str], *args: str, timeout: float = 30) -> tuple[int, str]:
-    process = start_worker(env, *args)
-    _, err = process.communicate(timeout=timeout)
-    return process.returncode, err
-
-
-def pulls(tmp_path: Path) -> list[str]:
-    log = tmp_path / "pulls.log"
-    return log.read_text().splitlines() if log.exists() else []
+from tests.worker.worker_process import MODEL, REPO, pulls, run_worker, start_worker, worker_env
 
 
 def test_first_boot_pulls_and_a_restart_pulls_nothing(tmp_path: Path) -> None:
@@ -148,27 +96,6 @@ def test_a_missing_engine_binary_is_named(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "'no-such-ollama-binary' was not found" in err
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_during_the_boot_is_forwarded_to_the_engine(
-    tmp_path: Path, signum: signal.Signals
-) -> None:
-    env = worker_env(
-        tmp_path,
-        FAKE_OLLAMA_PULL_DELAY="0.5",  # a pull of several seconds
-        FAKE_OLLAMA_SIGNAL_LOG=str(tmp_path / "signals.log"),
-    )
-    process = start_worker(env, "--prepare")
-    deadline = time.monotonic() + 20
-    while not pulls(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pulls(tmp_path), "the pull never started"
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=20)
-    assert process.returncode == 128 + signum
-    assert (tmp_path / "signals.log").read_text().split() == [signum.name]
-    assert f"received {signum.name}; forwarding it to the engine" in err
 
 
 def test_bad_settings_exit_2(tmp_path: Path) -> None:
@@ -249,7 +176,7 @@ def test_http_mode_serves_health_and_stops_the_engine_on_sigterm(tmp_path: Path)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err
+    assert process.returncode == 143, err  # one exit code for SIGTERM in both modes
     assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"]
 
 
@@ -302,3 +229,104 @@ def test_a_key_or_the_explicit_opt_out_lets_it_start(
     opted_out = "CCRELAY_WORKER_API_KEY" not in extra_env
     assert ("WITHOUT authentication" in caplog.text) is opted_out
     assert "k" * 32 not in caplog.text
+
+
+# -- boots that fail loudly (issue 16) --------------------------------------------------------
+
+
+def _without_volume(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The image's defaults with nothing mounted at the volume root."""
+    return worker_env(
+        tmp_path,
+        CCRELAY_VOLUME_ROOT=str(tmp_path / "runpod-volume"),  # never created
+        OLLAMA_MODELS=str(tmp_path / "runpod-volume" / "ollama"),
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("marker", ["RUNPOD_POD_ID", "RUNPOD_ENDPOINT_ID"])
+def test_on_runpod_a_missing_volume_is_fatal(tmp_path: Path, marker: str) -> None:
+    code, err = run_worker(_without_volume(tmp_path, **{marker: "abc123"}))
+    assert code == 2, err
+    assert "no network volume is mounted at" in err
+    assert "CCRELAY_ALLOW_NO_VOLUME=true" in err and "network_volume" in err
+    assert pulls(tmp_path) == [], "refused before a 19 GB pull"
+    assert "Traceback" not in err
+
+
+def test_a_volume_less_worker_boots_when_the_setting_allows_it(tmp_path: Path) -> None:
+    env = _without_volume(tmp_path, RUNPOD_POD_ID="abc123", CCRELAY_ALLOW_NO_VOLUME="true")
+    code, err = run_worker(env, "--prepare")
+    assert code == 0, err
+    assert "is not on a mounted network volume" in err
+    assert len(pulls(tmp_path)) == 1
+
+
+def test_off_runpod_a_missing_volume_is_a_warning(tmp_path: Path) -> None:
+    code, err = run_worker(_without_volume(tmp_path), "--prepare")
+    assert code == 0, err
+    assert "is not on a mounted network volume" in err
+
+
+def _mount_namespace() -> str | None:
+    """Why a private mount namespace cannot be made here, or None (unshare -rm works)."""
+    if not shutil.which("unshare"):
+        return "no unshare(1) on this machine"
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o ro tmpfs /mnt"],
+        capture_output=True,
+        text=True,
+    )
+    return None if probe.returncode == 0 else f"unshare -rm refused: {probe.stderr.strip()}"
+
+
+_NO_NAMESPACE = _mount_namespace()
+
+
+@pytest.mark.skipif(_NO_NAMESPACE is not None, reason=f"needs a mount namespace: {_NO_NAMESPACE}")
+@pytest.mark.parametrize(
+    ("volume", "reason"),
+    [
+        # a read-only volume: the kernel answers EROFS, even to root
+        ("mount -t tmpfs -o ro tmpfs {dir}", "Read-only file system"),
+        # a full one: 64 KiB, all taken
+        (
+            "mount -t tmpfs -o size=64k tmpfs {dir} && "
+            "dd if=/dev/zero of={dir}/filler bs=4096 count=64 2>/dev/null; true",
+            "No space left on device",
+        ),
+    ],
+    ids=["read-only", "full"],
+)
+def test_a_volume_that_refuses_writes_is_one_line_and_exit_1(
+    tmp_path: Path, volume: str, reason: str
+) -> None:
+    """Before: a raw OSError traceback about .ccrelay-pull.lock."""
+    store = tmp_path / "volume"  # worker_env's volume root: the mount point
+    env = worker_env(tmp_path, OLLAMA_MODELS=str(store))
+    mount = volume.format(dir=shlex.quote(str(store)))
+    command = [sys.executable, "-m", "ccrelay_worker", "--prepare"]
+    script = f"{mount} && exec {shlex.join(command)}"
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    err = result.stderr
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if "worker boot failed" in line]
+    assert f"the model is missing and {store} cannot be written ({reason})" in line
+    assert "attach a writable network volume" in line
+
+
+def test_an_engine_that_dies_during_the_pull_is_named(tmp_path: Path) -> None:
+    """Before: 'pulling model ... failed ... check the model name and the internet access'."""
+    code, err = run_worker(worker_env(tmp_path, FAKE_OLLAMA_FAIL_PULL="engine-dies"), "--prepare")
+    assert code == 1, err
+    assert "exited with signal SIGKILL while the boot used model 'qwen3-coder:30b'" in err
+    assert "Check the model name" not in err
+    assert not (tmp_path / "volume" / "ollama" / ".ccrelay-pull.lease").exists(), "lock released"

@@ -89,3 +89,34 @@ def test_model_names_without_a_tag_mean_latest() -> None:
     assert normalize_model_name("qwen3-coder") == "qwen3-coder:latest"
     assert normalize_model_name("qwen3-coder:30b") == "qwen3-coder:30b"
     assert normalize_model_name("registry:5000/team/model") == "registry:5000/team/model:latest"
+
+
+def test_the_default_volume_root_counts_only_when_something_is_mounted_there(
+    tmp_path: Path,
+) -> None:
+    """A first boot without a volume creates /runpod-volume/ollama on the container disk; a
+    restart of that container must not take the directory for a volume."""
+    from ccrelay_worker.settings import _volume_mounted
+
+    plain = tmp_path / "runpod-volume"
+    plain.mkdir()
+    assert not _volume_mounted(plain, explicit=False)
+    assert _volume_mounted(plain, explicit=True), "a root the user names is taken at its word"
+    assert _volume_mounted(Path("/"), explicit=False), "a mount point counts"
+    assert not _volume_mounted(tmp_path / "absent", explicit=True)
+
+
+def test_runpod_is_recognised_by_the_variables_it_sets(tmp_path: Path) -> None:
+    base = {"CCRELAY_VOLUME_ROOT": str(tmp_path / "absent"), "OLLAMA_MODELS": str(tmp_path / "m")}
+    off = WorkerSettings.from_env(base)
+    assert not off.on_runpod and off.volume_refusal(base) is None
+    on = WorkerSettings.from_env({**base, "RUNPOD_WEBHOOK_GET_JOB": "https://api.runpod.ai/x"})
+    refusal = on.volume_refusal(base)
+    assert on.on_runpod and refusal is not None
+    assert str(tmp_path / "m") in refusal and "CCRELAY_ALLOW_NO_VOLUME" in refusal
+    allowed = WorkerSettings.from_env(
+        {**base, "RUNPOD_POD_ID": "abc", "CCRELAY_ALLOW_NO_VOLUME": "yes"}
+    )
+    assert allowed.volume_refusal(base) is None
+    with pytest.raises(WorkerConfigError, match="CCRELAY_ALLOW_NO_VOLUME"):
+        WorkerSettings.from_env({**base, "CCRELAY_ALLOW_NO_VOLUME": "maybe"})

@@ -9,11 +9,16 @@
 5. serve: the runpod SDK loop (``runpod.serverless.start``) with the handler, or with ``--http``
    the OpenAI-compatible HTTP server (``ccrelay_worker.http_server.run``). Both are imported lazily.
 
-SIGTERM / SIGINT during the boot are forwarded to the child, which is stopped before the worker
-exits (128 + signal number). While serving, the runpod SDK (or the HTTP server) installs its own
-handlers to drain in-flight jobs; the child is stopped after the serving loop returns, and at
-interpreter exit. A watcher thread exits the worker non-zero if Ollama dies while serving, so the
-platform replaces it instead of keeping a worker that fails every job.
+On RunPod a models directory that is not on a mounted network volume is refused (exit 2)
+unless ``CCRELAY_ALLOW_NO_VOLUME`` says so: such a worker would pull ~19 GB onto its container
+disk on every cold start.
+
+Stop signals have one owner for the worker's whole life (:mod:`ccrelay_worker.stop_signals`):
+during the boot they cancel it, so the pull lease is given back; the HTTP server drains; the
+serverless loop stops at once. Ollama gets the same signal, and every way out by signal n exits
+128 + n. Ollama and the embedded Redis die with the worker even when it is SIGKILLed
+(:mod:`ccrelay_handler.tied_child`). A watcher thread exits the worker non-zero if Ollama dies
+while serving, so the platform replaces it instead of keeping a worker that fails every job.
 """
 
 from __future__ import annotations
@@ -21,23 +26,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import aiohttp
 
-from ccrelay_worker.errors import WorkerConfigError, WorkerError
+from ccrelay_worker.errors import OllamaAPIError, WorkerConfigError, WorkerError
 from ccrelay_worker.model_store import EnsureResult, ensure_model
 from ccrelay_worker.ollama_api import OllamaClient
 from ccrelay_worker.ollama_process import EngineWatcher, OllamaProcess, default_exit
 from ccrelay_worker.pull_lock import PullLock
 from ccrelay_worker.settings import WorkerSettings, http_exposure, is_loopback
+from ccrelay_worker.stop_signals import StopRequested, StopSignals
 
 __all__ = ["BootReport", "boot", "build_parser", "handler_environment", "handler_serve", "main"]
 
@@ -54,14 +60,35 @@ class BootReport:
     warmed: bool
 
 
-async def boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
-    """Steps 1-4: the engine is running, answering, has the model and has it loaded."""
+async def boot(
+    settings: WorkerSettings, engine: OllamaProcess, signals: StopSignals | None = None
+) -> BootReport:
+    """Steps 1-4: the engine is running, answering, has the model and has it loaded.
+
+    A stop signal cancels this coroutine at its next ``await``: the pull lock's ``async with``
+    then gives the lease back, so a replacement worker on another host need not wait for it
+    to go stale.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+
+    def cancel(_signum: int, first: bool) -> None:
+        if first:
+            task.cancel("stop signal")
+
+    loop = asyncio.get_running_loop()
+    with signals.listen(loop, cancel) if signals is not None else contextlib.nullcontext():
+        return await _boot(settings, engine)
+
+
+async def _boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
     if not settings.models_on_volume:
         log.warning(
             "models dir %s is not on a mounted network volume: the model is pulled into this "
             "container's disk and again on every cold start; attach a network volume "
-            "(mounted at /runpod-volume) to pull it once",
+            "(mounted at %s) to pull it once",
             settings.models_dir,
+            settings.volume_root,
         )
     try:
         settings.models_dir.mkdir(parents=True, exist_ok=True)
@@ -80,15 +107,24 @@ async def boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
             timeout=settings.pull_lock_timeout_s,
             stale_after=settings.pull_lock_stale_s,
         )
-        result = await ensure_model(
-            client, settings.model, lock, progress_interval=settings.pull_log_interval_s
-        )
-        if settings.warm:
-            log.info("loading %s into memory (keep_alive=%s)", settings.model, settings.keep_alive)
-            await client.warm(
-                settings.model, keep_alive=settings.keep_alive, load_within=settings.warm_timeout_s
+        try:
+            result = await ensure_model(
+                client, settings.model, lock, progress_interval=settings.pull_log_interval_s
             )
-            log.info("model %s is loaded", settings.model)
+            if settings.warm:
+                log.info(
+                    "loading %s into memory (keep_alive=%s)", settings.model, settings.keep_alive
+                )
+                await client.warm(
+                    settings.model,
+                    keep_alive=settings.keep_alive,
+                    load_within=settings.warm_timeout_s,
+                )
+                log.info("model %s is loaded", settings.model)
+        except OllamaAPIError:
+            # a broken stream is what a dead engine looks like from here: say which it was
+            await engine.raise_if_exited_soon(f"while the boot used model {settings.model!r}")
+            raise
     return BootReport(ollama_version=version, model=result, warmed=settings.warm)
 
 
@@ -163,9 +199,15 @@ def main(
                 settings.http_host,
             )
 
+    volume_refusal = settings.volume_refusal(env)
+    if volume_refusal is not None:
+        log.error("%s", volume_refusal)
+        return 2
+
+    signals = StopSignals()
     if serve is None and not args.prepare:
         try:  # before the boot: a typo in the handler's settings must not cost a 19 GB pull
-            serve = handler_serve(handler_environment(settings, env))
+            serve = handler_serve(handler_environment(settings, env), signals)
         except ValueError as exc:  # handler.errors.SettingsError
             log.error("bad handler settings: %s", exc)
             return 2
@@ -176,15 +218,32 @@ def main(
         host=settings.ollama_host,
         port=settings.ollama_port,
     )
-    stop_engine = _stopper(engine, settings.stop_grace_s)
-    previous = _forward_signals(engine, settings.stop_grace_s, exit_process)
+
+    def stop_engine() -> None:
+        engine.stop(settings.stop_grace_s, signum=signals.signum or signal.SIGTERM)
+
+    def stop_now(signum: int, _first: bool) -> None:  # serverless serving: nothing else to drain
+        stop_engine()
+        exit_process(128 + signum)
+
+    signals.install()
     atexit.register(stop_engine)
     try:
         try:
-            report = asyncio.run(boot(settings, engine))
+            report = asyncio.run(boot(settings, engine, signals))
         except WorkerError as exc:
             log.error("worker boot failed: %s", exc)
             return 1
+        except OSError as exc:  # a filesystem refusal nobody wrapped: still one line
+            where = f" {exc.filename}" if exc.filename else ""
+            log.error("worker boot failed: %s%s", exc.strerror or "the system refused", where)
+            return 1
+        except asyncio.CancelledError:
+            if signals.exit_code is None:
+                raise
+            return signals.exit_code
+        if signals.exit_code is not None:
+            return signals.exit_code
         log.info(
             "worker ready: Ollama %s, model %s (%s)",
             report.ollama_version or "?",
@@ -196,11 +255,16 @@ def main(
             return 0
         watcher = EngineWatcher(engine, on_crash=lambda _code: exit_process(1))
         watcher.start()
+        if settings.mode == "serverless":
+            signals.immediate = stop_now
         serve(settings, handler_environment(settings, env))
-        return 0
+        return signals.exit_code or 0
+    except StopRequested as stop:
+        return 128 + stop.signum
     finally:
+        signals.immediate = None
         stop_engine()
-        _restore_signals(previous)
+        signals.restore()
         atexit.unregister(stop_engine)
 
 
@@ -216,7 +280,7 @@ def handler_environment(settings: WorkerSettings, environ: Mapping[str, str]) ->
     return env
 
 
-def handler_serve(handler_env: Mapping[str, str]) -> Serve:
+def handler_serve(handler_env: Mapping[str, str], signals: StopSignals | None = None) -> Serve:
     """Step 5, with the handler's settings read now (raises ValueError when they are wrong).
 
     Imported here, not at module import: the boot itself needs neither the handler nor the
@@ -230,7 +294,13 @@ def handler_serve(handler_env: Mapping[str, str]) -> Serve:
         if settings.mode == "http":
             from ccrelay_worker import http_server
 
-            http_server.run(settings.http_host, settings.http_port, handler_settings)
+            http_server.run(
+                settings.http_host,
+                settings.http_port,
+                handler_settings,
+                signals=signals,
+                drain_s=settings.http_drain_s,
+            )
             return
         from ccrelay_handler.runpod_handler import start
 
@@ -238,40 +308,6 @@ def handler_serve(handler_env: Mapping[str, str]) -> Serve:
         start(handler_settings)
 
     return serve
-
-
-def _stopper(engine: OllamaProcess, grace: float) -> Callable[[], None]:
-    def stop() -> None:
-        engine.stop(grace)
-
-    return stop
-
-
-_FORWARDED = (signal.SIGTERM, signal.SIGINT)
-
-
-def _forward_signals(
-    engine: OllamaProcess, grace: float, exit_process: ExitProcess
-) -> dict[int, Any]:
-    """SIGTERM / SIGINT: pass the same signal to the child, wait for it, exit 128 + signum."""
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        log.warning("received %s; forwarding it to the engine", signal.Signals(signum).name)
-        engine.stop(grace, signum=signum)
-        exit_process(128 + signum)
-
-    previous: dict[int, Any] = {}
-    for signum in _FORWARDED:
-        try:
-            previous[signum] = signal.signal(signum, forward)
-        except ValueError:  # not the main thread: leave signals alone
-            break
-    return previous
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def configure_logging(environ: Mapping[str, str]) -> None:

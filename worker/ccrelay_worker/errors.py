@@ -12,7 +12,8 @@ echoes inputs) is never shown.
     ├── OllamaAPIError                      Ollama answered with an error or could not be reached
     │   ├── ModelPullError                  POST /api/pull failed or ended without "success"
     │   └── ModelWarmError                  POST /api/generate (loading the model) failed
-    └── PullLockTimeout (TimeoutError)      another worker held the pull lock past the deadline
+    ├── PullLockTimeout (TimeoutError)      another worker held the pull lock past the deadline
+    └── ModelStoreNotWritable               the model is missing and the volume refuses writes
 
 Retry decisions look at ``retryable`` (a class attribute), never at message strings.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "EngineNotReadyError",
     "EngineStartError",
     "ModelPullError",
+    "ModelStoreNotWritable",
     "ModelWarmError",
     "OllamaAPIError",
     "PullLockTimeout",
@@ -105,3 +107,16 @@ class ModelWarmError(OllamaAPIError):
 
 class PullLockTimeout(WorkerError, TimeoutError):
     """Another worker held the volume's pull lock for longer than the configured wait."""
+
+
+class ModelStoreNotWritable(WorkerError):
+    """The model must be pulled, but the models directory refuses writes (read-only, full)."""
+
+    def __init__(self, directory: str, reason: str) -> None:
+        self.directory = directory
+        self.reason = reason
+        super().__init__(
+            f"the model is missing and {directory} cannot be written ({reason}); attach a "
+            "writable network volume with room for the model (about 19 GB for qwen3-coder:30b), "
+            "or seed it once with `python -m ccrelay_worker --prepare` where it can be written"
+        )

@@ -19,6 +19,8 @@ nothing partial is cached.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -34,6 +36,7 @@ from ccrelay_handler.request import parse_chat_request
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+from ccrelay_worker.stop_signals import StopSignals
 
 __all__ = ["SERVICE", "build_app", "run"]
 
@@ -165,20 +168,61 @@ def build_app(service: ChatService, api_key: SecretStr | str | None = None) -> w
     return app
 
 
-def run(host: str, port: int, settings: HandlerSettings) -> None:
-    """Serve the HTTP mode until interrupted (blocking). The worker's boot calls this."""
+def run(
+    host: str,
+    port: int,
+    settings: HandlerSettings,
+    *,
+    signals: StopSignals | None = None,
+    drain_s: float = 30.0,
+) -> None:
+    """Serve the HTTP mode until a stop signal (blocking). The worker's boot calls this.
 
-    async def make_app() -> web.Application:
-        service = ChatService(settings)  # created inside the server's event loop
-        app = build_app(service, settings.worker_api_key)
-
-        async def close_service(_: web.Application) -> None:
-            await service.aclose()
-
-        app.on_cleanup.append(close_service)
-        return app
-
+    Not ``web.run_app``: it installs its own signal handlers and, when it returns, restores the
+    default ones, so a second SIGTERM during the shutdown would kill the worker before it stops
+    Ollama. Here the worker's :class:`StopSignals` stays in charge: the first signal stops
+    accepting and gives in-flight requests ``drain_s`` seconds; a second one ends them now.
+    """
     logger.info(
         "HTTP mode on %s:%d (auth %s)", host, port, "on" if settings.worker_api_key else "off"
     )
-    web.run_app(make_app(), host=host, port=port, print=None, access_log=None)
+    if signals is not None:
+        asyncio.run(_serve(host, port, settings, signals, drain_s))
+        return
+    own = StopSignals()  # run on its own (not from the boot): it owns the signals meanwhile
+    own.install()
+    try:
+        asyncio.run(_serve(host, port, settings, own, drain_s))
+    finally:
+        own.restore()
+
+
+async def _serve(
+    host: str, port: int, settings: HandlerSettings, signals: StopSignals, drain_s: float
+) -> None:
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal(_signum: int, first: bool) -> None:
+        (stop if first else hurry).set()
+
+    with signals.listen(asyncio.get_running_loop(), on_signal):
+        service = ChatService(settings)  # created inside the server's event loop
+        app = build_app(service, settings.worker_api_key)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=drain_s)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            await stop.wait()
+            logger.info("stopping: no new requests; in-flight ones get up to %g s", drain_s)
+            cleanup = asyncio.ensure_future(runner.cleanup())
+            hurried = asyncio.ensure_future(hurry.wait())
+            await asyncio.wait({cleanup, hurried}, return_when=asyncio.FIRST_COMPLETED)
+            hurried.cancel()
+            if not cleanup.done():
+                logger.warning("ending the requests still in flight now")
+                cleanup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup
+        finally:
+            await service.aclose()

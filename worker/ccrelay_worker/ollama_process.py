@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from ccrelay_handler.tied_child import start_tied_child
 from ccrelay_worker.errors import (
     EngineExitedError,
     EngineNotReadyError,
@@ -74,7 +75,7 @@ class OllamaProcess:
             "starting engine: %s (listening on %s:%d)", " ".join(self.command), self.host, self.port
         )
         try:
-            self.process = subprocess.Popen(list(self.command), env=self.env)
+            self.process = start_tied_child(self.command, env=self.env)
         except FileNotFoundError:
             raise EngineStartError(
                 f"cannot start the engine: {self.command[0]!r} was not found; install Ollama in "
@@ -128,6 +129,23 @@ class OllamaProcess:
                 "OLLAMA_MODELS directory are the usual causes)",
                 code,
             )
+
+    async def raise_if_exited_soon(self, when: str, within: float = 2.0) -> None:
+        """After a broken connection: if the engine died (it may take a moment to be reaped),
+        raise EngineExitedError with its exit status instead of blaming the model or network."""
+        deadline = time.monotonic() + within
+        while self.process is not None:
+            code = self.returncode()
+            if code is not None and not self.stopping:
+                raise EngineExitedError(
+                    f"the engine `{' '.join(self.command)}` exited with {_describe_exit(code)} "
+                    f"{when}; read the engine's log lines above (out of GPU or host memory, a "
+                    "full or vanished volume are the usual causes), then restart the worker",
+                    code,
+                )
+            if code is not None or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.05)
 
     def send_signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ccrelay_worker.errors import PullLockTimeout
+from ccrelay_worker.errors import ModelStoreNotWritable, PullLockTimeout
 
 __all__ = ["LEASE_NAME", "LOCK_NAME", "PullLock"]
 
@@ -96,13 +96,23 @@ class PullLock:
         await self.release()
 
     async def acquire(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Take the lock; ModelStoreNotWritable when the directory refuses the lock files."""
         started = self._clock()
         deadline = started + self.timeout
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ModelStoreNotWritable(str(self.directory), _reason(exc)) from None
         try:
             await self._acquire_flock(fd, started, deadline)
             await self._acquire_lease(started, deadline)
+        except PullLockTimeout:  # a TimeoutError, hence an OSError: not the filesystem's fault
+            _unlock_and_close(fd)
+            raise
+        except OSError as exc:
+            _unlock_and_close(fd)
+            raise ModelStoreNotWritable(str(self.directory), _reason(exc)) from None
         except BaseException:
             _unlock_and_close(fd)
             raise
@@ -188,7 +198,12 @@ class PullLock:
             "token": self._token,
         }
         temp = self.directory / f"{LEASE_NAME}.{self._token}.tmp"
-        temp.write_text(json.dumps(record))
+        try:
+            temp.write_text(json.dumps(record))
+        except OSError:
+            with contextlib.suppress(OSError):
+                temp.unlink()  # a full disk leaves an empty file behind
+            raise
         try:
             os.link(temp, self.lease_path)  # atomic, and fails when a lease exists
         except FileExistsError:
@@ -238,6 +253,10 @@ class PullLock:
             await asyncio.sleep(interval)  # real time: other hosts judge the lease by its mtime
             with contextlib.suppress(OSError):
                 os.utime(self.lease_path)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, "refused")
 
 
 def _read_lease(path: Path) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ value raises :class:`worker.errors.WorkerConfigError` naming the variable and th
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,10 @@ __all__ = [
 DEFAULT_MODEL = "qwen3-coder:30b"
 DEFAULT_VOLUME_ROOT = "/runpod-volume"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# RunPod sets these in every serverless worker and pod; the runpod SDK reads them
+# (runpod-python 1.12: serverless/modules/worker_state.py reads RUNPOD_POD_ID,
+# rp_job.py RUNPOD_WEBHOOK_GET_JOB, rp_fastapi.py and rp_logger.py RUNPOD_ENDPOINT_ID).
+RUNPOD_MARKERS = ("RUNPOD_POD_ID", "RUNPOD_ENDPOINT_ID", "RUNPOD_WEBHOOK_GET_JOB")
 
 
 def normalize_model_name(name: str) -> str:
@@ -45,6 +50,9 @@ class WorkerSettings(BaseModel):
     model: str = DEFAULT_MODEL
     models_dir: Path
     models_on_volume: bool = Field(description="the models dir is on a mounted network volume")
+    volume_root: Path = Path(DEFAULT_VOLUME_ROOT)
+    on_runpod: bool = Field(False, description="RunPod started this worker (its env vars are set)")
+    allow_no_volume: bool = False
     ollama_host: str = "127.0.0.1"
     ollama_port: int = Field(11434, ge=1, le=65535)
     engine_command: tuple[str, ...] = ("ollama", "serve")
@@ -59,6 +67,23 @@ class WorkerSettings(BaseModel):
     mode: Literal["serverless", "http"] = "serverless"
     http_host: str = "0.0.0.0"
     http_port: int = Field(8000, ge=1, le=65535)
+    http_drain_s: float = Field(30.0, ge=0)
+
+    def volume_refusal(self, environ: Mapping[str, str]) -> str | None:
+        """Why this worker must not boot without a volume, or None.
+
+        On RunPod, a worker whose models are not on a network volume pulls the whole model onto
+        its container disk (20 GB, wiped with the worker) on every cold start, and looks fine
+        while doing it; so that is refused unless the user says it is what they want.
+        """
+        if self.models_on_volume or not self.on_runpod or self.allow_no_volume:
+            return None
+        return (
+            f"no network volume is mounted at {self.volume_root}, so the model would be pulled "
+            f"into {self.models_dir} on the container disk on every cold start; attach a network "
+            "volume to the endpoint (serverless.yml `network_volume`), or set "
+            "CCRELAY_ALLOW_NO_VOLUME=true to run without one"
+        )
 
     @property
     def ollama_url(self) -> str:
@@ -92,7 +117,8 @@ class WorkerSettings(BaseModel):
         else:
             state = Path(environ.get("CCRELAY_STATE_DIR") or "~/.ccrelay").expanduser()
             models_dir = state / "ollama"
-        on_volume = volume_root.is_dir() and _is_relative_to(models_dir, volume_root)
+        mounted = _volume_mounted(volume_root, explicit=bool(environ.get("CCRELAY_VOLUME_ROOT")))
+        on_volume = mounted and _is_relative_to(models_dir, volume_root)
 
         host, port = _ollama_address(environ.get("OLLAMA_HOST"))
         command = _command(environ.get("CCRELAY_OLLAMA_COMMAND"))
@@ -105,6 +131,9 @@ class WorkerSettings(BaseModel):
             model=(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL).strip(),
             models_dir=models_dir,
             models_on_volume=on_volume,
+            volume_root=volume_root,
+            on_runpod=any(environ.get(name) for name in RUNPOD_MARKERS),
+            allow_no_volume=_flag(environ, "CCRELAY_ALLOW_NO_VOLUME", False),
             ollama_host=host,
             ollama_port=port,
             engine_command=command,
@@ -121,6 +150,7 @@ class WorkerSettings(BaseModel):
             mode=mode,
             http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
             http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
+            http_drain_s=_number(environ, "CCRELAY_HTTP_DRAIN", 30.0),
         )
 
 
@@ -150,6 +180,15 @@ def http_exposure(host: str, *, has_key: bool, allow_open: bool) -> str | None:
         "'Authorization: Bearer ...'), bind to 127.0.0.1 (--host), or, on a private network "
         "only, pass --allow-unauthenticated"
     )
+
+
+def _volume_mounted(root: Path, *, explicit: bool) -> bool:
+    """Is a volume there? The default root must be a mount point: a directory alone proves
+    nothing, since a first boot without a volume creates /runpod-volume/ollama on the
+    container disk. A root the user named (CCRELAY_VOLUME_ROOT) is taken at its word."""
+    if not root.is_dir():
+        return False
+    return explicit or os.path.ismount(root)
 
 
 def _is_relative_to(path: Path, root: Path) -> bool:
