@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -31,6 +31,14 @@ from ccrelay.events import RawEvent, encode_event
 from ccrelay.retry import RetryPolicy, Sleep
 from ccrelay_config.models import BackendSettings
 from ccrelay_wire import CACHE_VERDICTS
+
+
+@dataclass
+class RequestTally:
+    """What one client request spent across its backends: shared by every copy of its
+    `RequestOptions` (``dataclasses.replace`` keeps the same object), added to by retries."""
+
+    backoff_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class RequestOptions:
     """The request's estimated input tokens, computed once (by the router) and reused."""
     route: str = "default"
     """The routing rule that sent the request to this backend (`ccrelay.routing`)."""
+    tally: RequestTally = field(default_factory=RequestTally)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,39 @@ class Attempt:
     cache: str | None = None
     streamed: bool = False
     route: str = "default"
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """What the client got for one request, across retries and failover; no prompt text."""
+
+    request_id: str
+    requested_model: str | None
+    backend: str
+    """The backend that served it, or the last one tried ("" when none was)."""
+    backend_type: str
+    model: str
+    route: str
+    outcome: str
+    status: int | None
+    attempts: int
+    failovers: int
+    backoff_ms: float
+    latency_ms: float
+    ttfb_ms: float | None
+    streamed: bool
+    usage: Mapping[str, Any]
+    cache: str | None
+    conversation: str
+    """Which conversation it continues (session, model, tool and system sizes): what Anthropic's
+    prompt cache would have been keyed on, for the baseline estimate. Not the prompt itself."""
+
+
+@runtime_checkable
+class RequestObserver(Protocol):
+    def on_request(self, summary: RequestSummary) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -240,6 +282,7 @@ class Backend(ABC):
                 if delay is None:
                     exc.attempts = attempt
                     raise
+                options.tally.backoff_ms += delay * 1000
                 await self.retry.sleep(delay)
                 continue
             usage = response.get("usage") or {}
@@ -273,6 +316,7 @@ class Backend(ABC):
                 if delay is None:
                     exc.attempts = attempt
                     raise
+                options.tally.backoff_ms += delay * 1000
                 await self.retry.sleep(delay)
                 continue
             stream = EventStream(self, options, model, attempt, started, item, events)
@@ -319,6 +363,8 @@ class Backend(ABC):
                 cache=cache,
                 streamed=streamed,
                 route=options.route,
+                cache_read_tokens=usage.get("cache_read_input_tokens"),
+                cache_write_tokens=usage.get("cache_creation_input_tokens"),
             )
         )
 
@@ -351,20 +397,21 @@ class EventStream:
         self._rest = rest
         self.usage: dict[str, Any] = {}
         self.completed = False
-        self._on_end: Callable[[BaseException | None], None] | None = None
+        self._on_end: list[Callable[[BaseException | None], None]] = []
         self._ended = False
 
     def on_end(self, callback: Callable[[BaseException | None], None]) -> None:
         """Call `callback` once, when the stream is over: None when it completed, else the
-        error it broke with (an abandoned stream reports an `Unfinished`)."""
-        self._on_end = callback
+        error it broke with (an abandoned stream reports an `Unfinished`). Callbacks run in
+        the order they were added."""
+        self._on_end.append(callback)
 
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
             return
         self._ended = True
-        if self._on_end is not None:
-            self._on_end(error)
+        for callback in self._on_end:
+            callback(error)
 
     def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
         """The events as dicts (a passed-through event is parsed here)."""
@@ -405,19 +452,21 @@ class EventStream:
             error = exc
             raise
         finally:
-            self._end(error if error is not None or self.completed else Unfinished())
+            ending = error if error is not None or self.completed else Unfinished()
+            # the attempt's record first: the request's record (an on_end callback) sums it
             self._owner._observe(
                 self._options,
                 self.model,
                 self._attempt,
                 self._started,
-                error=error if error is not None or self.completed else Unfinished(),
+                error=ending,
                 usage=self.usage,
                 cache=self.cache,
                 status=200,  # the stream's headers came: whatever broke, broke after them
                 ttfb_ms=self._ttfb_ms,
                 streamed=True,
             )
+            self._end(ending)
 
     def _track(self, item: dict[str, Any] | RawEvent) -> None:
         if isinstance(item, RawEvent):

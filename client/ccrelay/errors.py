@@ -18,7 +18,7 @@ and the provider's own error text (scrubbed of the key before it is raised).
     │   └── PromptTooLong         400         caller     prompt_too_long  no backend's window fits it
     ├── UnknownBackendError       400         caller     unknown_backend
     ├── GatewayShuttingDown       529         gateway    shutdown
-    ├── StatsSourceError                      (latency records cannot be read; ccrelay.latency.stats)
+    ├── StatsSourceError                      (latency records cannot be read; ccrelay.latency.reading)
     └── BackendError              (backend: str; something went wrong talking to a backend)
         ├── TransportError        502         backend    retryable
         │   ├── BackendConnectError           backend    connect_failed   refused / DNS / TLS: nothing sent

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ccrelay.backend import AttemptObserver
+from ccrelay.backend import AttemptObserver, RequestObserver
 from ccrelay.factory import BackendFactory, load_client_config, new_session, proxy_configured
 from ccrelay.registry import BackendRegistry
 from ccrelay.retry import Sleep
@@ -46,7 +46,8 @@ class Runtime:
         )
         self.recorder: LatencyRecorder | None = None
         self._started = False
-        self.router = Router(self.factory, **({"clock": clock} if clock else {}))
+        requests = observer if isinstance(observer, RequestObserver) else None
+        self.router = Router(self.factory, observer=requests, **({"clock": clock} if clock else {}))
 
     @classmethod
     def from_environ(

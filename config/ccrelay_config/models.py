@@ -201,6 +201,12 @@ class CcrelayConfig(BaseModel):
         for name in [self.active, *self.fallback, *routed]:
             if name not in self.backends:
                 raise ValueError(f"backend {name!r} is not defined under backends")
+        for name in self.prices.backends:
+            if name not in self.backends:
+                raise ValueError(
+                    f"prices.backends names {name!r}, which is not defined under backends; "
+                    f"use one of: {', '.join(sorted(self.backends))}"
+                )
         return self
 
     def chain(self, first: str | None = None) -> list[str]:

@@ -8,11 +8,18 @@ Prices are list prices in USD per million tokens, keyed by model id or by an ``f
 3. ``default`` (free: an unknown model is taken to be self-hosted).
 
 "Most specific" is the pattern with the most literal (non-wildcard) characters; ties go to the
-first in table order. A self-hosted model costs 0 per token here; the hourly cost of a GPU is not
-spread over tokens (it does not depend on them, and scale-to-zero makes it a per-hour question).
+first in table order.
 
-``baseline`` names the Anthropic model whose price answers "what would these tokens have cost
-on Anthropic?"; :meth:`PriceTable.baseline_cost` prices tokens at it.
+Cost is looked up by backend first: ``backends.<name>`` may carry its own ``models`` table and
+``default`` (the same model id can cost differently through Cerebras, OpenRouter or your own
+GPU), and a ``gpu_usd_per_second`` for a self-hosted backend, charged for the seconds each
+attempt took (see docs/records.md for why that is an upper bound per request).
+
+``baseline`` names the Anthropic model used when the client asked for a model that is not a
+Claude model; otherwise the baseline is the Claude model the client asked for. Anthropic bills
+prompt caching apart from plain input: a 5-minute cache write at 1.25 times the input price, a
+cache read at 0.1 times (anthropic.com/pricing, "Prompt caching"); :class:`ModelPrice` takes
+those multipliers unless a price sets its own.
 """
 
 from __future__ import annotations
@@ -23,9 +30,21 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_BASELINE_MODEL", "DEFAULT_MODEL_PRICES", "ModelPrice", "PriceTable"]
+__all__ = [
+    "CACHE_READ_FACTOR",
+    "CACHE_WRITE_FACTOR",
+    "DEFAULT_BASELINE_MODEL",
+    "DEFAULT_MODEL_PRICES",
+    "BackendPrice",
+    "ModelPrice",
+    "PriceTable",
+]
 
 _WILDCARDS = frozenset("*?[]")
+CACHE_WRITE_FACTOR: Final = 1.25
+"""A 5-minute prompt-cache write, as a multiple of the input price (Anthropic's pricing)."""
+CACHE_READ_FACTOR: Final = 0.1
+"""A prompt-cache read, as a multiple of the input price (Anthropic's pricing)."""
 
 
 class ModelPrice(BaseModel):
@@ -35,9 +54,40 @@ class ModelPrice(BaseModel):
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    """Default: ``input_per_mtok`` times :data:`CACHE_WRITE_FACTOR`."""
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)
+    """Default: ``input_per_mtok`` times :data:`CACHE_READ_FACTOR`."""
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.input_per_mtok + tokens_out * self.output_per_mtok) / 1_000_000
+    def cost(
+        self, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0
+    ) -> float:
+        """``tokens_in`` is uncached input; cache reads and writes are priced apart."""
+        write = self.cache_write_per_mtok
+        read = self.cache_read_per_mtok
+        if write is None:
+            write = self.input_per_mtok * CACHE_WRITE_FACTOR
+        if read is None:
+            read = self.input_per_mtok * CACHE_READ_FACTOR
+        return (
+            tokens_in * self.input_per_mtok
+            + tokens_out * self.output_per_mtok
+            + cache_read * read
+            + cache_write * write
+        ) / 1_000_000
+
+
+class BackendPrice(BaseModel):
+    """What one configured backend charges: per model, and per GPU-second when self-hosted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, ModelPrice] = Field(default_factory=dict)
+    default: ModelPrice | None = None
+    """The price of a model ``models`` does not list (else the global tables decide)."""
+    gpu_usd_per_second: float = Field(default=0.0, ge=0)
+    """A self-hosted GPU's price per second (RunPod lists $/s per GPU type), charged for the
+    seconds each attempt took."""
 
 
 def _price(input_per_mtok: float, output_per_mtok: float) -> ModelPrice:
@@ -94,20 +144,58 @@ class PriceTable(BaseModel):
     overrides: dict[str, ModelPrice] = Field(default_factory=dict)
     default: ModelPrice = Field(default_factory=lambda: _price(0.0, 0.0))
     baseline: str = DEFAULT_BASELINE_MODEL
+    backends: dict[str, BackendPrice] = Field(default_factory=dict)
+    """Prices by configured backend name, looked up before the model tables."""
 
-    def price(self, model: str) -> ModelPrice:
-        """The price that applies to ``model``."""
+    def price(self, model: str, backend: str | None = None) -> ModelPrice:
+        """The price that applies to ``model`` served by ``backend``."""
         name = model.lower()
+        own = self.backends.get(backend) if backend is not None else None
+        if own is not None:
+            found = _lookup(own.models, name)
+            if found is not None:
+                return found
+            if own.default is not None:
+                return own.default
         for table in (self.overrides, self.models):
             found = _lookup(table, name)
             if found is not None:
                 return found
         return self.default
 
-    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
-        """Estimated cost in USD of ``tokens_in`` prompt and ``tokens_out`` completion tokens."""
-        return self.price(model).cost(tokens_in, tokens_out)
+    def cost(
+        self,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        backend: str | None = None,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        seconds: float = 0.0,
+    ) -> float:
+        """Estimated cost in USD: the tokens at ``backend``'s price for ``model``, plus its
+        GPU-seconds when it has a ``gpu_usd_per_second``."""
+        tokens = self.price(model, backend).cost(tokens_in, tokens_out, cache_read, cache_write)
+        own = self.backends.get(backend) if backend is not None else None
+        return tokens + (own.gpu_usd_per_second * seconds if own is not None else 0.0)
 
-    def baseline_cost(self, tokens_in: int, tokens_out: int) -> float:
-        """What the same tokens would have cost on the baseline Anthropic model."""
-        return self.cost(self.baseline, tokens_in, tokens_out)
+    def baseline_model(self, requested: str | None) -> str:
+        """The Claude model a request is compared with: the one asked for, if it is Claude."""
+        if requested and requested.lower().startswith("claude-"):
+            return requested
+        return self.baseline
+
+    def baseline_cost(
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        requested: str | None = None,
+        cache_read: int = 0,
+        cache_write: int = 0,
+    ) -> float:
+        """What Anthropic would have billed for the same tokens on the baseline model."""
+        return self.price(self.baseline_model(requested)).cost(
+            tokens_in, tokens_out, cache_read, cache_write
+        )

@@ -154,7 +154,12 @@ async def test_s3_down_then_back_loses_no_attempt_record(
             await runtime.aclose()  # flushes what is left, bounded
 
     stored = [r for rs in bucket_objects(s3_bucket.client, s3_bucket.name).values() for r in rs]
-    outcomes = Counter((r.outcome, r.attempt, r.streamed) for r in stored)
+    requests = Counter((r.outcome, r.attempts, r.streamed) for r in stored if r.kind == "request")
+    assert requests == Counter(
+        {("overloaded", 2, False): 1, ("rate_limited", 2, False): 1, ("ok", 1, False): 1}
+        | {("ok", 1, True): 1}
+    )
+    outcomes = Counter((r.outcome, r.attempt, r.streamed) for r in stored if r.kind == "attempt")
     assert outcomes == Counter(
         {
             ("overloaded", 1, False): 1,

@@ -1,9 +1,11 @@
-"""`ccrelay stats [--since 24h] [--source local|s3] [--json]`: latency, errors and cost per backend.
+"""`ccrelay stats [--since 24h] [--source local|s3] [--json] [--html FILE]`.
 
-Reads the latency records (local JSONL day files, or the S3 partitions of the window) and prints
-one line per (backend, model): calls, error rate, p50/p95/p99 latency, p50 time to first byte,
-cache hit rate, tokens, estimated cost and the estimated saving versus the baseline Anthropic
-model. Percentiles are linear interpolation (see `client.latency.stats`).
+Reads the latency records (local JSONL day files, or the S3 partitions of the window), streaming,
+and prints two tables per (backend, model): requests (what the client got: error rate, total
+latency and TTFB percentiles, attempts, failovers, backoff, cost against the Anthropic baseline)
+and attempts (each try at a backend), then the saving, its monthly projection and what it
+assumed. ``--html FILE`` also writes a self-contained page with charts over time.
+Percentiles are linear interpolation (see `ccrelay.latency.stats`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["parse_since", "register", "run", "run_stats"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_SINCE = timedelta(days=3660)
+"""Ten years: the records' partitions are dated, and a window must start after year 1."""
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 Source = Literal["local", "s3"]
@@ -41,6 +45,10 @@ def parse_since(text: str) -> timedelta:
     seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be more than zero")
+    if seconds > MAX_SINCE.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: at most {MAX_SINCE.days}d (ten years) back"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -60,6 +68,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="local JSONL files (default) or the configured S3 bucket",
     )
     parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML report with charts over time to FILE",
+    )
     parser.set_defaults(run=run)
 
 
@@ -76,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
     telemetry: TelemetrySettings = getattr(args, "telemetry", None) or config.telemetry
     prices: PriceTable = getattr(args, "prices", None) or config.prices
     return run_stats(
-        telemetry.resolved(environ()), prices, args.since, args.source, args.as_json, sys.stdout
+        telemetry.resolved(environ()),
+        prices,
+        args.since,
+        args.source,
+        args.as_json,
+        sys.stdout,
+        html=getattr(args, "html", None),
     )
 
 
@@ -90,43 +109,55 @@ def run_stats(
     *,
     err: TextIO | None = None,
     now: datetime | None = None,
+    html: str | None = None,
 ) -> int:
     """Print the summary of the records of the last ``since``; returns the exit code.
 
-    ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`).
+    ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`). ``prices`` is not
+    used to re-price: each record carries the cost and baseline estimated when it was written.
     """
-    from ccrelay.latency.stats import (
-        StatsSourceError,
-        compute_stats,
-        read_local_records,
-        read_s3_records,
-        render_table,
-        report_json,
-    )
+    from ccrelay.latency.reading import RecordLines, StatsSourceError, local_lines, s3_lines
+    from ccrelay.latency.stats import StatsBuilder
+    from ccrelay.latency.stats_text import render_table, report_json
 
+    del prices
     err = err or sys.stderr
     until = now or datetime.now(UTC)
     start = until - since
-    try:
-        if source == "s3":
-            if settings.s3 is None:
-                print("ccrelay: no S3 bucket configured (telemetry.s3)", file=err)
-                return EXIT_USAGE
-            records = read_s3_records(settings.s3, start, until)
-            where = f"s3://{settings.s3.bucket}/{settings.s3.prefix.strip('/')}/"
-        elif source == "local":
-            if settings.jsonl_dir is None:
-                print("ccrelay: telemetry settings not resolved (jsonl_dir unset)", file=err)
-                return EXIT_USAGE
-            records = read_local_records(settings.jsonl_dir, start, until)
-            where = f"{settings.jsonl_dir} (local JSONL)"
-        else:
-            print(f"ccrelay: unknown source {source!r}: use local or s3", file=err)
+    if source == "s3":
+        if settings.s3 is None:
+            print("ccrelay: no S3 bucket configured (telemetry.s3)", file=err)
             return EXIT_USAGE
+        lines = s3_lines(settings.s3, start, until)
+        where = f"s3://{settings.s3.bucket}/{settings.s3.prefix.strip('/')}/"
+    elif source == "local":
+        if settings.jsonl_dir is None:
+            print("ccrelay: telemetry settings not resolved (jsonl_dir unset)", file=err)
+            return EXIT_USAGE
+        lines = local_lines(settings.jsonl_dir, start, until)
+        where = f"{settings.jsonl_dir} (local JSONL)"
+    else:
+        print(f"ccrelay: unknown source {source!r}: use local or s3", file=err)
+        return EXIT_USAGE
+    records = RecordLines(lines, start, until)
+    builder = StatsBuilder(start, until, series=html is not None)
+    try:
+        for record in records:
+            builder.add(record)
     except StatsSourceError as exc:
         print(f"ccrelay: error: {exc.message}", file=err)
         return EXIT_BACKEND
-    print(f"ccrelay: read {len(records)} records from {where}", file=err)
-    report = compute_stats(records, prices, since=start, until=until)
+    print(f"ccrelay: read {records.read} records from {where}", file=err)
+    report = builder.report(records.skipped)
     out.write(report_json(report) + "\n" if as_json else render_table(report))
+    if html is not None:
+        from ccrelay.latency.stats_html import render_html
+
+        try:
+            with open(html, "w", encoding="utf-8") as handle:
+                handle.write(render_html(report))
+        except OSError as exc:
+            print(f"ccrelay: cannot write {html}: {exc.strerror or exc}", file=err)
+            return EXIT_USAGE
+        print(f"ccrelay: wrote the HTML report to {html}", file=err)
     return EXIT_OK

@@ -1,7 +1,8 @@
-"""Latency records: one per backend attempt, to a log line, local JSONL files and S3.
+"""Latency records: one per backend attempt and one per client request, to a log line, local
+JSONL files and S3 (schema: docs/records.md).
 
-Backends call :meth:`LatencyRecorder.record` (or time an attempt with
-:meth:`LatencyRecorder.attempt`); ``ccrelay stats`` reads the records back.
+Backends report attempts to :meth:`LatencyRecorder.on_attempt`, the router requests to
+:meth:`LatencyRecorder.on_request`; ``ccrelay stats`` reads the records back.
 """
 
 from __future__ import annotations
@@ -11,20 +12,13 @@ from typing import TYPE_CHECKING
 from ccrelay_wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ccrelay.latency.reading import StatsSourceError, read_local_records, read_s3_records
     from ccrelay.latency.record import CacheStatus, LatencyRecord
     from ccrelay.latency.recorder import LatencyRecorder, build_sink
     from ccrelay.latency.s3 import S3Sink, make_s3_client
     from ccrelay.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink, format_human
-    from ccrelay.latency.stats import (
-        GroupStats,
-        StatsReport,
-        StatsSourceError,
-        compute_stats,
-        percentile,
-        read_local_records,
-        read_s3_records,
-        render_table,
-    )
+    from ccrelay.latency.stats import GroupStats, StatsReport, compute_stats, percentile
+    from ccrelay.latency.stats_text import render_table
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -39,16 +33,9 @@ __getattr__, __dir__ = lazy_exports(
             "RecordSink",
             "format_human",
         ),
-        "ccrelay.latency.stats": (
-            "GroupStats",
-            "StatsReport",
-            "StatsSourceError",
-            "compute_stats",
-            "percentile",
-            "read_local_records",
-            "read_s3_records",
-            "render_table",
-        ),
+        "ccrelay.latency.reading": ("StatsSourceError", "read_local_records", "read_s3_records"),
+        "ccrelay.latency.stats": ("GroupStats", "StatsReport", "compute_stats", "percentile"),
+        "ccrelay.latency.stats_text": ("render_table",),
     },
 )
 

@@ -1,11 +1,13 @@
-"""The facade the backends call: one :meth:`LatencyRecorder.record` per attempt."""
+"""The facade the backends and the router call: one record per attempt, one per request."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -17,9 +19,9 @@ from ccrelay_config.telemetry import TelemetrySettings
 from ccrelay_wire import CACHE_VERDICTS
 
 if TYPE_CHECKING:
-    from ccrelay.backend import Attempt
+    from ccrelay.backend import Attempt, RequestSummary
 
-__all__ = ["LatencyRecorder", "build_sink"]
+__all__ = ["LatencyRecorder", "PromptCacheEstimate", "build_sink"]
 
 _log = logging.getLogger("ccrelay.telemetry")
 
@@ -45,6 +47,39 @@ def build_sink(
     return MultiSink(sinks)
 
 
+class PromptCacheEstimate:
+    """How Anthropic's prompt cache would have split a request's prompt, had it gone there.
+
+    Claude Code marks its system prompt, tools and latest messages for caching, and a
+    conversation only grows between two requests; so on Anthropic the part of the prompt the
+    previous request of the same conversation already carried, if it came within the cache's
+    five minutes, is a cache read (0.1x the input price), and the rest is a cache write (1.25x).
+    A first request, or one after a pause or a compaction (a shorter prompt), writes it all.
+    Conversations are told apart by `ccrelay.router.conversation_key`; the memory is bounded.
+    """
+
+    TTL_S = 300.0
+    MAX_CONVERSATIONS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def split(self, conversation: str, prompt_tokens: int) -> tuple[int, int]:
+        """(cache read, cache write) tokens for a prompt of ``prompt_tokens``; remembers it."""
+        now = self._clock()
+        previous = self._last.pop(conversation, None)
+        read = 0
+        if previous is not None:
+            when, tokens = previous
+            if now - when <= self.TTL_S and tokens <= prompt_tokens:
+                read = tokens
+        self._last[conversation] = (now, prompt_tokens)
+        while len(self._last) > self.MAX_CONVERSATIONS:
+            self._last.popitem(last=False)
+        return read, prompt_tokens - read
+
+
 class LatencyRecorder:
     """Builds a :class:`LatencyRecord` per attempt, prices it, and hands it to the sink.
 
@@ -65,6 +100,8 @@ class LatencyRecorder:
         self.prices = prices
         self.now = now
         self.session = session
+        self.prompt_cache = PromptCacheEstimate()
+        self._spent: OrderedDict[str, float] = OrderedDict()  # request id -> its attempts' cost
 
     @classmethod
     def from_settings(
@@ -100,6 +137,8 @@ class LatencyRecorder:
         streamed: bool = False,
         started_at: datetime | None = None,
         route: str | None = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> LatencyRecord | None:
         """Record one attempt. ``outcome`` is ``"ok"`` or the error it ended with.
 
@@ -111,32 +150,105 @@ class LatencyRecorder:
             if status is None:
                 status = getattr(outcome, "upstream_status", None)
             outcome = type(outcome).__name__
+        cost = self.prices.cost(
+            model,
+            tokens_in,
+            tokens_out,
+            backend=backend,
+            cache_read=cache_read_tokens,
+            cache_write=cache_write_tokens,
+            seconds=max(latency_ms, 0.0) / 1000,
+        )
+        record = self._keep(
+            timestamp=started_at if started_at is not None else self.now(),
+            kind="attempt",
+            request_id=request_id,
+            backend=backend,
+            backend_type=backend_type,
+            model=model,
+            outcome=outcome,
+            status=status,
+            attempt=attempt,
+            latency_ms=latency_ms,
+            ttfb_ms=ttfb_ms,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            cache=cache,
+            cost_usd=cost,
+            streamed=streamed,
+            route=route,
+            session=self.session,
+        )
+        if record is not None and request_id:
+            self._spent[request_id] = self._spent.pop(request_id, 0.0) + record.cost_usd
+            while len(self._spent) > _MAX_OPEN_REQUESTS:
+                self._spent.popitem(last=False)
+        return record
+
+    def _keep(self, **fields: Any) -> LatencyRecord | None:
         try:
-            record = LatencyRecord(
-                timestamp=started_at if started_at is not None else self.now(),
-                request_id=request_id,
-                backend=backend,
-                backend_type=backend_type,
-                model=model,
-                outcome=outcome,
-                status=status,
-                attempt=attempt,
-                latency_ms=latency_ms,
-                ttfb_ms=ttfb_ms,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cache=cache,
-                cost_usd=self.prices.cost(model, tokens_in, tokens_out),
-                streamed=streamed,
-                route=route,
-                session=self.session,
-            )
+            record = LatencyRecord(**fields)
         except ValidationError as exc:
-            fields = ", ".join(str(error["loc"][0]) for error in exc.errors() if error["loc"])
-            _log.warning("latency record for backend %s not kept: invalid %s", backend, fields)
+            names = ", ".join(str(error["loc"][0]) for error in exc.errors() if error["loc"])
+            _log.warning(
+                "latency record for backend %s not kept: invalid %s", fields.get("backend"), names
+            )
             return None
         self.sink.emit_nowait(record)
         return record
+
+    def on_request(self, summary: RequestSummary) -> LatencyRecord | None:
+        """The router's `RequestObserver` hook: one record for what the client got.
+
+        Its cost is what its attempts cost (failed ones included: a GPU-second is spent either
+        way); its baseline is what Anthropic would have billed for the answer, on the Claude
+        model the client asked for, with prompt caching (:class:`PromptCacheEstimate`).
+        """
+        usage = summary.usage
+        tokens_in = _count(usage.get("input_tokens"))
+        tokens_out = _count(usage.get("output_tokens"))
+        cache_read = _count(usage.get("cache_read_input_tokens"))
+        cache_write = _count(usage.get("cache_creation_input_tokens"))
+        cost = self._spent.pop(summary.request_id, 0.0)
+        if summary.outcome != "ok":
+            baseline = 0.0  # Anthropic bills no failed request
+        elif summary.backend_type == "anthropic":
+            baseline = cost  # it was Anthropic: the bill is the bill, nothing saved
+        else:
+            read, write = self.prompt_cache.split(
+                summary.conversation, tokens_in + cache_read + cache_write
+            )
+            baseline = self.prices.baseline_cost(
+                0, tokens_out, requested=summary.requested_model, cache_read=read, cache_write=write
+            )
+        return self._keep(
+            timestamp=self.now() - timedelta(milliseconds=summary.latency_ms),
+            kind="request",
+            request_id=summary.request_id,
+            session=self.session,
+            backend=summary.backend,
+            backend_type=summary.backend_type,
+            model=summary.model,
+            requested_model=summary.requested_model,
+            route=summary.route,
+            outcome=summary.outcome,
+            status=summary.status,
+            attempts=summary.attempts,
+            failovers=summary.failovers,
+            backoff_ms=summary.backoff_ms,
+            latency_ms=summary.latency_ms,
+            ttfb_ms=summary.ttfb_ms,
+            streamed=summary.streamed,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            cache=summary.cache if summary.cache in CACHE_VERDICTS else None,
+            cost_usd=cost,
+            baseline_usd=baseline,
+        )
 
     def on_attempt(self, attempt: Attempt) -> None:
         """The backends' ``AttemptObserver`` hook: record a finished attempt."""
@@ -156,4 +268,14 @@ class LatencyRecorder:
             streamed=attempt.streamed,
             started_at=self.now() - timedelta(milliseconds=attempt.latency_ms),
             route=attempt.route,
+            cache_read_tokens=attempt.cache_read_tokens or 0,
+            cache_write_tokens=attempt.cache_write_tokens or 0,
         )
+
+
+_MAX_OPEN_REQUESTS = 10_000
+"""Requests whose attempts' cost waits for their request record; bounded, oldest dropped."""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and value > 0 else 0

@@ -46,19 +46,30 @@ def session_records(
 
 
 def status_line(records: Iterable[dict[str, Any]], prices: PriceTable, *, active: str) -> str:
-    """The line: the last backend and model served, the cache hit rate, the saving so far."""
-    served = [r for r in records if r.get("outcome") == "ok"]
+    """The line: the last backend and model served, the cache hit rate, the saving so far.
+
+    The saving is over request records (``baseline_usd - cost_usd``, prompt caching priced in);
+    records written before they existed are attempts only, priced on the baseline model.
+    """
+    records = list(records)
+    requests = [r for r in records if r.get("kind") == "request"]
+    served = [r for r in (requests or records) if r.get("outcome") == "ok"]
     if not served:
         return f"ccrelay · {active} · no request yet"
     last = served[-1]
     verdicts = [r.get("cache") for r in served if r.get("cache")]
     hits = sum(1 for v in verdicts if v == "hit")
-    saving = sum(
-        prices.baseline_cost(int(r.get("tokens_in") or 0), int(r.get("tokens_out") or 0))
-        - float(r.get("cost_usd") or 0)
-        for r in served
-        if r.get("backend_type") != "anthropic"
-    )
+    if requests:
+        saving = sum(
+            float(r.get("baseline_usd") or 0) - float(r.get("cost_usd") or 0) for r in requests
+        )
+    else:
+        saving = sum(
+            prices.baseline_cost(int(r.get("tokens_in") or 0), int(r.get("tokens_out") or 0))
+            - float(r.get("cost_usd") or 0)
+            for r in served
+            if r.get("backend_type") != "anthropic"
+        )
     parts = ["ccrelay", str(last.get("backend")), str(last.get("model"))]
     if verdicts:
         parts.append(f"cache {round(100 * hits / len(verdicts))}%")

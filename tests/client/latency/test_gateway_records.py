@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -56,7 +57,7 @@ def environment(
                 "model": "gpt-oss-120b",
                 "base_url": fake_openai.base_url,
                 "api_key": "${TEST_CEREBRAS_KEY}",
-                "retry": {"max_attempts": 2, "initial_backoff_s": 0, "max_backoff_s": 0},
+                "retry": {"max_attempts": 2, "initial_backoff_s": 0.01, "max_backoff_s": 0.01},
                 "circuit": {"failure_threshold": 100},
             },
             "claude": {
@@ -158,18 +159,22 @@ async def test_one_record_per_attempt_in_jsonl_and_s3_then_stats(
     assert [first[1], retried[1], failover[1]] == ["cerebras", "cerebras", "claude"]
     served_at = datetime.now(UTC)
 
-    # The local day file: exactly one record per attempt, six in all.
+    # The local day file: one record per attempt (six) and one per request (three).
     day_file = state_dir / jsonl_name(served_at.date())
     text = day_file.read_text()
     assert PROMPT not in text
     assert SECRET not in text
+    for line in text.splitlines():  # one timestamp format, whatever the microseconds
+        assert re.search(r'"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"', line), line
     records = [LatencyRecord.from_json_line(line) for line in text.splitlines()]
+    attempts = [r for r in records if r.kind == "attempt"]
+    requests = {r.request_id: r for r in records if r.kind == "request"}
     prices = PriceTable()
     seen = {
         key(r): (r.backend_type, r.model, r.outcome, r.status, r.tokens_in, r.tokens_out)
-        for r in records
+        for r in attempts
     }
-    assert len(records) == len(seen) == 6
+    assert len(attempts) == len(seen) == 6 and len(requests) == 3
     assert seen == {
         (first[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "ok", 200, 100_000, 20_000),
         (retried[0], "cerebras", 1): ("cerebras", CEREBRAS_MODEL, "overloaded", 503, 0, 0),
@@ -178,23 +183,46 @@ async def test_one_record_per_attempt_in_jsonl_and_s3_then_stats(
         (failover[0], "cerebras", 2): ("cerebras", CEREBRAS_MODEL, "overloaded", 503, 0, 0),
         (failover[0], "claude", 1): ("anthropic", CLAUDE_MODEL, "ok", 200, 50_000, 10_000),
     }
-    for record in records:
+    for record in attempts:
         assert record.cost_usd == pytest.approx(
             prices.cost(record.model, record.tokens_in, record.tokens_out)
         )
-        assert not record.streamed
-    served_costs = [r.cost_usd for r in records if r.ok and r.backend == "cerebras"]
+        assert not record.streamed and record.baseline_usd is None
+    served_costs = [r.cost_usd for r in attempts if r.ok and r.backend == "cerebras"]
     assert served_costs == pytest.approx([0.05, 0.05])  # 100k in at $0.35 + 20k out at $0.75 / Mtok
+
+    # The request records: what the client got, across retries and failover.
+    levels = {
+        rid: (r.backend, r.outcome, r.attempts, r.failovers, r.requested_model, r.route)
+        for rid, r in requests.items()
+    }
+    assert levels == {
+        first[0]: ("cerebras", "ok", 1, 0, CLAUDE_MODEL, "default"),
+        retried[0]: ("cerebras", "ok", 2, 0, CLAUDE_MODEL, "default"),
+        failover[0]: ("claude", "ok", 3, 1, CLAUDE_MODEL, "default"),
+    }
+    assert requests[first[0]].backoff_ms == 0
+    assert requests[retried[0]].backoff_ms > 0 and requests[failover[0]].backoff_ms > 0
+    assert requests[failover[0]].latency_ms >= max(
+        r.latency_ms for r in attempts if r.request_id == failover[0]
+    )
+    # Cost: what the attempts cost. Baseline: Sonnet 4.5 ($3 in, $15 out) with prompt caching:
+    # the first request writes its 100k-token prompt to the cache (1.25x), the next one of the
+    # same conversation reads it (0.1x); the Anthropic-served one is its own bill.
+    costs = {rid: (r.cost_usd, r.baseline_usd) for rid, r in requests.items()}
+    assert costs[first[0]] == pytest.approx((0.05, 0.375 + 0.30))
+    assert costs[retried[0]] == pytest.approx((0.05, 0.03 + 0.30))
+    assert costs[failover[0]] == pytest.approx((0.30, 0.30))
 
     # S3 holds the same records, each exactly once.
     objects = bucket_objects(s3_bucket.client, s3_bucket.name, "team/latency/")
     uploaded = [record for batch in objects.values() for record in batch]
-    assert sorted(uploaded, key=key) == sorted(records, key=key)
+    assert sorted(uploaded, key=full_key) == sorted(records, key=full_key)
     for name in objects:
         body = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=name)["Body"].read()
         assert SECRET.encode() not in body
 
-    # `ccrelay stats` reads them back, from the local files and from S3.
+    # `ccrelay stats` reads them back, from the local files and from S3, at both levels.
     for source in ("local", "s3"):
         code = await run_cli(
             monkeypatch, env, "stats", "--since", "1h", "--json", "--source", source
@@ -206,16 +234,28 @@ async def test_one_record_per_attempt_in_jsonl_and_s3_then_stats(
         assert set(rows) == {("cerebras", CEREBRAS_MODEL), ("claude", CLAUDE_MODEL)}
         cerebras, anthropic = rows["cerebras", CEREBRAS_MODEL], rows["claude", CLAUDE_MODEL]
         assert (cerebras["calls"], cerebras["errors"]) == (5, 3)
-        assert cerebras["error_rate"] == pytest.approx(0.6)
+        assert cerebras["error_rate"] == pytest.approx(0.6)  # attempts fail...
+        assert report["requests_total"]["error_rate"] == 0  # ...yet every request was served
+        assert (report["requests_total"]["requests"], report["requests_total"]["attempts"]) == (
+            3,
+            6,
+        )
+        assert report["requests_total"]["failovers"] == 1
         assert (cerebras["tokens_in"], cerebras["tokens_out"]) == (200_000, 40_000)
         assert cerebras["cost_usd"] == pytest.approx(0.10)
-        # On Sonnet (3 / 15 $ per Mtok) those tokens would have cost 0.6 + 0.6 = 1.20 $.
-        assert cerebras["saving_usd"] == pytest.approx(1.20 - 0.10)
         assert (anthropic["calls"], anthropic["errors"], anthropic["error_rate"]) == (1, 0, 0)
         assert anthropic["cost_usd"] == pytest.approx(0.15 + 0.15)
-        assert anthropic["saving_usd"] == pytest.approx(0.0)  # it was Anthropic
+        by_backend = {row["backend"]: row for row in report["requests"]}
+        assert by_backend["cerebras"]["saving_usd"] == pytest.approx(0.675 + 0.33 - 0.10)
+        assert by_backend["claude"]["saving_usd"] == pytest.approx(0.0)  # it was Anthropic
+        assert report["savings"]["saving_usd"] == pytest.approx(0.905)
+        assert report["savings"]["requested_models"] == {CLAUDE_MODEL: 3}
         assert report["total"]["calls"] == 6
         assert SECRET not in out + err
+
+
+def full_key(record: LatencyRecord) -> tuple[str, str, str, int]:
+    return record.kind, record.request_id, record.backend, record.attempt or 0
 
 
 async def mean_latency(
@@ -263,5 +303,5 @@ async def test_a_stalled_s3_adds_nothing_noticeable_to_requests(
     assert worst < 1.0
     # Nothing is lost: the records are in the day file, and spooled for S3.
     day_file = tmp_path / "stalled" / jsonl_name(datetime.now(UTC).date())
-    assert len(day_file.read_text().splitlines()) == 11
+    assert len(day_file.read_text().splitlines()) == 2 * 11  # an attempt and a request each
     assert spool_files(tmp_path / "stalled" / "s3-spool")

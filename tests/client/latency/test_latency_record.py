@@ -13,22 +13,30 @@ from tests.client.latency.helpers import make_record
 
 FIELDS = {
     "timestamp",
+    "kind",
     "request_id",
+    "session",
     "backend",
     "backend_type",
     "model",
+    "requested_model",
+    "route",
     "outcome",
     "status",
     "attempt",
+    "attempts",
+    "failovers",
+    "backoff_ms",
     "latency_ms",
     "ttfb_ms",
+    "streamed",
     "tokens_in",
     "tokens_out",
+    "cache_read_tokens",
+    "cache_write_tokens",
     "cache",
     "cost_usd",
-    "streamed",
-    "route",
-    "session",
+    "baseline_usd",
 }
 
 
@@ -45,7 +53,9 @@ def test_timestamp_is_stored_in_utc() -> None:
     paris = timezone(timedelta(hours=2))
     record = make_record(1, datetime(2025, 6, 1, 2, 30, tzinfo=paris))
     assert record.timestamp == datetime(2025, 6, 1, 0, 30, tzinfo=UTC)
-    assert json.loads(record.to_json_line())["timestamp"] == "2025-06-01T00:30:00Z"
+    assert json.loads(record.to_json_line())["timestamp"] == "2025-06-01T00:30:00.000000Z"
+    with_micros = make_record(1, datetime(2025, 6, 1, 0, 30, 0, 1000, tzinfo=UTC))
+    assert json.loads(with_micros.to_json_line())["timestamp"] == "2025-06-01T00:30:00.001000Z"
     with pytest.raises(ValidationError):
         make_record(1, datetime(2025, 6, 1))  # naive: refused
 

@@ -13,6 +13,7 @@ import pytest
 
 from ccrelay.cli.stats import parse_since, register, run_stats
 from ccrelay.latency import (
+    GroupStats,
     JsonlSink,
     LatencyRecord,
     S3Sink,
@@ -23,6 +24,7 @@ from ccrelay.latency import (
     read_s3_records,
     render_table,
 )
+from ccrelay.latency.stats import RequestStats
 from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import S3SinkSettings, TelemetrySettings
 from tests.client.latency.helpers import MotoEndpoint, make_record, s3_settings
@@ -37,7 +39,8 @@ BACKENDS = [
 
 
 def generated(count: int, seed: int, span: timedelta = timedelta(hours=48)) -> list[LatencyRecord]:
-    """Random records (seeded) across three backends, ending at NOW."""
+    """Random records (seeded) across three backends, ending at NOW: per request, its
+    attempts, then its request record."""
     rng = random.Random(seed)
     prices = PriceTable()
     records = []
@@ -46,23 +49,35 @@ def generated(count: int, seed: int, span: timedelta = timedelta(hours=48)) -> l
         ok = rng.random() > 0.1
         streamed = rng.random() > 0.5
         tokens_in, tokens_out = (rng.randint(100, 20_000), rng.randint(10, 2_000)) if ok else (0, 0)
+        common = {
+            "timestamp": NOW - span * rng.random(),
+            "request_id": f"r{n}",
+            "backend": backend,
+            "backend_type": backend_type,
+            "model": model,
+            "outcome": "ok" if ok else rng.choice(["overloaded", "timeout"]),
+            "status": 200 if ok else 503,
+            "latency_ms": rng.lognormvariate(6.5, 0.6),
+            "ttfb_ms": rng.uniform(50, 900) if streamed else None,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cache": rng.choice(["hit", "miss", "bypass"]) if backend_type == "runpod" else None,
+            "cost_usd": prices.cost(model, tokens_in, tokens_out),
+            "streamed": streamed,
+        }
+        records.append(LatencyRecord(**common, attempt=1))
+        baseline = prices.baseline_cost(0, tokens_out, cache_write=tokens_in) if ok else 0.0
+        if backend_type == "anthropic":
+            baseline = common["cost_usd"]  # type: ignore[assignment]
         records.append(
             LatencyRecord(
-                timestamp=NOW - span * rng.random(),
-                request_id=f"r{n}",
-                backend=backend,
-                backend_type=backend_type,
-                model=model,
-                outcome="ok" if ok else rng.choice(["UpstreamOverloaded", "BackendTimeout"]),
-                status=200 if ok else 503,
-                attempt=rng.randint(1, 3),
-                latency_ms=rng.lognormvariate(6.5, 0.6),
-                ttfb_ms=rng.uniform(50, 900) if streamed else None,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cache=rng.choice(["hit", "miss", "bypass"]) if backend_type == "runpod" else None,
-                cost_usd=prices.cost(model, tokens_in, tokens_out),
-                streamed=streamed,
+                **{**common, "latency_ms": common["latency_ms"] + 1},  # type: ignore[arg-type]
+                kind="request",
+                requested_model="claude-sonnet-4-5",
+                attempts=1,
+                failovers=0,
+                backoff_ms=0,
+                baseline_usd=baseline,
             )
         )
     return records
@@ -96,45 +111,52 @@ def test_percentile_edge_cases() -> None:
 
 def test_stats_match_an_independent_computation() -> None:
     records = generated(3000, seed=11)
-    prices = PriceTable()
-    report = compute_stats(records, prices, since=NOW - timedelta(days=2), until=NOW)
+    report = compute_stats(records, since=NOW - timedelta(days=2), until=NOW)
     assert [(r.backend, r.model) for r in report.rows] == sorted((b, m) for b, _, m in BACKENDS)
-    for row in report.rows:
-        mine = [r for r in records if r.backend == row.backend]
-        ok = [r for r in mine if r.outcome == "ok"]
-        latency_cuts = statistics.quantiles([r.latency_ms for r in ok], n=100, method="inclusive")
-        ttfb_cuts = statistics.quantiles(
-            [r.ttfb_ms for r in ok if r.ttfb_ms is not None], n=100, method="inclusive"
-        )
-        assert row.calls == len(mine)
-        assert row.errors == len(mine) - len(ok)
-        assert row.error_rate == pytest.approx((len(mine) - len(ok)) / len(mine))
-        assert row.latency_p50_ms == pytest.approx(latency_cuts[49])
-        assert row.latency_p95_ms == pytest.approx(latency_cuts[94])
-        assert row.latency_p99_ms == pytest.approx(latency_cuts[98])
-        assert row.ttfb_p50_ms == pytest.approx(ttfb_cuts[49])
-        assert row.tokens_in == sum(r.tokens_in for r in mine)
-        assert row.tokens_out == sum(r.tokens_out for r in mine)
-        assert row.cost_usd == pytest.approx(sum(r.cost_usd for r in mine))
-        baseline = sum(r.tokens_in * 3 + r.tokens_out * 15 for r in mine) / 1e6
-        if row.backend == "anthropic":
-            assert row.saving_usd == 0
-            assert row.cache_hit_rate is None
-        else:
-            assert row.saving_usd == pytest.approx(baseline - row.cost_usd)
-            assert row.saving_usd > 0
-        if row.backend == "pod":
-            cached = [r for r in mine if r.cache is not None]
-            hits = sum(1 for r in cached if r.cache == "hit")
-            assert row.cache_hit_rate == pytest.approx(hits / len(cached))
-            assert row.cost_usd == 0
-    assert report.total.calls == len(records)
-    assert report.total.cost_usd == pytest.approx(sum(r.cost_usd for r in records))
+    assert [(r.backend, r.model) for r in report.requests] == [
+        (r.backend, r.model) for r in report.rows
+    ]
+    for level, rows in (("attempt", report.rows), ("request", report.requests)):
+        for row in rows:
+            mine = [r for r in records if r.backend == row.backend and r.kind == level]
+            ok = [r for r in mine if r.outcome == "ok"]
+            latency = statistics.quantiles([r.latency_ms for r in ok], n=100, method="inclusive")
+            ttfb = statistics.quantiles(
+                [r.ttfb_ms for r in ok if r.ttfb_ms is not None], n=100, method="inclusive"
+            )
+            count = row.calls if isinstance(row, GroupStats) else row.requests
+            assert count == len(mine)
+            assert row.errors == len(mine) - len(ok)
+            assert row.error_rate == pytest.approx((len(mine) - len(ok)) / len(mine))
+            assert row.latency_p50_ms == pytest.approx(latency[49])
+            assert row.latency_p95_ms == pytest.approx(latency[94])
+            assert row.latency_p99_ms == pytest.approx(latency[98])
+            assert row.ttfb_p50_ms == pytest.approx(ttfb[49])
+            assert row.ttfb_p95_ms == pytest.approx(ttfb[94])
+            assert row.tokens_in == sum(r.tokens_in for r in mine)
+            assert row.cost_usd == pytest.approx(sum(r.cost_usd for r in mine))
+            if row.backend == "pod":
+                cached = [r for r in mine if r.cache is not None]
+                hits = sum(1 for r in cached if r.cache == "hit")
+                assert row.cache_hit_rate == pytest.approx(hits / len(cached))
+                assert row.cost_usd == 0
+            if isinstance(row, RequestStats):
+                baseline = sum(r.baseline_usd or 0 for r in mine)
+                assert row.baseline_usd == pytest.approx(baseline)
+                assert row.saving_usd == pytest.approx(baseline - row.cost_usd)
+                assert (row.saving_usd == 0) is (row.backend == "anthropic")
+    requests = [r for r in records if r.kind == "request"]
+    assert report.total.calls == len(records) - len(requests)
+    assert report.requests_total.requests == len(requests)
+    saving = sum((r.baseline_usd or 0) - r.cost_usd for r in requests)
+    assert report.savings.saving_usd == pytest.approx(saving)
+    assert report.savings.monthly_saving_usd == pytest.approx(saving / 2 * 30)  # a 2-day window
+    assert report.savings.requested_models == {"claude-sonnet-4-5": len(requests)}
 
 
 def test_a_group_of_errors_only_has_no_percentiles() -> None:
-    records = [make_record(n, outcome="BackendConnectError", status=None) for n in range(3)]
-    report = compute_stats(records, PriceTable(), since=NOW, until=NOW)
+    records = [make_record(n, outcome="connect_failed", status=None) for n in range(3)]
+    report = compute_stats(records, since=NOW, until=NOW)
     [row] = report.rows
     assert (row.error_rate, row.latency_p50_ms, row.ttfb_p50_ms) == (1.0, None, None)
     assert "100.0" in render_table(report)
@@ -142,15 +164,21 @@ def test_a_group_of_errors_only_has_no_percentiles() -> None:
 
 def test_table_rendering() -> None:
     records = generated(200, seed=5)
-    report = compute_stats(records, PriceTable(), since=NOW - timedelta(days=2), until=NOW)
-    text = render_table(report)
-    lines = text.splitlines()
+    report = compute_stats(records, since=NOW - timedelta(days=2), until=NOW)
+    lines = render_table(report).splitlines()
     assert lines[0] == "latency records 2025-03-01 12:00 .. 2025-03-03 12:00 UTC"
-    assert lines[1].split()[:4] == ["backend", "model", "calls", "err%"]
-    assert [line.split()[0] for line in lines[3:6]] == ["anthropic", "cerebras", "pod"]
-    assert lines[-1].startswith("total")
-    assert f"{report.total.calls}" in lines[-1]
-    empty = compute_stats([], PriceTable(), since=NOW, until=NOW)
+    assert lines[2].startswith("requests (what the client got")
+    assert lines[3].split()[:4] == ["backend", "model", "requests", "err%"]
+    assert "ttfb p95" in lines[3]
+    assert [line.split()[0] for line in lines[5:8]] == ["anthropic", "cerebras", "pod"]
+    assert lines[9].startswith("total") and f"{report.requests_total.requests}" in lines[9]
+    attempts = lines.index("attempts (each try at a backend)")
+    assert lines[attempts + 1].split()[:4] == ["backend", "model", "calls", "err%"]
+    assert lines[attempts + 7].startswith("total")
+    text = "\n".join(lines)
+    assert "projected monthly saving at this window's rate" in text
+    assert "prompt caching as Claude Code uses it" in text  # the assumptions are said
+    empty = compute_stats([], since=NOW, until=NOW)
     assert "no records in this window" in render_table(empty)
 
 
@@ -167,8 +195,8 @@ async def test_local_records_for_a_window(tmp_path: Path) -> None:
         day_file.write("not json\n{}\n")  # damaged lines are skipped
     since = NOW - timedelta(hours=30)
     found = read_local_records(tmp_path, since, NOW)
-    expected = {r.request_id for r in records if r.timestamp >= since}
-    assert {r.request_id for r in found} == expected
+    expected = {(r.kind, r.request_id) for r in records if r.timestamp >= since}
+    assert {(r.kind, r.request_id) for r in found} == expected
     assert len(found) == len(expected)
 
 
@@ -188,8 +216,8 @@ async def test_s3_records_for_a_window(
     since = NOW - timedelta(hours=25, minutes=30)
     # Synchronous (the CLI has no loop): off the loop that serves the loopback S3.
     found = await asyncio.to_thread(read_s3_records, settings, since, NOW)
-    expected = {r.request_id for r in records if r.timestamp >= since}
-    assert sorted(r.request_id for r in found) == sorted(expected)
+    expected = {(r.kind, r.request_id) for r in records if r.timestamp >= since}
+    assert sorted((r.kind, r.request_id) for r in found) == sorted(expected)
 
     out = io.StringIO()
     code = await asyncio.to_thread(
@@ -203,7 +231,8 @@ async def test_s3_records_for_a_window(
         now=NOW,
     )
     assert code == 0
-    assert json.loads(out.getvalue())["total"]["calls"] == len(expected)
+    report = json.loads(out.getvalue())
+    assert report["total"]["calls"] + report["requests_total"]["requests"] == len(expected)
 
 
 def test_s3_unreachable_is_a_stats_error(tmp_path: Path, refused_url: str) -> None:

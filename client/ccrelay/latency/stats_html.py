@@ -1,0 +1,316 @@
+"""`ccrelay stats --html FILE`: one self-contained page to look at, no network needed to view it.
+
+No script, no external stylesheet, font or chart library: the charts are inline SVG drawn here,
+so the page opens from a mail attachment or an S3 bucket as it is. Per backend: latency
+percentiles over time, error rate, cache hit rate, and cost against the baseline (cumulative).
+Above them, the request and attempt tables and the saving with its assumptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from html import escape
+
+from ccrelay.latency.stats import GroupStats, RequestStats, SeriesPoint, StatsReport
+
+__all__ = ["SERIES_COLOURS", "render_html"]
+
+SERIES_COLOURS = {
+    "p50": "#1f77b4",
+    "p95": "#ff7f0e",
+    "p99": "#d62728",
+    "error rate": "#9467bd",
+    "cache hit rate": "#2ca02c",
+    "cost": "#8c564b",
+    "baseline": "#7f7f7f",
+}
+"""One colour per series, each used by nothing else on the page (a test looks for them)."""
+
+_W, _H = 520, 180
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 12, 12, 28
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
+h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:12px 0 4px}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd}
+td.n,th.n{text-align:right}.charts{display:flex;flex-wrap:wrap;gap:12px}
+.chart{border:1px solid #ddd;padding:6px}.legend span{margin-right:12px}
+.swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
+.note{color:#555}
+"""
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def _chart(
+    title: str,
+    points: Sequence[SeriesPoint],
+    series: dict[str, Callable[[SeriesPoint], float | None]],
+    unit: str,
+) -> str:
+    """A line chart of ``series`` over the buckets; a point with no value breaks its line."""
+    values = [v for get in series.values() for p in points if (v := get(p)) is not None]
+    top = max(values, default=0.0) or 1.0
+    inner_w, inner_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+    count = max(len(points) - 1, 1)
+
+    def x(i: int) -> float:
+        return _LEFT + inner_w * (i / count if len(points) > 1 else 0.5)
+
+    def y(v: float) -> float:
+        return _TOP + inner_h * (1 - v / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" role="img" '
+        f'aria-label="{escape(title)}">',
+        f'<line x1="{_LEFT}" y1="{_TOP + inner_h}" x2="{_W - _RIGHT}" y2="{_TOP + inner_h}" '
+        'stroke="#999"/>',
+        f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + inner_h}" stroke="#999"/>',
+        f'<text x="{_LEFT - 4}" y="{_TOP + 10}" text-anchor="end" font-size="10">'
+        f"{escape(_axis(top, unit))}</text>",
+        f'<text x="{_LEFT - 4}" y="{_TOP + inner_h}" text-anchor="end" font-size="10">0</text>',
+    ]
+    if not values:
+        parts.append(
+            f'<text x="{_LEFT + inner_w / 2:.0f}" y="{_TOP + inner_h / 2:.0f}" '
+            'text-anchor="middle" font-size="12" fill="#777">nothing reported</text>'
+        )
+    if points:
+        parts.append(
+            f'<text x="{_LEFT}" y="{_H - 8}" font-size="10">{escape(points[0].start)}</text>'
+        )
+        parts.append(
+            f'<text x="{_W - _RIGHT}" y="{_H - 8}" text-anchor="end" font-size="10">'
+            f"{escape(points[-1].start)}</text>"
+        )
+    for name, get in series.items():
+        colour = SERIES_COLOURS[name]
+        run: list[str] = []
+        runs: list[list[str]] = []
+        for i, point in enumerate(points):
+            value = get(point)
+            if value is None:
+                if run:
+                    runs.append(run)
+                run = []
+                continue
+            run.append(f"{x(i):.1f},{y(value):.1f}")
+        if run:
+            runs.append(run)
+        for line in runs:
+            if len(line) == 1:
+                cx, cy = line[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+            else:
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="2.5" '
+                    f'points="{" ".join(line)}"/>'
+                )
+    parts.append("</svg>")
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{SERIES_COLOURS[name]}"></i>'
+        f"{escape(name)}</span>"
+        for name in series
+    )
+    return (
+        f'<div class="chart"><h3>{escape(title)}</h3>{"".join(parts)}'
+        f'<div class="legend">{legend}</div></div>'
+    )
+
+
+def _axis(top: float, unit: str) -> str:
+    if unit == "%":
+        return f"{top * 100:.0f}%"
+    if unit == "$":
+        return f"${top:.2f}" if top >= 0.01 else f"${top:.4f}"
+    return f"{top:.0f} {unit}"
+
+
+def _cumulative(points: Sequence[SeriesPoint], pick: Callable[[SeriesPoint], float]) -> list[float]:
+    total, out = 0.0, []
+    for point in points:
+        total += pick(point)
+        out.append(total)
+    return out
+
+
+def _backend_section(backend: str, points: Sequence[SeriesPoint]) -> str:
+    charts = [
+        _chart(
+            "latency of successful attempts",
+            points,
+            {
+                "p50": lambda p: p.latency_p50_ms,
+                "p95": lambda p: p.latency_p95_ms,
+                "p99": lambda p: p.latency_p99_ms,
+            },
+            "ms",
+        ),
+        _chart(
+            "error rate of attempts",
+            points,
+            {"error rate": lambda p: p.errors / p.calls if p.calls else None},
+            "%",
+        ),
+        _chart(
+            "cache hit rate (where reported)",
+            points,
+            {
+                "cache hit rate": lambda p: (
+                    p.cache_hits / p.cache_reported if p.cache_reported else None
+                )
+            },
+            "%",
+        ),
+    ]
+    cost = _cumulative(points, lambda p: p.cost_usd)
+    baseline = _cumulative(points, lambda p: p.baseline_usd)
+    index = {id(p): i for i, p in enumerate(points)}
+    charts.append(
+        _chart(
+            "cost against the Anthropic baseline (cumulative)",
+            points,
+            {  # the baseline first: where they coincide (Anthropic) the cost is drawn on top
+                "baseline": lambda p: baseline[index[id(p)]],
+                "cost": lambda p: cost[index[id(p)]],
+            },
+            "$",
+        )
+    )
+    return f'<h2>{escape(backend)}</h2><div class="charts">{"".join(charts)}</div>'
+
+
+def _request_table(rows: Sequence[RequestStats], total: RequestStats) -> str:
+    head = [
+        "backend",
+        "model",
+        "requests",
+        "err%",
+        "p50&nbsp;ms",
+        "p95&nbsp;ms",
+        "p99&nbsp;ms",
+        "ttfb&nbsp;p50",
+        "ttfb&nbsp;p95",
+        "attempts",
+        "failovers",
+        "cost&nbsp;$",
+        "baseline&nbsp;$",
+        "saving&nbsp;$",
+    ]
+    body = []
+    for row in [*rows, total]:
+        cells = [
+            escape(row.backend),
+            escape(row.model),
+            str(row.requests),
+            f"{row.error_rate * 100:.1f}",
+            _fmt(row.latency_p50_ms),
+            _fmt(row.latency_p95_ms),
+            _fmt(row.latency_p99_ms),
+            _fmt(row.ttfb_p50_ms),
+            _fmt(row.ttfb_p95_ms),
+            str(row.attempts),
+            str(row.failovers),
+            f"{row.cost_usd:.4f}",
+            f"{row.baseline_usd:.4f}",
+            f"{row.saving_usd:.4f}",
+        ]
+        body.append(_row(cells))
+    return _table(head, body)
+
+
+def _attempt_table(rows: Sequence[GroupStats], total: GroupStats) -> str:
+    head = [
+        "backend",
+        "model",
+        "calls",
+        "err%",
+        "p50&nbsp;ms",
+        "p95&nbsp;ms",
+        "p99&nbsp;ms",
+        "ttfb&nbsp;p50",
+        "ttfb&nbsp;p95",
+        "cache&nbsp;hit",
+        "cost&nbsp;$",
+    ]
+    body = [
+        _row(
+            [
+                escape(row.backend),
+                escape(row.model),
+                str(row.calls),
+                f"{row.error_rate * 100:.1f}",
+                _fmt(row.latency_p50_ms),
+                _fmt(row.latency_p95_ms),
+                _fmt(row.latency_p99_ms),
+                _fmt(row.ttfb_p50_ms),
+                _fmt(row.ttfb_p95_ms),
+                _rate(row.cache_hit_rate),
+                f"{row.cost_usd:.4f}",
+            ]
+        )
+        for row in [*rows, total]
+    ]
+    return _table(head, body)
+
+
+def _row(cells: list[str]) -> str:
+    return (
+        "<tr>"
+        + "".join(
+            f"<td>{c}</td>" if i < 2 else f'<td class="n">{c}</td>' for i, c in enumerate(cells)
+        )
+        + "</tr>"
+    )
+
+
+def _table(head: list[str], body: list[str]) -> str:
+    header = "".join(
+        f"<th>{h}</th>" if i < 2 else f'<th class="n">{h}</th>' for i, h in enumerate(head)
+    )
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(report: StatsReport) -> str:
+    """The whole page. ``report`` must have been computed with ``series=True``."""
+    window = f"{report.since:%Y-%m-%d %H:%M} .. {report.until:%Y-%m-%d %H:%M} UTC"
+    savings = report.savings
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>ccrelay stats {escape(window)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>ccrelay: latency, errors and cost, {escape(window)}</h1>",
+    ]
+    if not report.rows and not report.requests:
+        parts.append("<p>No records in this window.</p></body></html>")
+        return "".join(parts)
+    if savings.requests:
+        share = savings.saving_usd / savings.baseline_usd if savings.baseline_usd else 0.0
+        parts.append(
+            f"<p><b>Saved ${savings.saving_usd:.2f}</b> ({share * 100:.0f}%) over "
+            f"{savings.requests} requests: cost ${savings.cost_usd:.4f} against "
+            f"${savings.baseline_usd:.4f} on Anthropic. Projected monthly saving at this "
+            f"window's rate: <b>${savings.monthly_saving_usd:.2f}</b>.</p>"
+        )
+        parts.append(
+            '<p class="note">Assumed:</p><ul class="note">'
+            + "".join(f"<li>{escape(a)}</li>" for a in savings.assumptions)
+            + "</ul>"
+        )
+    if report.requests:
+        parts.append("<h2>Requests (what the client got)</h2>")
+        parts.append(_request_table(report.requests, report.requests_total))
+    if report.rows:
+        parts.append("<h2>Attempts (each try at a backend)</h2>")
+        parts.append(_attempt_table(report.rows, report.total))
+    minutes = report.bucket_s / 60
+    parts.append(f'<p class="note">Charts: one point per {minutes:g} minutes.</p>')
+    for backend, points in report.series.items():
+        parts.append(_backend_section(backend, points))
+    parts.append("</body></html>")
+    return "".join(parts)
