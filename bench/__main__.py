@@ -52,12 +52,19 @@ def runpod_stream_rows(quick: bool) -> list[Row]:
     return runpod_stream.rows(quick)
 
 
+def stats_rows(quick: bool) -> list[Row]:
+    from bench import stats
+
+    return stats.rows(quick)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "gateway": gateway_rows,
     "handler": handler_rows,
     "routing": routing_rows,
     "warm_start": warm_start_rows,
     "runpod_stream": runpod_stream_rows,
+    "stats": stats_rows,
 }
 SAMPLED: dict[str, Callable[[bool, int], list[Row]]] = {
     "handler": handler_rows,

@@ -121,4 +121,4 @@ def test_a_killed_worker_takes_its_engine_with_it(tmp_path: Path) -> None:
     process.kill()
     process.communicate(timeout=10)  # the engine shares its pipes: this also waits for it
     assert _wait_for(lambda: not _alive(engine), 10), "ollama serve orphaned"
-    assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"], "stopped cleanly"
+    assert set((tmp_path / "signals.log").read_text().split()) == {"SIGTERM"}, "stopped cleanly"

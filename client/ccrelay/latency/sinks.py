@@ -53,7 +53,18 @@ def _ms(value: float | None) -> str:
 
 
 def format_human(record: LatencyRecord) -> str:
-    """``backend=cerebras model=qwen-3-coder-480b outcome=ok status=200 ... cost=$0.0012``."""
+    """``backend=cerebras model=qwen-3-coder-480b outcome=ok status=200 ... cost=$0.0012``;
+    a request record starts with ``request`` and says its attempts, failovers and saving."""
+    if record.kind == "request":
+        saved = (record.baseline_usd or 0.0) - record.cost_usd
+        return (
+            f"request backend={record.backend} model={record.model}"
+            f" asked={_dash(record.requested_model)} outcome={record.outcome}"
+            f" attempts={record.attempts} failovers={record.failovers}"
+            f" backoff_ms={_ms(record.backoff_ms)} latency_ms={_ms(record.latency_ms)}"
+            f" ttfb_ms={_ms(record.ttfb_ms)} cost=${record.cost_usd:.4f} saved=${saved:.4f}"
+            f" request_id={record.request_id}"
+        )
     return (
         f"backend={record.backend} model={record.model} outcome={record.outcome}"
         f" status={_dash(record.status)} attempt={record.attempt}"

@@ -262,7 +262,9 @@ def test_parse_since(text: str, expected: timedelta) -> None:
     assert parse_since(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "24", "h", "3 days", "-1h", "0m", "1h 30m", "24x"])
+@pytest.mark.parametrize(
+    "text", ["", "24", "h", "3 days", "-1h", "0m", "1h 30m", "24x", "1000000d", "3661d"]
+)
 def test_parse_since_rejects(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_since(text)
@@ -310,3 +312,20 @@ def test_command_errors(tmp_path: Path) -> None:
     )
     assert run_stats(settings, PriceTable(), timedelta(hours=1), "local", False, out) == 0
     assert "no records in this window" in out.getvalue()
+
+
+def test_a_window_past_ten_years_is_a_usage_error(tmp_path: Path) -> None:
+    """Before: an OverflowError traceback from `now - 1000000 days`."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ccrelay.cli", "stats", "--since", "1000000d"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CCRELAY_STATE_DIR": str(tmp_path)},
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "at most 3660d (ten years) back" in result.stderr
+    assert "Traceback" not in result.stderr
