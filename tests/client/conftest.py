@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.fake_providers import FakeOpenAI
+
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",
     "max_tokens": 64,
@@ -40,3 +42,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+async def secondary() -> AsyncIterator[FakeOpenAI]:
+    """A second fake OpenAI server: the fallback backend of failover tests."""
+    server = await FakeOpenAI().start()
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -7,7 +7,6 @@ OpenAI-compatible backend on another. Backoff sleeps are injected; the breaker's
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,15 +28,6 @@ from ccrelay.router import Router
 from ccrelay_config.models import CcrelayConfig
 from tests.client.conftest import REQUEST, Clock, Sleeps
 from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, sse
-
-
-@pytest.fixture
-async def secondary() -> AsyncIterator[FakeOpenAI]:
-    server = await FakeOpenAI().start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 def config_for(

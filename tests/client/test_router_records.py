@@ -3,8 +3,6 @@ observer: for plain calls, streams that end well, break or are abandoned, and re
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 
@@ -25,15 +23,6 @@ class Summaries:
 
     def on_request(self, summary: RequestSummary) -> None:
         self.seen.append(summary)
-
-
-@pytest.fixture
-async def secondary() -> Any:
-    server = await FakeOpenAI().start()
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 def build(

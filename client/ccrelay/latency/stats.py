@@ -258,50 +258,39 @@ class _Group:
         self.backoff_ms += _num(record.get("backoff_ms"))
         self.baseline += _num(record.get("baseline_usd"))
 
-    def attempt_row(self, backend: str, model: str) -> GroupStats:
+    def _common(self, backend: str, model: str) -> dict[str, Any]:
+        """The fields both levels' rows have."""
         p50, p95, p99 = _percentiles(self.latencies, (50, 95, 99))
         t50, t95 = _percentiles(self.ttfbs, (50, 95))
-        return GroupStats(
-            backend=backend,
-            model=model,
-            calls=self.count,
-            errors=self.errors,
-            error_rate=self.errors / self.count if self.count else 0.0,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
-            latency_p99_ms=p99,
-            ttfb_p50_ms=t50,
-            ttfb_p95_ms=t95,
-            cache_hit_rate=self.hits / self.reported if self.reported else None,
-            tokens_in=self.tokens_in,
-            tokens_out=self.tokens_out,
-            cost_usd=self.cost,
-        )
+        return {
+            "backend": backend,
+            "model": model,
+            "errors": self.errors,
+            "error_rate": self.errors / self.count if self.count else 0.0,
+            "latency_p50_ms": p50,
+            "latency_p95_ms": p95,
+            "latency_p99_ms": p99,
+            "ttfb_p50_ms": t50,
+            "ttfb_p95_ms": t95,
+            "cache_hit_rate": self.hits / self.reported if self.reported else None,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost,
+        }
+
+    def attempt_row(self, backend: str, model: str) -> GroupStats:
+        return GroupStats(calls=self.count, **self._common(backend, model))
 
     def request_row(self, backend: str, model: str) -> RequestStats:
-        p50, p95, p99 = _percentiles(self.latencies, (50, 95, 99))
-        t50, t95 = _percentiles(self.ttfbs, (50, 95))
         return RequestStats(
-            backend=backend,
-            model=model,
             requests=self.count,
-            errors=self.errors,
-            error_rate=self.errors / self.count if self.count else 0.0,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
-            latency_p99_ms=p99,
-            ttfb_p50_ms=t50,
-            ttfb_p95_ms=t95,
             attempts=self.attempts,
             retried=self.retried,
             failovers=self.failovers,
             backoff_ms=self.backoff_ms,
-            cache_hit_rate=self.hits / self.reported if self.reported else None,
-            tokens_in=self.tokens_in,
-            tokens_out=self.tokens_out,
-            cost_usd=self.cost,
             baseline_usd=self.baseline,
             saving_usd=self.baseline - self.cost,
+            **self._common(backend, model),
         )
 
 

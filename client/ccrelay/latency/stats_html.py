@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from html import escape
 
-from ccrelay.latency.stats import GroupStats, RequestStats, SeriesPoint, StatsReport
+from ccrelay.latency.stats import SeriesPoint, StatsReport
+from ccrelay.latency.stats_text import ATTEMPT_COLUMNS, REQUEST_COLUMNS, Column, Row
 
 __all__ = ["SERIES_COLOURS", "render_html"]
 
@@ -38,14 +39,6 @@ td.n,th.n{text-align:right}.charts{display:flex;flex-wrap:wrap;gap:12px}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
 .note{color:#555}
 """
-
-
-def _fmt(value: float | None, spec: str = ".0f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
 
 
 def _chart(
@@ -186,95 +179,20 @@ def _backend_section(backend: str, points: Sequence[SeriesPoint]) -> str:
     return f'<h2>{escape(backend)}</h2><div class="charts">{"".join(charts)}</div>'
 
 
-def _request_table(rows: Sequence[RequestStats], total: RequestStats) -> str:
-    head = [
-        "backend",
-        "model",
-        "requests",
-        "err%",
-        "p50&nbsp;ms",
-        "p95&nbsp;ms",
-        "p99&nbsp;ms",
-        "ttfb&nbsp;p50",
-        "ttfb&nbsp;p95",
-        "attempts",
-        "failovers",
-        "cost&nbsp;$",
-        "baseline&nbsp;$",
-        "saving&nbsp;$",
-    ]
-    body = []
-    for row in [*rows, total]:
-        cells = [
-            escape(row.backend),
-            escape(row.model),
-            str(row.requests),
-            f"{row.error_rate * 100:.1f}",
-            _fmt(row.latency_p50_ms),
-            _fmt(row.latency_p95_ms),
-            _fmt(row.latency_p99_ms),
-            _fmt(row.ttfb_p50_ms),
-            _fmt(row.ttfb_p95_ms),
-            str(row.attempts),
-            str(row.failovers),
-            f"{row.cost_usd:.4f}",
-            f"{row.baseline_usd:.4f}",
-            f"{row.saving_usd:.4f}",
-        ]
-        body.append(_row(cells))
-    return _table(head, body)
-
-
-def _attempt_table(rows: Sequence[GroupStats], total: GroupStats) -> str:
-    head = [
-        "backend",
-        "model",
-        "calls",
-        "err%",
-        "p50&nbsp;ms",
-        "p95&nbsp;ms",
-        "p99&nbsp;ms",
-        "ttfb&nbsp;p50",
-        "ttfb&nbsp;p95",
-        "cache&nbsp;hit",
-        "cost&nbsp;$",
-    ]
-    body = [
-        _row(
-            [
-                escape(row.backend),
-                escape(row.model),
-                str(row.calls),
-                f"{row.error_rate * 100:.1f}",
-                _fmt(row.latency_p50_ms),
-                _fmt(row.latency_p95_ms),
-                _fmt(row.latency_p99_ms),
-                _fmt(row.ttfb_p50_ms),
-                _fmt(row.ttfb_p95_ms),
-                _rate(row.cache_hit_rate),
-                f"{row.cost_usd:.4f}",
-            ]
+def _html_table(columns: Sequence[Column[Row]], rows: Sequence[Row], total: Row) -> str:
+    def cells(values: list[str], tag: str) -> str:
+        return "".join(
+            f"<{tag}>{v}</{tag}>" if i < 2 else f'<{tag} class="n">{v}</{tag}>'
+            for i, v in enumerate(values)
         )
-        for row in [*rows, total]
-    ]
-    return _table(head, body)
 
-
-def _row(cells: list[str]) -> str:
-    return (
-        "<tr>"
-        + "".join(
-            f"<td>{c}</td>" if i < 2 else f'<td class="n">{c}</td>' for i, c in enumerate(cells)
-        )
-        + "</tr>"
+    head = cells([escape(c.header).replace(" ", "&nbsp;") for c in columns], "th")
+    everything: list[Row] = list(rows)
+    everything.append(total)
+    body = "".join(
+        f"<tr>{cells([escape(c.cell(row)) for c in columns], 'td')}</tr>" for row in everything
     )
-
-
-def _table(head: list[str], body: list[str]) -> str:
-    header = "".join(
-        f"<th>{h}</th>" if i < 2 else f'<th class="n">{h}</th>' for i, h in enumerate(head)
-    )
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(report: StatsReport) -> str:
@@ -304,10 +222,10 @@ def render_html(report: StatsReport) -> str:
         )
     if report.requests:
         parts.append("<h2>Requests (what the client got)</h2>")
-        parts.append(_request_table(report.requests, report.requests_total))
+        parts.append(_html_table(REQUEST_COLUMNS, report.requests, report.requests_total))
     if report.rows:
         parts.append("<h2>Attempts (each try at a backend)</h2>")
-        parts.append(_attempt_table(report.rows, report.total))
+        parts.append(_html_table(ATTEMPT_COLUMNS, report.rows, report.total))
     minutes = report.bucket_s / 60
     parts.append(f'<p class="note">Charts: one point per {minutes:g} minutes.</p>')
     for backend, points in report.series.items():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from ccrelay.latency.stats import GroupStats, RequestStats, StatsReport
 
-__all__ = ["render_table", "report_json"]
+__all__ = ["ATTEMPT_COLUMNS", "REQUEST_COLUMNS", "Column", "render_table", "report_json"]
 
 Row = TypeVar("Row", GroupStats, RequestStats)
 
@@ -21,90 +22,56 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-_REQUEST_COLUMNS = (
-    "backend",
-    "model",
-    "requests",
-    "err%",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "ttfb p50",
-    "ttfb p95",
-    "attempts",
-    "failovers",
-    "backoff ms",
-    "cache hit",
-    "cost $",
-    "baseline $",
-    "saving $",
-)
+@dataclass(frozen=True)
+class Column(Generic[Row]):
+    """One column of a table: its header and how a row shows in it (the HTML page uses these
+    too). The first two columns are text, the others numbers."""
+
+    header: str
+    cell: Callable[[Row], str]
 
 
-def _request_cells(row: RequestStats) -> list[str]:
+def _shared(count: str, counted: Callable[[Any], int]) -> list[Column[Any]]:
+    """The columns both levels have, up to the TTFB percentiles."""
     return [
-        row.backend,
-        row.model,
-        str(row.requests),
-        _num(row.error_rate * 100, ".1f"),
-        _num(row.latency_p50_ms, ".0f"),
-        _num(row.latency_p95_ms, ".0f"),
-        _num(row.latency_p99_ms, ".0f"),
-        _num(row.ttfb_p50_ms, ".0f"),
-        _num(row.ttfb_p95_ms, ".0f"),
-        str(row.attempts),
-        str(row.failovers),
-        f"{row.backoff_ms:.0f}",
-        _rate(row.cache_hit_rate),
-        f"{row.cost_usd:.4f}",
-        f"{row.baseline_usd:.4f}",
-        f"{row.saving_usd:.4f}",
+        Column("backend", lambda r: r.backend),
+        Column("model", lambda r: r.model),
+        Column(count, lambda r: str(counted(r))),
+        Column("err%", lambda r: _num(r.error_rate * 100, ".1f")),
+        Column("p50 ms", lambda r: _num(r.latency_p50_ms, ".0f")),
+        Column("p95 ms", lambda r: _num(r.latency_p95_ms, ".0f")),
+        Column("p99 ms", lambda r: _num(r.latency_p99_ms, ".0f")),
+        Column("ttfb p50", lambda r: _num(r.ttfb_p50_ms, ".0f")),
+        Column("ttfb p95", lambda r: _num(r.ttfb_p95_ms, ".0f")),
     ]
 
 
-_ATTEMPT_COLUMNS = (
-    "backend",
-    "model",
-    "calls",
-    "err%",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "ttfb p50",
-    "ttfb p95",
-    "cache hit",
-    "tokens in",
-    "tokens out",
-    "cost $",
-)
-
-
-def _attempt_cells(row: GroupStats) -> list[str]:
-    return [
-        row.backend,
-        row.model,
-        str(row.calls),
-        _num(row.error_rate * 100, ".1f"),
-        _num(row.latency_p50_ms, ".0f"),
-        _num(row.latency_p95_ms, ".0f"),
-        _num(row.latency_p99_ms, ".0f"),
-        _num(row.ttfb_p50_ms, ".0f"),
-        _num(row.ttfb_p95_ms, ".0f"),
-        _rate(row.cache_hit_rate),
-        f"{row.tokens_in:,}",
-        f"{row.tokens_out:,}",
-        f"{row.cost_usd:.4f}",
-    ]
+REQUEST_COLUMNS: list[Column[RequestStats]] = [
+    *_shared("requests", lambda r: r.requests),
+    Column("attempts", lambda r: str(r.attempts)),
+    Column("failovers", lambda r: str(r.failovers)),
+    Column("backoff ms", lambda r: f"{r.backoff_ms:.0f}"),
+    Column("cache hit", lambda r: _rate(r.cache_hit_rate)),
+    Column("cost $", lambda r: f"{r.cost_usd:.4f}"),
+    Column("baseline $", lambda r: f"{r.baseline_usd:.4f}"),
+    Column("saving $", lambda r: f"{r.saving_usd:.4f}"),
+]
+ATTEMPT_COLUMNS: list[Column[GroupStats]] = [
+    *_shared("calls", lambda r: r.calls),
+    Column("cache hit", lambda r: _rate(r.cache_hit_rate)),
+    Column("tokens in", lambda r: f"{r.tokens_in:,}"),
+    Column("tokens out", lambda r: f"{r.tokens_out:,}"),
+    Column("cost $", lambda r: f"{r.cost_usd:.4f}"),
+]
 
 
 def _table(
-    title: str,
-    columns: Sequence[str],
-    rows: Sequence[Row],
-    total: Row,
-    cells: Callable[[Row], list[str]],
+    title: str, columns: Sequence[Column[Row]], rows: Sequence[Row], total: Row
 ) -> list[str]:
-    table: list[list[str]] = [list(columns), *(cells(row) for row in rows), cells(total)]
+    everything: list[Row] = list(rows)
+    everything.append(total)
+    table: list[list[str]] = [[c.header for c in columns]]
+    table += [[c.cell(row) for c in columns] for row in everything]
     widths = [max(len(values[i]) for values in table) for i in range(len(columns))]
 
     def line(values: list[str]) -> str:
@@ -126,19 +93,14 @@ def render_table(report: StatsReport) -> str:
     if report.requests:
         out += _table(
             "requests (what the client got, across retries and failover)",
-            _REQUEST_COLUMNS,
+            REQUEST_COLUMNS,
             report.requests,
             report.requests_total,
-            _request_cells,
         )
         out.append("")
     if report.rows:
         out += _table(
-            "attempts (each try at a backend)",
-            _ATTEMPT_COLUMNS,
-            report.rows,
-            report.total,
-            _attempt_cells,
+            "attempts (each try at a backend)", ATTEMPT_COLUMNS, report.rows, report.total
         )
         out.append("")
     savings = report.savings
