@@ -75,11 +75,17 @@ def format_human(record: LatencyRecord) -> str:
 
 
 class LogSink:
-    """One INFO line per record on the ``ccrelay.latency`` logger, human-readable or JSON."""
+    """One INFO line per attempt record on the ``ccrelay.latency`` logger, human or JSON."""
 
     def __init__(
-        self, log_format: Literal["human", "json"] = "human", logger: logging.Logger | None = None
+        self,
+        log_format: Literal["human", "json"] = "human",
+        logger: logging.Logger | None = None,
+        *,
+        requests: bool = False,
     ) -> None:
+        self.requests = requests
+        """Log request records too (off: the access line already says what they say)."""
         self._format = log_format
         self._logger = logger if logger is not None else logging.getLogger(RECORD_LOGGER)
 
@@ -90,6 +96,11 @@ class LogSink:
         self.emit_nowait(record)
 
     def emit_nowait(self, record: LatencyRecord) -> None:
+        # A request's own line is the gateway's access line (backend, route, attempts,
+        # failovers, ms): a second one would double the logging cost of every request, which
+        # is most of a record's cost. Request records go to the files and S3.
+        if record.kind == "request" and not self.requests:
+            return
         if not self._logger.isEnabledFor(logging.INFO):
             return
         message = record.to_json_line() if self._format == "json" else format_human(record)

@@ -120,3 +120,18 @@ def test_s3_credentials_never_show() -> None:
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         assert "AKIASECRETVALUE" not in text
         assert "very-secret-key" not in text
+
+
+def test_the_log_sink_leaves_request_records_to_the_access_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.latency")
+    request = make_record(1, kind="request", attempt=None, attempts=2, failovers=1)
+    LogSink().emit_nowait(request)
+    assert caplog.records == []
+    LogSink(requests=True).emit_nowait(request)
+    [line] = caplog.records
+    assert (
+        line.getMessage().startswith("request backend=")
+        and "attempts=2 failovers=1" in line.getMessage()
+    )
