@@ -310,27 +310,52 @@ async def _chunk_deltas(
 
 
 async def _floor_rows(
-    session: aiohttp.ClientSession, upstream_port: int, body: bytes, per_level: int
+    session: aiohttp.ClientSession,
+    upstream_port: int,
+    body: bytes,
+    per_level: int,
+    *,
+    samples: int,
+    direct: Callable[[], Awaitable[None]],
+    direct_16: float,
 ) -> list[Row]:
-    """The same load through `_serve_floor`: what any aiohttp gateway pays, for scale."""
+    """The same load through `_serve_floor`: what any aiohttp gateway pays, for scale. Each
+    gateway target gets its floor figure, measured the same way in the same run."""
     port = _free_port()
-    floor = _start_floor(port, upstream_port, None)
     url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    floor = _start_floor(port, upstream_port, None)
     try:
         await _wait_ready(session, url + "/health", floor, 20)
+        ready = time.perf_counter() - started
 
         async def call() -> None:
             async with session.post(url + "/v1/messages", data=body) as response:
                 await response.read()
 
+        via_floor, base = await _time_pairs(samples, call, direct)
         before = _cpu_s(floor.pid)
         rate = await _throughput(16, per_level, call)
         cpu_ms = (_cpu_s(floor.pid) - before) / (2 * per_level) * 1000
+        rss, _ = _rss_mb(floor.pid)
     finally:
         _stop(floor)
     return [
+        Row(
+            "  floor: bare aiohttp proxy added p50, plain",
+            _pct(via_floor, 0.5) - _pct(base, 0.5),
+            "ms",
+        ),
+        Row(
+            "  floor: bare aiohttp proxy added p99, plain",
+            _pct(via_floor, 0.99) - _pct(base, 0.99),
+            "ms",
+        ),
         Row("  floor: bare aiohttp proxy CPU per request", cpu_ms, "ms"),
         Row("  floor: bare aiohttp proxy, concurrency 16", rate, "req/s"),
+        Row("  floor: bare aiohttp proxy c=16 / direct c=16", rate / direct_16, "x"),
+        Row("  floor: bare aiohttp proxy RSS after load", rss, "MB"),
+        Row("  floor: bare aiohttp proxy ready after start", ready, "s"),
     ]
 
 
@@ -452,7 +477,17 @@ async def run(quick: bool = False, *, pin: bool = False) -> list[Row]:
                 rows.append(
                     Row("  = capacity of one busy core", 1000 / cpu_ms if cpu_ms else 0.0, "req/s")
                 )
-                rows.extend(await _floor_rows(session, upstream_port, anthropic_body, per_level))
+                rows.extend(
+                    await _floor_rows(
+                        session,
+                        upstream_port,
+                        anthropic_body,
+                        per_level,
+                        samples=samples,
+                        direct=lambda: post(direct, openai_body),
+                        direct_16=direct_16,
+                    )
+                )
 
                 spaced = orjson.dumps({**request, "stream": True})
                 gw_deltas: list[float] = []
