@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "CACHE_READ_FACTOR",
@@ -146,9 +146,20 @@ class PriceTable(BaseModel):
     baseline: str = DEFAULT_BASELINE_MODEL
     backends: dict[str, BackendPrice] = Field(default_factory=dict)
     """Prices by configured backend name, looked up before the model tables."""
+    _found: dict[tuple[str, str | None], ModelPrice] = PrivateAttr(default_factory=dict)
+    """Answers already looked up: the table is frozen, and every record asks twice."""
 
     def price(self, model: str, backend: str | None = None) -> ModelPrice:
         """The price that applies to ``model`` served by ``backend``."""
+        key = (model, backend)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._look_up(model, backend)
+            if len(self._found) > 4096:  # model names come from requests: stay bounded
+                self._found.clear()
+        return found
+
+    def _look_up(self, model: str, backend: str | None) -> ModelPrice:
         name = model.lower()
         own = self.backends.get(backend) if backend is not None else None
         if own is not None:

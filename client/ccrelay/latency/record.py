@@ -14,15 +14,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-__all__ = ["TIMESTAMP_FORMAT", "CacheStatus", "LatencyRecord", "RecordKind"]
+__all__ = ["TIMESTAMP_FORMAT", "CacheStatus", "LatencyRecord", "RecordKind", "format_timestamp"]
 
 CacheStatus = Literal["hit", "miss", "bypass"]
 """`bypass`: the backend did not consult its cache (no-cache/no-store, or its Redis was down)."""
 RecordKind = Literal["attempt", "request"]
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """Always six fractional digits and a ``Z``: one type for every reader."""
+
+
+def format_timestamp(value: datetime) -> str:
+    """``2026-12-01T10:00:00.000000Z``: :data:`TIMESTAMP_FORMAT`, without strftime's cost."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class LatencyRecord(BaseModel):
@@ -89,15 +95,18 @@ class LatencyRecord(BaseModel):
 
     @field_serializer("timestamp", when_used="json")
     def _fixed_precision(self, value: datetime) -> str:
-        return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+        return format_timestamp(value)
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
 
     def to_json_line(self) -> str:
-        """One line of JSON, without the trailing newline."""
-        return self.model_dump_json()
+        """One line of JSON, without the trailing newline; the same as ``model_dump_json``,
+        made with orjson from the validated fields (a record is written on every request)."""
+        fields = dict(self.__dict__)
+        fields["timestamp"] = format_timestamp(self.timestamp)
+        return orjson.dumps(fields).decode()
 
     @classmethod
     def from_json_line(cls, line: str | bytes) -> LatencyRecord:

@@ -135,3 +135,18 @@ def test_the_log_sink_leaves_request_records_to_the_access_line(
         line.getMessage().startswith("request backend=")
         and "attempts=2 failovers=1" in line.getMessage()
     )
+
+
+@pytest.mark.parametrize("micros", [0, 1, 999_999])
+def test_the_fast_json_line_is_pydantics_line(micros: int) -> None:
+    record = make_record(
+        3,
+        datetime(2025, 6, 1, 0, 30, 0, micros, tzinfo=UTC),
+        kind="request",
+        attempt=None,
+        attempts=3,
+        baseline_usd=0.123456789,
+        cost_usd=1e-7,
+    )
+    assert json.loads(record.to_json_line()) == json.loads(record.model_dump_json())
+    assert record.to_json_line().split(",")[0].endswith(f'.{micros:06d}Z"')
