@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ccrelay_handler.service import ChatService
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_worker.http_server import build_app
+from ccrelay_worker.stop_signals import StopSignals
 from tests.conftest import free_port
 
 MESSAGES = [{"role": "user", "content": "hello http"}]
@@ -279,3 +280,66 @@ def test_run_serves_until_interrupted(redis_server, ollama_server, tmp_path: Pat
     output = (tmp_path / "http.log").read_text()
     assert KEY not in output
     assert "cache=hit" in output
+
+
+# -- stopping: the worker's StopSignals drive the server (issue 16) ---------------------------
+
+
+async def _serve_until(
+    redis_server: object, ollama_server: object, drain_s: float
+) -> tuple[asyncio.Task[None], int, StopSignals]:
+    from ccrelay_worker.http_server import _serve
+
+    settings = HandlerSettings.from_env(
+        {"REDIS_URL": redis_server.url, "OLLAMA_HOST": ollama_server.url}  # type: ignore[attr-defined]
+    )
+    signals, port = StopSignals(), free_port()
+    task = asyncio.create_task(_serve("127.0.0.1", port, settings, signals, drain_s))
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    return task, port, signals
+
+
+async def _chat(port: int) -> int:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"messages": MESSAGES, "cache": {"mode": "no-cache"}},
+        ) as reply,
+    ):
+        await reply.read()
+        return reply.status
+
+
+async def test_sigterm_lets_the_request_in_flight_finish(redis_server, ollama_server) -> None:
+    ollama_server.delay = 0.5  # a slow answer, still coming when the signal arrives
+    task, port, signals = await _serve_until(redis_server, ollama_server, drain_s=5)
+    in_flight = asyncio.create_task(_chat(port))
+    await asyncio.sleep(0.2)
+    signals._handle(signal.SIGTERM, None)  # what the kernel's SIGTERM runs
+    assert await asyncio.wait_for(in_flight, 5) == 200, "drained, not cut"
+    await asyncio.wait_for(task, 5)
+    with pytest.raises(OSError):  # and it no longer listens
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_second_sigterm_ends_the_drain_at_once(redis_server, ollama_server) -> None:
+    ollama_server.delay = 5.0
+    task, port, signals = await _serve_until(redis_server, ollama_server, drain_s=30)
+    in_flight = asyncio.create_task(_chat(port))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    signals._handle(signal.SIGTERM, None)
+    await asyncio.sleep(0.2)
+    signals._handle(signal.SIGTERM, None)
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 3, "the 30 s drain was cut short"
+    in_flight.cancel()
