@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from ccrelay.errors import CcrelayError
@@ -110,6 +109,8 @@ def s3_lines(
     settings: S3SinkSettings, since: datetime, until: datetime, *, client: Any = None
 ) -> Iterator[bytes]:
     """The lines of the objects in the hourly partitions of the window, object by object."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if client is None:
         from ccrelay.latency.s3 import make_s3_client
 

@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ccrelay.latency._layout import (
     Partition,
     encode_batch,
@@ -342,7 +340,7 @@ class S3Sink:
                 Body=body,
                 ContentType="application/gzip",
             )
-        except (BotoCoreError, ClientError, OSError) as exc:
+        except _boto_errors() as exc:
             raise _UploadFailed(exc) from exc
         except Exception as exc:  # a bug or an unexpected library error: log it, keep the batch
             _log.exception("unexpected error uploading latency records to %s", self.target)
@@ -408,6 +406,14 @@ class S3Sink:
                 len(left),
                 self.spool_dir,
             )
+
+
+def _boto_errors() -> tuple[type[BaseException], ...]:
+    """What an upload can fail with. botocore is imported here, when S3 is used: a gateway
+    without S3 does not pay for it at start (issue 15)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError, OSError
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
