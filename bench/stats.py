@@ -39,14 +39,13 @@ import io, json, resource, sys, time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from ccrelay.cli.stats import run_stats
-from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import TelemetrySettings
 directory, now, read = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2]), sys.argv[3] == "1"
 idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if read:
     out = io.StringIO()
-    code = run_stats(TelemetrySettings(jsonl_dir=directory), PriceTable(), timedelta(days=2),
+    code = run_stats(TelemetrySettings(jsonl_dir=directory), timedelta(days=2),
                      "local", True, out, err=io.StringIO(), now=now)
     assert code == 0
     total = json.loads(out.getvalue())

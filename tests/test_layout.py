@@ -130,7 +130,14 @@ def test_a_gateway_loads_only_what_its_config_uses(tmp_path: Path) -> None:
         env=env,
     )
     loaded = set(json.loads(out))
-    unused = ("yaml", "boto3", "botocore", "ccrelay.deploy.rest", "ccrelay.backends.runpod", "runpod")
+    unused = (
+        "yaml",
+        "boto3",
+        "botocore",
+        "ccrelay.deploy.rest",
+        "ccrelay.backends.runpod",
+        "runpod",
+    )
     for module in unused:
         assert module not in loaded, module
     assert "ccrelay.backends.openai" in loaded

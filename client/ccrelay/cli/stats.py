@@ -21,7 +21,6 @@ from ccrelay.logsetup import configure_logging
 from ccrelay_config.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ccrelay_config.pricing import PriceTable
     from ccrelay_config.telemetry import TelemetrySettings
 
 __all__ = ["parse_since", "register", "run", "run_stats"]
@@ -77,7 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point: telemetry and prices come from the config (`telemetry`, `prices`)."""
+    """Entry point: where the records are comes from the config (`telemetry`)."""
     from ccrelay.factory import load_client_config
 
     configure_logging(getattr(args, "log_level", None), getattr(args, "log_format", "human"))
@@ -87,10 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ccrelay: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     telemetry: TelemetrySettings = getattr(args, "telemetry", None) or config.telemetry
-    prices: PriceTable = getattr(args, "prices", None) or config.prices
     return run_stats(
         telemetry.resolved(environ()),
-        prices,
         args.since,
         args.source,
         args.as_json,
@@ -101,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_stats(
     settings: TelemetrySettings,
-    prices: PriceTable,
     since: timedelta,
     source: str,
     as_json: bool,
@@ -113,14 +109,13 @@ def run_stats(
 ) -> int:
     """Print the summary of the records of the last ``since``; returns the exit code.
 
-    ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`). ``prices`` is not
-    used to re-price: each record carries the cost and baseline estimated when it was written.
+    ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`). Nothing is re-priced:
+    each record carries the cost and baseline estimated when it was written.
     """
     from ccrelay.latency.reading import RecordLines, StatsSourceError, local_lines, s3_lines
     from ccrelay.latency.stats import StatsBuilder
     from ccrelay.latency.stats_text import render_table, report_json
 
-    del prices
     err = err or sys.stderr
     until = now or datetime.now(UTC)
     start = until - since

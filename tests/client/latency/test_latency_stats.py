@@ -223,7 +223,6 @@ async def test_s3_records_for_a_window(
     code = await asyncio.to_thread(
         run_stats,
         TelemetrySettings(jsonl_dir=tmp_path, s3=settings),
-        PriceTable(),
         timedelta(hours=25, minutes=30),
         "s3",
         True,
@@ -304,13 +303,11 @@ async def test_command_reads_the_state_dir(
 def test_command_errors(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     settings = TelemetrySettings(jsonl_dir=tmp_path)
-    assert run_stats(settings, PriceTable(), timedelta(hours=1), "s3", False, out, err=err) == 2
+    assert run_stats(settings, timedelta(hours=1), "s3", False, out, err=err) == 2
     assert "no S3 bucket configured" in err.getvalue()
     unresolved = TelemetrySettings()
-    assert (
-        run_stats(unresolved, PriceTable(), timedelta(hours=1), "local", False, out, err=err) == 2
-    )
-    assert run_stats(settings, PriceTable(), timedelta(hours=1), "local", False, out) == 0
+    assert run_stats(unresolved, timedelta(hours=1), "local", False, out, err=err) == 2
+    assert run_stats(settings, timedelta(hours=1), "local", False, out) == 0
     assert "no records in this window" in out.getvalue()
 
 

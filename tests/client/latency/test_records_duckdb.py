@@ -16,7 +16,6 @@ import pytest
 
 from ccrelay.cli.stats import run_stats
 from ccrelay.latency import S3Sink
-from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import TelemetrySettings
 from tests.client.latency.helpers import MotoEndpoint, s3_settings
 from tests.client.latency.test_latency_stats import NOW, generated
@@ -60,7 +59,6 @@ async def test_duckdb_with_the_documented_schema_agrees_with_stats(
     code = await asyncio.to_thread(
         run_stats,
         TelemetrySettings(jsonl_dir=tmp_path, s3=settings),
-        PriceTable(),
         timedelta(hours=24),
         "s3",
         True,

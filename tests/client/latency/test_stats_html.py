@@ -15,7 +15,6 @@ import pytest
 from ccrelay.cli.stats import run_stats
 from ccrelay.latency import JsonlSink
 from ccrelay.latency.stats_html import SERIES_COLOURS
-from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import TelemetrySettings
 from tests.client.latency.png_pixels import colour_counts
 from tests.client.latency.test_latency_stats import NOW, generated
@@ -34,7 +33,6 @@ async def write_report(tmp_path: Path) -> Path:
     settings = TelemetrySettings(jsonl_dir=tmp_path / "records")
     code = run_stats(
         settings,
-        PriceTable(),
         timedelta(days=2),
         "local",
         False,
