@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -199,8 +200,31 @@ class LatencyRecorder:
         self.sink.emit_nowait(record)
         return record
 
-    def on_request(self, summary: RequestSummary) -> LatencyRecord | None:
-        """The router's `RequestObserver` hook: one record for what the client got.
+    def on_request(self, summary: RequestSummary) -> None:
+        """The router's `RequestObserver` hook: one record for what the client got, built
+        once the reply is on its way (:meth:`_after_reply`)."""
+        self._after_reply(self.request_record, summary, self.now())
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        """The backends' ``AttemptObserver`` hook: record a finished attempt, once the reply
+        is on its way (:meth:`_after_reply`)."""
+        self._after_reply(self.attempt_record, attempt, self.now())
+
+    @staticmethod
+    def _after_reply(build: Callable[[Any, datetime], object], item: Any, now: datetime) -> None:
+        """Build and emit the record on the loop's next turn, not inside the request: the
+        backend returns, the gateway writes the reply, then the record (with its log line)
+        is made. That takes the record's cost out of the request's latency (its CPU stays).
+        Callbacks run in order, so a request's attempts are recorded before the request."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): now
+            build(item, now)
+            return
+        loop.call_soon(build, item, now)
+
+    def request_record(self, summary: RequestSummary, now: datetime) -> LatencyRecord | None:
+        """The record of one request that ended at ``now``.
 
         Its cost is what its attempts cost (failed ones included: a GPU-second is spent either
         way); its baseline is what Anthropic would have billed for the answer, on the Claude
@@ -224,7 +248,7 @@ class LatencyRecorder:
                 0, tokens_out, requested=summary.requested_model, cache_read=read, cache_write=write
             )
         return self._keep(
-            timestamp=self.now() - timedelta(milliseconds=summary.latency_ms),
+            timestamp=now - timedelta(milliseconds=summary.latency_ms),
             kind="request",
             request_id=summary.request_id,
             session=self.session,
@@ -250,9 +274,9 @@ class LatencyRecorder:
             baseline_usd=baseline,
         )
 
-    def on_attempt(self, attempt: Attempt) -> None:
-        """The backends' ``AttemptObserver`` hook: record a finished attempt."""
-        self.record(
+    def attempt_record(self, attempt: Attempt, now: datetime) -> LatencyRecord | None:
+        """The record of one attempt that ended at ``now``."""
+        return self.record(
             request_id=attempt.request_id,
             backend=attempt.backend,
             backend_type=attempt.backend_type,
@@ -266,7 +290,7 @@ class LatencyRecorder:
             tokens_out=attempt.tokens_out or 0,
             cache=attempt.cache if attempt.cache in CACHE_VERDICTS else None,  # type: ignore[arg-type]
             streamed=attempt.streamed,
-            started_at=self.now() - timedelta(milliseconds=attempt.latency_ms),
+            started_at=now - timedelta(milliseconds=attempt.latency_ms),
             route=attempt.route,
             cache_read_tokens=attempt.cache_read_tokens or 0,
             cache_write_tokens=attempt.cache_write_tokens or 0,

@@ -182,6 +182,8 @@ async def test_recorder_is_the_backends_attempt_observer() -> None:
     now = datetime(2025, 3, 1, 8, 0, 1, tzinfo=UTC)
     recorder = LatencyRecorder(sink, PriceTable(), now=lambda: now)
     recorder.on_attempt(pod_attempt(ttfb_ms=300.0, tokens_in=50, tokens_out=None, cache="hit"))
+    assert sink.records == [], "made after the reply, on the loop's next turn"
+    await asyncio.sleep(0)
     [record] = sink.records
     assert record.timestamp == now - timedelta(seconds=1)  # when the attempt started
     assert (record.tokens_in, record.tokens_out, record.cache) == (50, 0, "hit")
@@ -193,6 +195,7 @@ async def test_recorder_keeps_a_bypass_verdict() -> None:
     recorder = LatencyRecorder(sink, PriceTable())
     recorder.on_attempt(pod_attempt(request_id="r5", cache="bypass"))
     recorder.on_attempt(pod_attempt(request_id="r6", cache="stale"))
+    await asyncio.sleep(0)
     assert [r.cache for r in sink.records] == ["bypass", None]
 
 
