@@ -340,7 +340,7 @@ class Backend(ABC):
         if self.observer is None:
             return
         if error is not None:
-            outcome = _outcome(error)
+            outcome = outcome_word(error)
             # a status only when an HTTP answer came: a refused connection has none
             if isinstance(error, UpstreamStatusError):
                 status = error.upstream_status
@@ -500,7 +500,8 @@ class Unfinished(Exception):
     outcome = "abandoned"
 
 
-def _outcome(error: BaseException) -> str:
+def outcome_word(error: BaseException) -> str:
+    """The word a record uses for how something ended with ``error`` (``CcrelayError.outcome``)."""
     if isinstance(error, asyncio.CancelledError):
         return "cancelled"
     outcome = getattr(error, "outcome", None)

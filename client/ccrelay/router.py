@@ -18,21 +18,13 @@ backend nor fails over, because every backend would refuse it. A stream is judge
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ccrelay.backend import (
-    Backend,
-    Completion,
-    EventStream,
-    RequestObserver,
-    RequestOptions,
-    RequestSummary,
-)
+from ccrelay.backend import Backend, Completion, EventStream, RequestObserver, RequestOptions
 from ccrelay.breaker import CircuitBreaker, Ticket
 from ccrelay.errors import (
     AllBackendsFailed,
@@ -42,6 +34,7 @@ from ccrelay.errors import (
     PromptTooLong,
 )
 from ccrelay.factory import BackendFactory
+from ccrelay.request_summary import elapsed_ms, failed, served
 from ccrelay.routing import Routed, route
 from ccrelay.translate.tokens import estimate_tokens
 
@@ -107,11 +100,14 @@ class Router:
             rule = routed.rule
             result = await self._run(routed, options, lambda b, o: b.complete(request, o))
         except BaseException as exc:
-            self._report_failure(request, options, started, rule, exc, streamed=False)
+            if self.observer is not None:
+                self.observer.on_request(failed(self, request, options, started, rule, exc))
             raise
         if self.observer is not None:
             usage = result.response.get("usage") or {}
-            self._report(request, options, started, result, usage, None, "ok", None, False)
+            self.observer.on_request(
+                served(self, request, options, started, result, usage, ttfb_ms=None, error=None)
+            )
         return result
 
     async def open_stream(
@@ -124,96 +120,21 @@ class Router:
             rule = routed.rule
             stream = await self._run(routed, options, lambda b, o: b.open_stream(request, o))
         except BaseException as exc:
-            self._report_failure(request, options, started, rule, exc, streamed=True)
+            if self.observer is not None:
+                summary = failed(self, request, options, started, rule, exc, streamed=True)
+                self.observer.on_request(summary)
             raise
-        if self.observer is not None:
-            ttfb = _ms(started)
+        observer = self.observer
+        if observer is not None:
+            ttfb = elapsed_ms(started)
 
             def reported(error: BaseException | None) -> None:
-                outcome = "ok" if error is None else _outcome(error)
-                status = None if error is None else _status(error)
-                self._report(
-                    request, options, started, stream, stream.usage, ttfb, outcome, status, True
+                observer.on_request(
+                    served(self, request, options, started, stream, stream.usage, ttfb, error)
                 )
 
             stream.on_end(reported)
         return stream
-
-    # -- the request's record -------------------------------------------------------------------
-
-    def _report(
-        self,
-        request: dict[str, Any],
-        options: RequestOptions,
-        started: float,
-        result: Completion | EventStream,
-        usage: Mapping[str, Any],
-        ttfb_ms: float | None,
-        outcome: str,
-        status: int | None,
-        streamed: bool,
-    ) -> None:
-        if self.observer is None:
-            return
-        self.observer.on_request(
-            RequestSummary(
-                request_id=options.request_id,
-                requested_model=_requested_model(request),
-                backend=result.backend,
-                backend_type=self.factory.get(result.backend).type_name,
-                model=result.model,
-                route=result.route,
-                outcome=outcome,
-                status=200 if status is None else status,
-                attempts=result.attempts,
-                failovers=result.failovers,
-                backoff_ms=round(options.tally.backoff_ms, 3),
-                latency_ms=_ms(started),
-                ttfb_ms=ttfb_ms,
-                streamed=streamed,
-                usage=dict(usage),
-                cache=result.cache,
-                conversation=conversation_key(request),
-            )
-        )
-
-    def _report_failure(
-        self,
-        request: dict[str, Any],
-        options: RequestOptions,
-        started: float,
-        rule: str | None,
-        error: BaseException,
-        *,
-        streamed: bool,
-    ) -> None:
-        if self.observer is None:
-            return
-        tried = _last_backend(error)
-        backend_type = ""
-        if tried and tried in self.config.backends:
-            backend_type = self.factory.get(tried).type_name
-        self.observer.on_request(
-            RequestSummary(
-                request_id=options.request_id,
-                requested_model=_requested_model(request),
-                backend=tried,
-                backend_type=backend_type,
-                model=str(getattr(error, "model", None) or _requested_model(request) or ""),
-                route=rule or "default",
-                outcome=_outcome(error),
-                status=_status(error),
-                attempts=int(getattr(error, "attempts", 0) or 0),
-                failovers=max(len(getattr(error, "errors", ()) or ()) - 1, 0),
-                backoff_ms=round(options.tally.backoff_ms, 3),
-                latency_ms=_ms(started),
-                ttfb_ms=None,
-                streamed=streamed,
-                usage={},
-                cache=None,
-                conversation=conversation_key(request),
-            )
-        )
 
     async def _run(
         self,
@@ -285,62 +206,6 @@ class Router:
 
     def states(self) -> dict[str, str]:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _outcome(error: BaseException) -> str:
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    outcome = getattr(error, "outcome", None)
-    return outcome if isinstance(outcome, str) else "error"
-
-
-def _status(error: BaseException) -> int | None:
-    """The last upstream HTTP status, when an answer came (as on attempt records)."""
-    errors = getattr(error, "errors", None)
-    if errors:
-        error = errors[-1]
-    status = getattr(error, "upstream_status", None)
-    return status if isinstance(status, int) else None
-
-
-def _requested_model(request: Mapping[str, Any]) -> str | None:
-    model = request.get("model")
-    return model if isinstance(model, str) else None
-
-
-def _last_backend(error: BaseException) -> str:
-    backend = getattr(error, "backend", None)
-    if isinstance(backend, str):
-        return backend
-    errors = getattr(error, "errors", None)
-    if errors:
-        last = getattr(errors[-1], "backend", None)
-        return last if isinstance(last, str) else ""
-    return ""
-
-
-def conversation_key(request: Mapping[str, Any]) -> str:
-    """What tells one conversation from another without reading it: Claude Code's session
-    (``metadata.user_id``), the model, and the sizes of its tools and system prompt (a
-    sub-agent has other tools and another system prompt than the main loop). O(blocks)."""
-    metadata = request.get("metadata")
-    user = metadata.get("user_id") if isinstance(metadata, Mapping) else None
-    tools = request.get("tools")
-    system = request.get("system")
-    if isinstance(system, str):
-        system_size = len(system)
-    elif isinstance(system, list):
-        system_size = sum(
-            len(block.get("text") or "") for block in system if isinstance(block, Mapping)
-        )
-    else:
-        system_size = 0
-    tool_count = len(tools) if isinstance(tools, list) else 0
-    return f"{user or ''}|{request.get('model') or ''}|{tool_count}|{system_size}"
 
 
 def _judge(breaker: CircuitBreaker, ticket: Ticket) -> Callable[[BaseException | None], None]:

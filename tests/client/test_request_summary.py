@@ -9,7 +9,8 @@ import pytest
 from ccrelay.backend import RequestOptions, RequestSummary
 from ccrelay.errors import AllBackendsFailed, StreamInterrupted, UnknownBackendError
 from ccrelay.factory import BackendFactory
-from ccrelay.router import Router, conversation_key
+from ccrelay.request_summary import conversation_key
+from ccrelay.router import Router
 from tests.client.conftest import REQUEST, Clock, Sleeps
 from tests.client.test_router import broken_after_first_event, busy, config_for
 from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, sse
