@@ -79,12 +79,11 @@ def _percentiles(values: array[float], qs: Sequence[float]) -> list[float | None
 
 
 @dataclass(frozen=True, slots=True)
-class GroupStats:
-    """Attempts at one (backend, model); latencies in milliseconds, money in USD."""
+class _Summary:
+    """What both levels report for one (backend, model); milliseconds, USD."""
 
     backend: str
     model: str
-    calls: int
     errors: int
     error_rate: float
     latency_p50_ms: float | None
@@ -99,28 +98,22 @@ class GroupStats:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestStats:
+class GroupStats(_Summary):
+    """Attempts at one (backend, model)."""
+
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats(_Summary):
     """Client requests served by (or, failed, last tried at) one (backend, model)."""
 
-    backend: str
-    model: str
     requests: int
-    errors: int
-    error_rate: float
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    latency_p99_ms: float | None
-    ttfb_p50_ms: float | None
-    ttfb_p95_ms: float | None
     attempts: int
     retried: int
     """Requests that took more than one attempt."""
     failovers: int
     backoff_ms: float
-    cache_hit_rate: float | None
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
     baseline_usd: float
     saving_usd: float
 
