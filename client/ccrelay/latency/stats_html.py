@@ -33,7 +33,8 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 56, 12, 12, 28
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:12px 0 4px}
-table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd}
+.table{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-size:13px}
+td,th{padding:3px 6px;border-bottom:1px solid #ddd;white-space:nowrap}
 td.n,th.n{text-align:right}.charts{display:flex;flex-wrap:wrap;gap:12px}
 .chart{border:1px solid #ddd;padding:6px}.legend span{margin-right:12px}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
@@ -192,7 +193,10 @@ def _html_table(columns: Sequence[Column[Row]], rows: Sequence[Row], total: Row)
     body = "".join(
         f"<tr>{cells([escape(c.cell(row)) for c in columns], 'td')}</tr>" for row in everything
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="table"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def render_html(report: StatsReport) -> str:
