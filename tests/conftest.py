@@ -59,6 +59,29 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+def wait_until(predicate: Callable[[], object], within: float = 20.0) -> bool:
+    """Poll ``predicate()`` (real state) from synchronous code; True once it holds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def process_alive(pid: int) -> bool:
+    """Is ``pid`` running? A zombie is not: it only waits for its (gone) parent's reaper."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from ccrelay_handler.service import ChatService
 from ccrelay_handler.settings import HandlerSettings
+from tests.conftest import process_alive, wait_until
 
 from .helpers import cache_lines, chat
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is not alive
-        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 async def test_embedded_redis_caches_and_persists(ollama_server, tmp_path: Path, caplog) -> None:
@@ -35,7 +26,7 @@ async def test_embedded_redis_caches_and_persists(ollama_server, tmp_path: Path,
         pid = embedded._process.pid
     finally:
         await service.aclose()
-    assert not _alive(pid)  # stopped with the service, not left behind
+    assert not process_alive(pid)  # stopped with the service, not left behind
     assert settings.embedded_redis_path.is_file()  # the RDB saved in the state dir
     assert settings.embedded_redis_path.parent.parent == tmp_path / "state"
 
@@ -121,13 +112,12 @@ def test_a_killed_worker_takes_its_embedded_redis_with_it(tmp_path: Path) -> Non
         assert process.stdout is not None
         pid = int(process.stdout.readline())
         time.sleep(0.5)
-        assert _alive(pid), "the redis-server died with the thread that started it"
+        assert process_alive(pid), "the redis-server died with the thread that started it"
         process.kill()
         process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(pid), "redis-server orphaned by a killed worker"
+        assert wait_until(lambda: not process_alive(pid), 10), (
+            "redis-server orphaned by a killed worker"
+        )
     finally:
         if process.poll() is None:
             process.kill()

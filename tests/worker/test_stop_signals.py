@@ -5,41 +5,16 @@ Real subprocesses throughout: `python -m ccrelay_worker` with the fake Ollama as
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ccrelay_worker.pull_lock import LEASE_NAME
-from tests.conftest import free_port
+from tests.conftest import free_port, process_alive, wait_until
 from tests.worker.worker_process import pulls, start_worker, worker_env
-
-
-def _wait_for(predicate: Callable[[], object], within: float = 20.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead too: it only waits for its (gone) parent's reaper
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _serve_http(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], int, int]:
@@ -60,7 +35,7 @@ def _serve_http(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], in
         except OSError:
             return process.poll() is not None
 
-    assert _wait_for(healthy, 30) and process.poll() is None, process.poll()
+    assert wait_until(healthy, 30) and process.poll() is None, process.poll()
     return process, port, int((tmp_path / "engine.pid").read_text())
 
 
@@ -77,7 +52,7 @@ def test_a_signal_during_the_pull_gives_the_lease_back(
     )
     lease = tmp_path / "volume" / "ollama" / LEASE_NAME
     process = start_worker(env, "--prepare")
-    assert _wait_for(lambda: pulls(tmp_path) and lease.exists()), "the pull never started"
+    assert wait_until(lambda: pulls(tmp_path) and lease.exists()), "the pull never started"
     process.send_signal(signum)
     _, err = process.communicate(timeout=20)
     assert process.returncode == 128 + signum, err
@@ -99,7 +74,7 @@ def test_sigterm_exits_143_in_http_mode_too(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=20)
     assert process.returncode == 143, err
     assert (tmp_path / "signals.log").read_text().split() == ["SIGTERM"]
-    assert not _alive(engine)
+    assert not process_alive(engine)
 
 
 def test_a_second_sigterm_while_stopping_still_stops_the_engine(tmp_path: Path) -> None:
@@ -107,12 +82,12 @@ def test_a_second_sigterm_while_stopping_still_stops_the_engine(tmp_path: Path) 
     worker while it waited for Ollama, and Ollama was left running."""
     process, _port, engine = _serve_http(tmp_path, FAKE_OLLAMA_STOP_DELAY="2")
     process.send_signal(signal.SIGTERM)
-    assert _wait_for(lambda: (tmp_path / "signals.log").exists(), 10), "engine not signalled"
+    assert wait_until(lambda: (tmp_path / "signals.log").exists(), 10), "engine not signalled"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=20)
     assert process.returncode == 143, err
     assert "received SIGTERM again while stopping" in err
-    assert not _alive(engine), "the engine outlived the worker"
+    assert not process_alive(engine), "the engine outlived the worker"
 
 
 def test_a_killed_worker_takes_its_engine_with_it(tmp_path: Path) -> None:
@@ -120,5 +95,5 @@ def test_a_killed_worker_takes_its_engine_with_it(tmp_path: Path) -> None:
     process, _port, engine = _serve_http(tmp_path)
     process.kill()
     process.communicate(timeout=10)  # the engine shares its pipes: this also waits for it
-    assert _wait_for(lambda: not _alive(engine), 10), "ollama serve orphaned"
+    assert wait_until(lambda: not process_alive(engine), 10), "ollama serve orphaned"
     assert set((tmp_path / "signals.log").read_text().split()) == {"SIGTERM"}, "stopped cleanly"
