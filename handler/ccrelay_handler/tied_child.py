@@ -9,7 +9,7 @@ SIGTERM, so the child still shuts down cleanly.
 That signal fires when the *thread* that forked the child exits, not the process (prctl(2)).
 A child started from a worker thread (asyncio's executor, whose threads come and go) would be
 killed while the worker still needs it, so children are forked by the main thread, or else by
-one daemon thread that lives as long as the process.
+one thread that lives as long as the interpreter.
 
 Elsewhere than Linux the children are started plainly and rely on the cleanup paths alone.
 """
@@ -19,12 +19,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["start_tied_child"]
@@ -60,40 +60,9 @@ def _tie_to(parent_pid: int) -> Callable[[], None]:
     return tie
 
 
-class _Forker:
-    """One daemon thread for the whole process that forks children asked for off the main thread."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = (
-            queue.SimpleQueue()
-        )
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, job: Callable[[], Any]) -> Any:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="ccrelay-forker", daemon=True
-                )
-                self._thread.start()
-        reply: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._jobs.put((job, reply))
-        ok, value = reply.get()
-        if not ok:
-            raise value
-        return value
-
-    def _loop(self) -> None:
-        while True:
-            job, reply = self._jobs.get()
-            try:
-                reply.put((True, job()))
-            except BaseException as exc:  # handed back to the caller's thread
-                reply.put((False, exc))
-
-
-_FORKER = _Forker()
+# One thread for the whole process forks the children asked for off the main thread; an
+# executor's thread stays until interpreter exit, when the children should stop anyway.
+_FORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccrelay-forker")
 
 
 def start_tied_child(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
@@ -107,5 +76,4 @@ def start_tied_child(argv: Sequence[str], **popen: Any) -> subprocess.Popen[byte
 
     if threading.current_thread() is threading.main_thread():
         return fork()
-    result: subprocess.Popen[bytes] = _FORKER.run(fork)
-    return result
+    return _FORKER.submit(fork).result()
