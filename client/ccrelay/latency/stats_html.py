@@ -8,8 +8,9 @@ Above them, the request and attempt tables and the saving with its assumptions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
+from itertools import accumulate
 
 from ccrelay.latency.stats import SeriesPoint, StatsReport
 from ccrelay.latency.stats_text import ATTEMPT_COLUMNS, REQUEST_COLUMNS, Column, Row
@@ -45,11 +46,12 @@ td.n,th.n{text-align:right}.charts{display:flex;flex-wrap:wrap;gap:12px}
 def _chart(
     title: str,
     points: Sequence[SeriesPoint],
-    series: dict[str, Callable[[SeriesPoint], float | None]],
+    series: dict[str, Sequence[float | None]],
     unit: str,
 ) -> str:
-    """A line chart of ``series`` over the buckets; a point with no value breaks its line."""
-    values = [v for get in series.values() for p in points if (v := get(p)) is not None]
+    """A line chart of ``series`` (one value per bucket of ``points``); a bucket with no value
+    breaks its line."""
+    values = [v for line in series.values() for v in line if v is not None]
     top = max(values, default=0.0) or 1.0
     inner_w, inner_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     count = max(len(points) - 1, 1)
@@ -83,12 +85,11 @@ def _chart(
             f'<text x="{_W - _RIGHT}" y="{_H - 8}" text-anchor="end" font-size="10">'
             f"{escape(points[-1].start)}</text>"
         )
-    for name, get in series.items():
+    for name, line_values in series.items():
         colour = SERIES_COLOURS[name]
         run: list[str] = []
         runs: list[list[str]] = []
-        for i, point in enumerate(points):
-            value = get(point)
+        for i, value in enumerate(line_values):
             if value is None:
                 if run:
                     runs.append(run)
@@ -126,57 +127,51 @@ def _axis(top: float, unit: str) -> str:
     return f"{top:.0f} {unit}"
 
 
-def _cumulative(points: Sequence[SeriesPoint], pick: Callable[[SeriesPoint], float]) -> list[float]:
-    total, out = 0.0, []
-    for point in points:
-        total += pick(point)
-        out.append(total)
-    return out
+def _cumulative(values: Iterable[float]) -> list[float | None]:
+    return list(accumulate(values))
 
 
 def _backend_section(backend: str, points: Sequence[SeriesPoint]) -> str:
+    def each(pick: Callable[[SeriesPoint], float | None]) -> list[float | None]:
+        return [pick(p) for p in points]
+
     charts = [
         _chart(
             "latency of successful attempts",
             points,
             {
-                "p50": lambda p: p.latency_p50_ms,
-                "p95": lambda p: p.latency_p95_ms,
-                "p99": lambda p: p.latency_p99_ms,
+                "p50": each(lambda p: p.latency_p50_ms),
+                "p95": each(lambda p: p.latency_p95_ms),
+                "p99": each(lambda p: p.latency_p99_ms),
             },
             "ms",
         ),
         _chart(
             "error rate of attempts",
             points,
-            {"error rate": lambda p: p.errors / p.calls if p.calls else None},
+            {"error rate": each(lambda p: p.errors / p.calls if p.calls else None)},
             "%",
         ),
         _chart(
             "cache hit rate (where reported)",
             points,
             {
-                "cache hit rate": lambda p: (
-                    p.cache_hits / p.cache_reported if p.cache_reported else None
+                "cache hit rate": each(
+                    lambda p: p.cache_hits / p.cache_reported if p.cache_reported else None
                 )
             },
             "%",
         ),
-    ]
-    cost = _cumulative(points, lambda p: p.cost_usd)
-    baseline = _cumulative(points, lambda p: p.baseline_usd)
-    index = {id(p): i for i, p in enumerate(points)}
-    charts.append(
         _chart(
             "cost against the Anthropic baseline (cumulative)",
             points,
             {  # the baseline first: where they coincide (Anthropic) the cost is drawn on top
-                "baseline": lambda p: baseline[index[id(p)]],
-                "cost": lambda p: cost[index[id(p)]],
+                "baseline": _cumulative(p.baseline_usd for p in points),
+                "cost": _cumulative(p.cost_usd for p in points),
             },
             "$",
-        )
-    )
+        ),
+    ]
     return f'<h2>{escape(backend)}</h2><div class="charts">{"".join(charts)}</div>'
 
 
