@@ -93,16 +93,9 @@ class Router:
     async def complete(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
     ) -> Completion:
-        started = time.perf_counter()
-        rule = None
-        try:
-            routed, options = self.route(request, options, backend)
-            rule = routed.rule
-            result = await self._run(routed, options, lambda b, o: b.complete(request, o))
-        except BaseException as exc:
-            if self.observer is not None:
-                self.observer.on_request(failed(self, request, options, started, rule, exc))
-            raise
+        result, options, started = await self._routed(
+            request, options, backend, lambda b, o: b.complete(request, o), streamed=False
+        )
         if self.observer is not None:
             usage = result.response.get("usage") or {}
             self.observer.on_request(
@@ -113,17 +106,9 @@ class Router:
     async def open_stream(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
     ) -> EventStream:
-        started = time.perf_counter()
-        rule = None
-        try:
-            routed, options = self.route(request, options, backend)
-            rule = routed.rule
-            stream = await self._run(routed, options, lambda b, o: b.open_stream(request, o))
-        except BaseException as exc:
-            if self.observer is not None:
-                summary = failed(self, request, options, started, rule, exc, streamed=True)
-                self.observer.on_request(summary)
-            raise
+        stream, options, started = await self._routed(
+            request, options, backend, lambda b, o: b.open_stream(request, o), streamed=True
+        )
         observer = self.observer
         if observer is not None:
             ttfb = elapsed_ms(started)
@@ -135,6 +120,33 @@ class Router:
 
             stream.on_end(reported)
         return stream
+
+    async def _routed(
+        self,
+        request: dict[str, Any],
+        options: RequestOptions,
+        backend: str | None,
+        call: Callable[[Backend, RequestOptions], Awaitable[T]],
+        *,
+        streamed: bool,
+    ) -> tuple[T, RequestOptions, float]:
+        """Route, then run the chain; (the result, the options as routed, when it started).
+
+        A request that no backend answered (or that was refused before any was tried) is
+        summarised here; one that was answered is summarised by the caller.
+        """
+        started = time.perf_counter()
+        rule = None
+        try:
+            routed, options = self.route(request, options, backend)
+            rule = routed.rule
+            result = await self._run(routed, options, call)
+        except BaseException as exc:
+            if self.observer is not None:
+                summary = failed(self, request, options, started, rule, exc, streamed=streamed)
+                self.observer.on_request(summary)
+            raise
+        return result, options, started
 
     async def _run(
         self,
