@@ -109,14 +109,14 @@ def test_the_default_volume_root_counts_only_when_something_is_mounted_there(
 def test_runpod_is_recognised_by_the_variables_it_sets(tmp_path: Path) -> None:
     base = {"CCRELAY_VOLUME_ROOT": str(tmp_path / "absent"), "OLLAMA_MODELS": str(tmp_path / "m")}
     off = WorkerSettings.from_env(base)
-    assert not off.on_runpod and off.volume_refusal(base) is None
+    assert not off.on_runpod and off.volume_refusal() is None
     on = WorkerSettings.from_env({**base, "RUNPOD_WEBHOOK_GET_JOB": "https://api.runpod.ai/x"})
-    refusal = on.volume_refusal(base)
+    refusal = on.volume_refusal()
     assert on.on_runpod and refusal is not None
     assert str(tmp_path / "m") in refusal and "CCRELAY_ALLOW_NO_VOLUME" in refusal
     allowed = WorkerSettings.from_env(
         {**base, "RUNPOD_POD_ID": "abc", "CCRELAY_ALLOW_NO_VOLUME": "yes"}
     )
-    assert allowed.volume_refusal(base) is None
+    assert allowed.volume_refusal() is None
     with pytest.raises(WorkerConfigError, match="CCRELAY_ALLOW_NO_VOLUME"):
         WorkerSettings.from_env({**base, "CCRELAY_ALLOW_NO_VOLUME": "maybe"})

@@ -199,7 +199,7 @@ def main(
                 settings.http_host,
             )
 
-    volume_refusal = settings.volume_refusal(env)
+    volume_refusal = settings.volume_refusal()
     if volume_refusal is not None:
         log.error("%s", volume_refusal)
         return 2

@@ -69,7 +69,7 @@ class WorkerSettings(BaseModel):
     http_port: int = Field(8000, ge=1, le=65535)
     http_drain_s: float = Field(30.0, ge=0)
 
-    def volume_refusal(self, environ: Mapping[str, str]) -> str | None:
+    def volume_refusal(self) -> str | None:
         """Why this worker must not boot without a volume, or None.
 
         On RunPod, a worker whose models are not on a network volume pulls the whole model onto
