@@ -117,6 +117,6 @@ class ModelStoreNotWritable(WorkerError):
         self.reason = reason
         super().__init__(
             f"the model is missing and {directory} cannot be written ({reason}); attach a "
-            "writable network volume with room for the model (about 19 GB for qwen3-coder:30b), "
+            "writable network volume with room for the model, "
             "or seed it once with `python -m ccrelay_worker --prepare` where it can be written"
         )
