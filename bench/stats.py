@@ -58,53 +58,54 @@ print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 
 
 
 def _write(directory: Path, count: int, now: datetime) -> None:
+    """Half attempts, half requests. Each line is a real record's JSON with its measurements
+    varied, so the file always has the schema the gateway writes."""
+    from ccrelay.latency.record import LatencyRecord, format_timestamp
+
+    common = {"request_id": "", "backend": "", "backend_type": "", "model": "", "route": "default"}
+    attempt = LatencyRecord(
+        timestamp=now, outcome="ok", latency_ms=0, attempt=1, streamed=True, **common
+    ).model_dump(mode="json")
+    request = LatencyRecord(
+        timestamp=now,
+        outcome="ok",
+        latency_ms=0,
+        streamed=True,
+        kind="request",
+        requested_model="claude-sonnet-4-5",
+        attempts=1,
+        failovers=0,
+        backoff_ms=0.0,
+        baseline_usd=0.01,
+        **common,
+    ).model_dump(mode="json")
     rng = random.Random(16)
     path = directory / f"latency-{now:%Y-%m-%d}.jsonl"
     with path.open("wb") as handle:
         for n in range(count // 2):
             backend, backend_type, model = _BACKENDS[n % len(_BACKENDS)]
-            stamp = (now - timedelta(seconds=rng.random() * 80_000)).strftime(
-                "%Y-%m-%dT%H:%M:%S.%fZ"
-            )
             ok = rng.random() > 0.05
-            base = {
-                "timestamp": stamp,
-                "kind": "attempt",
+            measured = {
+                "timestamp": format_timestamp(now - timedelta(seconds=rng.random() * 80_000)),
                 "request_id": f"req_{n:024x}",
-                "session": None,
                 "backend": backend,
                 "backend_type": backend_type,
                 "model": model,
-                "requested_model": None,
-                "route": "default",
                 "outcome": "ok" if ok else "timeout",
                 "status": 200 if ok else None,
-                "attempt": 1,
-                "attempts": None,
-                "failovers": None,
-                "backoff_ms": None,
                 "latency_ms": rng.lognormvariate(6.5, 0.6),
                 "ttfb_ms": rng.uniform(50, 900),
-                "streamed": True,
                 "tokens_in": rng.randint(1000, 60_000),
                 "tokens_out": rng.randint(10, 2000),
-                "cache_read_tokens": 0,
-                "cache_write_tokens": 0,
                 "cache": "miss" if backend_type == "runpod" else None,
                 "cost_usd": 0.001,
-                "baseline_usd": None,
             }
-            request = {
-                **base,
-                "kind": "request",
-                "requested_model": "claude-sonnet-4-5",
-                "attempt": None,
-                "attempts": 1,
-                "failovers": 0,
-                "backoff_ms": 0.0,
-                "baseline_usd": 0.01,
-            }
-            handle.write(orjson.dumps(base) + b"\n" + orjson.dumps(request) + b"\n")
+            handle.write(
+                orjson.dumps({**attempt, **measured})
+                + b"\n"
+                + orjson.dumps({**request, **measured})
+                + b"\n"
+            )
 
 
 def _probe(directory: Path, now: datetime, read: bool) -> dict[str, float]:
