@@ -19,9 +19,11 @@ Two ways to run it:
   FAKE_OLLAMA_SIGNAL_LOG   file to which the child writes the name of a SIGTERM/SIGINT it gets
   FAKE_OLLAMA_READY_DELAY  seconds to wait before listening
   FAKE_OLLAMA_PID_FILE     file the child writes its pid to (to prove it is gone afterwards)
-  FAKE_OLLAMA_STOP_DELAY   seconds between the first stop signal and the exit (a real engine
-                           unloading a model from the GPU takes seconds); later signals are
-                           logged too
+  FAKE_OLLAMA_STOP_DELAY   seconds between the first stop signal and the exit; later signals
+                           are logged too. `ollama serve` handles SIGINT/SIGTERM by closing
+                           its HTTP server, then unloading every runner (``sched.unloadAllRunners``
+                           in ollama's server/routes.go ``Serve``) before it exits: with a 30B
+                           model in GPU memory that takes a while
 
 In engine mode, POST /__fake__/crash makes the child exit with code 7 (a crashed engine).
 """
