@@ -363,7 +363,7 @@ async def run(quick: bool = False, *, pin: bool = False) -> list[Row]:
     """Start the upstream and the gateway, measure, stop them; the figures as rows."""
     import orjson
 
-    from ccrelay.translate import anthropic_to_openai_request
+    from ccrelay_translate import anthropic_to_openai_request
 
     load = os.getloadavg()[0]
     samples = 300 if quick else 2000

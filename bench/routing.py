@@ -21,10 +21,10 @@ from aiohttp import web
 
 from bench._payloads import claude_code_request, openai_completion
 from bench._table import Row, nearest_rank
-from ccrelay.backend import Attempt, RequestOptions
-from ccrelay.factory import load_client_config
+from ccrelay.backends.base import Attempt, RequestOptions
+from ccrelay.backends.factory import load_client_config
 from ccrelay.runtime import Runtime
-from ccrelay.translate import anthropic_to_openai_request
+from ccrelay_translate import anthropic_to_openai_request
 
 __all__ = ["measure", "rows", "run"]
 

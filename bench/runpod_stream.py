@@ -1,7 +1,7 @@
 """Streaming from a RunPod endpoint: polling ``/stream`` against the endpoint's OpenAI route.
 
 Run through ``python -m bench`` (or ``python -m bench runpod_stream``). A loopback RunPod
-(``tests/fake_runpod.py``) whose worker streams ``TOKENS`` tokens ``INTERVAL_S`` apart, as a
+(``tests/fakes/runpod_jobs.py``) whose worker streams ``TOKENS`` tokens ``INTERVAL_S`` apart, as a
 warm Qwen3-Coder does, serves both ways of streaming a job:
 
 - ``poll``: ``POST /run``, then ``/stream/{id}`` every ``stream_poll_s`` (0.1 s, the default);
@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 
 from bench._table import Row, nearest_rank
-from ccrelay.backend import RequestOptions
-from ccrelay.factory import load_client_config
+from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.factory import load_client_config
 from ccrelay.runtime import Runtime
 
 __all__ = ["measure", "rows"]
@@ -47,7 +47,7 @@ _PROMPT = {
 
 async def one_stream(mode: str, tokens: int, interval_s: float) -> dict[str, Any]:
     """Time to first token and each token's lag (seconds) for one streamed request."""
-    from tests.fake_runpod import FakeRunPod, paced_worker
+    from tests.fakes.runpod_jobs import FakeRunPod, paced_worker
 
     produced: list[float] = []
     pieces = [f"t{n} " for n in range(tokens)]

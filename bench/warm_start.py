@@ -1,12 +1,12 @@
 """What a warm start saves: the first prompt of a session against a scale-to-zero RunPod endpoint.
 
 Run through ``python -m bench`` (or ``python -m bench warm_start``). Two sessions side by side,
-each with its own loopback RunPod (``tests/fake_runpod.py``: no worker until the first job,
+each with its own loopback RunPod (``tests/fakes/runpod_jobs.py``: no worker until the first job,
 then one ready ``cold_start_s`` later, as a RunPod endpoint at zero workers behaves) and its own
 `Runtime`, as `ccrelay code` builds one. The user takes ``typing_s`` to type the first prompt,
 which is then streamed through the router; the figure is how long they wait for the whole
 answer. One session sends nothing before the prompt (`ccrelay code --no-warm`), the other starts
-the warm-up `ccrelay code` starts (`ccrelay.warmup`). The saving should be the typing time,
+the warm-up `ccrelay code` starts (`ccrelay.coldstart.warmup`). The saving should be the typing time,
 capped by the cold start: the cold start ran while the user typed.
 
 The fake lives with the tests; the benchmarks run from the repository root (``ccrelay bench``
@@ -23,10 +23,10 @@ import time
 import aiohttp
 
 from bench._table import Row
-from ccrelay.backend import RequestOptions
-from ccrelay.factory import load_client_config
+from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.factory import load_client_config
+from ccrelay.coldstart.warmup import start_warm_ups
 from ccrelay.runtime import Runtime
-from ccrelay.warmup import start_warm_ups
 
 __all__ = ["first_prompt_wait", "rows"]
 
@@ -42,7 +42,7 @@ _PROMPT = {
 
 async def first_prompt_wait(cold_start_s: float, typing_s: float, *, warm: bool) -> float:
     """Seconds from sending the first prompt to the end of its streamed answer."""
-    from tests.fake_runpod import FakeRunPod
+    from tests.fakes.runpod_jobs import FakeRunPod
 
     fake = await FakeRunPod(cold_start_s=cold_start_s).start()
     document = {

@@ -254,7 +254,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 async def fake_openai():
     """A loopback server speaking OpenAI chat completions (Cerebras, LiteLLM) at `.base_url`."""
-    from tests.fake_providers import FakeOpenAI
+    from tests.fakes.providers import FakeOpenAI
 
     server = await FakeOpenAI().start()
     try:
@@ -266,7 +266,7 @@ async def fake_openai():
 @pytest.fixture
 async def fake_anthropic():
     """A loopback server speaking Anthropic's Messages API at `.url`."""
-    from tests.fake_providers import FakeAnthropic
+    from tests.fakes.providers import FakeAnthropic
 
     server = await FakeAnthropic().start()
     try:
@@ -313,9 +313,9 @@ def ollama_server():
     """A fake Ollama (OpenAI-compatible /v1 API) on 127.0.0.1 in a thread: `.url`, `.requests`.
 
     Knobs: `.delay`, `.chunk_delay`, `.fail = (status, message)`, `.fail_mid_stream`, `.content`,
-    `.tool_calls`, `.models`; see tests/handler/fake_ollama_server.py.
+    `.tool_calls`, `.models`; see tests/fakes/ollama_server.py.
     """
-    from tests.handler.fake_ollama_server import OllamaServer
+    from tests.fakes.ollama_server import OllamaServer
 
     server = OllamaServer().start()
     try:
@@ -329,9 +329,9 @@ def ollama_native_server():
     """A fake Ollama NATIVE API (/api/version, tags, show, pull NDJSON, generate) on 127.0.0.1 in a
     thread: a `FakeOllama` with `.url`, `.pulls`, `.warm_calls`, `.add_model()` and knobs
     `.fail_pull` ("error-line" | "http-500"), `.pull_delay`, `.fail_warm`; see
-    tests/worker/fake_ollama.py (also runnable as the boot's engine child process).
+    tests/fakes/ollama_engine.py (also runnable as the boot's engine child process).
     """
-    from tests.worker.fake_ollama import FakeOllama
+    from tests.fakes.ollama_engine import FakeOllama
     from tests.worker.loopback import ThreadedServer
 
     fake = FakeOllama()
@@ -348,9 +348,9 @@ def runpod_rest_server():
     """A fake RunPod management REST API (v2: /serverless, /templates, /network-volumes) on
     127.0.0.1 in a thread: `.api_url`, `.api_key`, `.calls` (method, path, body), `.writes`,
     `.endpoints`, `.rejected` (bodies the schema refused: a test fails if any); knobs
-    `.fail_next = [status, ...]`, `.fail_writes`; see tests/client/deploy/fake_runpod_rest.py.
+    `.fail_next = [status, ...]`, `.fail_writes`; see tests/fakes/runpod_rest.py.
     """
-    from tests.client.deploy.fake_runpod_rest import FakeRunPod
+    from tests.fakes.runpod_rest import FakeRunPod
     from tests.worker.loopback import ThreadedServer
 
     fake = FakeRunPod()
@@ -368,9 +368,9 @@ def runpod_rest_server():
 async def fake_runpod():
     """A loopback server speaking RunPod's serverless API (runsync/run/status/stream/cancel/
     health) at `.endpoint_url`, bearer `.api_key`; knobs `.push_job(Script(...))`,
-    `.push_failure(status)`, `.health_body`; see tests/fake_runpod.py.
+    `.push_failure(status)`, `.health_body`; see tests/fakes/runpod_jobs.py.
     """
-    from tests.fake_runpod import FakeRunPod
+    from tests.fakes.runpod_jobs import FakeRunPod
 
     server = await FakeRunPod().start()
     try:
@@ -413,9 +413,9 @@ async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
 
 @pytest.fixture
 async def profiled() -> AsyncIterator[Callable[..., Any]]:
-    """Start `ProfiledServer`s (tests/fake_profiles.py) by profile name: "ollama", "cerebras",
+    """Start `ProfiledServer`s (tests/fakes/openai_compat.py) by profile name: "ollama", "cerebras",
     "vllm", "litellm" or "openai"; keyword arguments go to the profile. All are closed after."""
-    from tests.fake_profiles import (
+    from tests.fakes.openai_compat import (
         CerebrasProfile,
         LiteLLMProfile,
         OllamaProfile,

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OUR_PACKAGES = {"ccrelay", "ccrelay_config", "ccrelay_handler", "ccrelay_wire", "ccrelay_worker"}
+OUR_PACKAGES = {
+    "ccrelay",
+    "ccrelay_config",
+    "ccrelay_handler",
+    "ccrelay_translate",
+    "ccrelay_wire",
+    "ccrelay_worker",
+}
 CLIENT_SIDE = ("ccrelay", "ccrelay_config")
 
 

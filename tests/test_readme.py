@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ccrelay.factory import load_client_config
+from ccrelay.backends.factory import load_client_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

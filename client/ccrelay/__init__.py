@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ccrelay_wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ccrelay.backend import (
+    from ccrelay.backends.base import (
         Attempt,
         AttemptObserver,
         Backend,
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ModelInfo,
         RequestOptions,
     )
+    from ccrelay.backends.registry import BackendRegistry
     from ccrelay.errors import (
         AllBackendsFailed,
         BackendError,
@@ -31,14 +32,13 @@ if TYPE_CHECKING:
         InvalidRequestError,
         UnknownBackendError,
     )
-    from ccrelay.registry import BackendRegistry
-    from ccrelay.router import Router
+    from ccrelay.routing.chain import Router
     from ccrelay.runtime import Runtime
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "ccrelay.backend": (
+        "ccrelay.backends.base": (
             "Attempt",
             "AttemptObserver",
             "Backend",
@@ -56,8 +56,8 @@ __getattr__, __dir__ = lazy_exports(
             "InvalidRequestError",
             "UnknownBackendError",
         ),
-        "ccrelay.registry": ("BackendRegistry",),
-        "ccrelay.router": ("Router",),
+        "ccrelay.backends.registry": ("BackendRegistry",),
+        "ccrelay.routing.chain": ("Router",),
         "ccrelay.runtime": ("Runtime",),
     },
 )

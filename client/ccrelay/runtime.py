@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ccrelay.backend import AttemptObserver, RequestObserver
-from ccrelay.factory import BackendFactory, load_client_config, new_session, proxy_configured
-from ccrelay.registry import BackendRegistry
-from ccrelay.retry import Sleep
-from ccrelay.router import Router
+from ccrelay.backends.base import AttemptObserver, RequestObserver
+from ccrelay.backends.factory import (
+    BackendFactory,
+    load_client_config,
+    new_session,
+    proxy_configured,
+)
+from ccrelay.backends.registry import BackendRegistry
+from ccrelay.http.retry import Sleep
+from ccrelay.routing.chain import Router
 from ccrelay_config.models import CcrelayConfig
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fake_providers import FakeOpenAI
+from tests.fakes.providers import FakeOpenAI
 
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.backends.base import Attempt, RequestOptions
+from ccrelay.backends.factory import load_client_config
 from ccrelay.cli import main
 from ccrelay.errors import CcrelayError
-from ccrelay.factory import load_client_config
 from ccrelay.runtime import Runtime
 from ccrelay_config.models import CcrelayConfig
 from tests.client.conftest import REQUEST, Sleeps
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
-from tests.fake_runpod import FakeRunPod
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
+from tests.fakes.runpod_jobs import FakeRunPod
 
 SECRET = "sk-test-SECRET-123456"
 KINDS = ("anthropic", "cerebras", "openai", "runpod")

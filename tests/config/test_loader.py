@@ -15,8 +15,8 @@ from pydantic import SecretStr, ValidationError
 
 from ccrelay.backends.anthropic import AnthropicSettings
 from ccrelay.backends.cerebras import CerebrasSettings
+from ccrelay.backends.factory import load_client_config
 from ccrelay.backends.openai import OpenAISettings
-from ccrelay.factory import load_client_config
 from ccrelay_config import CcrelayConfig
 from ccrelay_config.errors import (
     ConfigError,
@@ -480,7 +480,7 @@ def test_fields_ccrelay_sets_itself_are_refused(tmp_path: Path, field: str) -> N
 def test_plugin_that_fails_to_import_is_a_config_error(tmp_path: Path) -> None:
     from importlib.metadata import EntryPoint
 
-    from ccrelay.registry import GROUP, BackendRegistry
+    from ccrelay.backends.registry import GROUP, BackendRegistry
     from ccrelay_config.loader import load_config
 
     broken = EntryPoint("broken", "no_such_module_for_ccrelay:Backend", GROUP)
@@ -496,7 +496,7 @@ def test_plugin_that_fails_to_import_is_a_config_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flag", ["ture", "nope", "enable"])
 def test_a_gate_that_is_no_boolean_is_an_error_naming_the_variable(flag: str) -> None:
-    from ccrelay.registry import BackendRegistry
+    from ccrelay.backends.registry import BackendRegistry
     from ccrelay_config.loader import load_config
 
     registry = BackendRegistry()
@@ -506,7 +506,7 @@ def test_a_gate_that_is_no_boolean_is_an_error_naming_the_variable(flag: str) ->
 
 
 def test_every_dump_masks_header_values(tmp_path: Path) -> None:
-    from ccrelay.registry import BackendRegistry
+    from ccrelay.backends.registry import BackendRegistry
     from ccrelay_config.loader import load_config
 
     token = "hdr-SECRET-0123456789"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ccrelay.backend import Attempt
+from ccrelay.backends.base import Attempt
 from ccrelay.errors import (
     BackendConnectError,
     BackendError,
@@ -31,7 +31,7 @@ from ccrelay.errors import (
     UpstreamRateLimited,
 )
 from ccrelay_config.models import CcrelayConfig
-from tests.fake_providers import (
+from tests.fakes.providers import (
     FakeProvider,
     Recorded,
     Reply,
@@ -39,7 +39,7 @@ from tests.fake_providers import (
     openai_text_chunks,
     sse,
 )
-from tests.fake_runpod import Script
+from tests.fakes.runpod_jobs import Script
 
 SECRET = "sk-FAULTS-9d1e7c4b2a-SECRET"
 """The key every backend is configured with: it must show up nowhere but in the request."""
@@ -201,7 +201,7 @@ def environ(kind: str, url: str, **fields: Any) -> dict[str, str]:
 
 
 def load(kind: str, url: str, **fields: Any) -> CcrelayConfig:
-    from ccrelay.factory import load_client_config
+    from ccrelay.backends.factory import load_client_config
 
     return load_client_config(environ(kind, url, **fields))
 

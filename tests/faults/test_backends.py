@@ -10,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backend import Backend, RequestOptions
+from ccrelay.backends.base import Backend, RequestOptions
 from ccrelay.errors import BackendError, StreamInterrupted, UpstreamRateLimited
 from ccrelay.runtime import Runtime
 from tests.client.latency.helpers import RefusingPort
-from tests.fake_runpod import FakeRunPod
+from tests.fakes.runpod_jobs import FakeRunPod
 from tests.faults.helpers import (
     BOUND_S,
     KINDS,

@@ -20,7 +20,7 @@ from ccrelay.gateway.errors import reply_status
 from ccrelay.runtime import Runtime
 from ccrelay_wire.sse import SSEDecoder
 from tests.client.latency.helpers import RefusingPort
-from tests.fake_runpod import FakeRunPod
+from tests.fakes.runpod_jobs import FakeRunPod
 from tests.faults.helpers import (
     BOUND_S,
     KINDS,

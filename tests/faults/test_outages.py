@@ -28,7 +28,7 @@ from tests.client.latency.helpers import (
     spool_files,
 )
 from tests.conftest import RedisServer, S3Bucket, eventually
-from tests.fake_providers import Reply, openai_completion, openai_text_chunks, sse
+from tests.fakes.providers import Reply, openai_completion, openai_text_chunks, sse
 from tests.faults.helpers import (
     REQUEST,
     SECRET,

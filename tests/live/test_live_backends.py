@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from ccrelay.backend import RequestOptions
+from ccrelay.backends.base import RequestOptions
 from ccrelay.runtime import Runtime
 
 pytestmark = pytest.mark.live

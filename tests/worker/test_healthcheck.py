@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ccrelay_worker.healthcheck import check, main
 from tests.conftest import free_port
-from tests.worker.fake_ollama import FakeOllama
+from tests.fakes.ollama_engine import FakeOllama
 from tests.worker.loopback import ThreadedServer
 
 HEALTH_STATUS = web.AppKey("health_status", dict)

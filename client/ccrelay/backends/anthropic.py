@@ -4,7 +4,7 @@ With no `api_key` in the config, the caller's own credentials (Claude Code's `x-
 `Authorization` header, forwarded by the gateway) are used, so the default setup needs no secret
 of ours at all.
 
-Streams are passed through byte for byte (`ccrelay.events.RawEvent`): only ``message_start``,
+Streams are passed through byte for byte (`ccrelay.http.events.RawEvent`): only ``message_start``,
 ``message_delta``, ``message_stop`` and ``error`` are parsed.
 
 One change is made on the way: thinking blocks that ccrelay made from another backend's
@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ccrelay.backend import Backend, ModelInfo, RequestOptions, StreamItem
+from ccrelay.backends.base import Backend, ModelInfo, RequestOptions, StreamItem
 from ccrelay.errors import ProtocolError, UpstreamServerError
-from ccrelay.events import RawEvent
-from ccrelay.translate._common import THINKING_SIGNATURE
-from ccrelay.upstream import UpstreamClient, UpstreamTarget
+from ccrelay.http.client import UpstreamClient, UpstreamTarget
+from ccrelay.http.events import RawEvent
 from ccrelay_config.models import BackendSettings
+from ccrelay_translate._common import THINKING_SIGNATURE
 
 ANTHROPIC_VERSION = "2023-06-01"
 _FORWARDED = ("anthropic-beta", "anthropic-version", "x-api-key", "authorization")

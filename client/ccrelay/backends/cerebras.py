@@ -23,9 +23,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ccrelay.openai_chat import OpenAIChatBackend, OpenAIChatSettings
-from ccrelay.translate.capabilities import Accepts
+from ccrelay.backends.openai_chat import OpenAIChatBackend, OpenAIChatSettings
 from ccrelay_config.models import BackendSettings
+from ccrelay_translate.capabilities import Accepts
 
 CEREBRAS_SCHEMA_KEYWORDS = (
     "$schema",

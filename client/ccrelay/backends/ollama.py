@@ -13,9 +13,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ccrelay.openai_chat import OpenAIChatBackend, OpenAIChatSettings
-from ccrelay.translate.capabilities import OLLAMA_IMAGES, Accepts
+from ccrelay.backends.openai_chat import OpenAIChatBackend, OpenAIChatSettings
 from ccrelay_config.models import BackendSettings
+from ccrelay_translate.capabilities import OLLAMA_IMAGES, Accepts
 
 
 def _ollama_accepts() -> Accepts:

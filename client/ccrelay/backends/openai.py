@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ccrelay.openai_chat import OpenAIChatBackend, OpenAIChatSettings
+from ccrelay.backends.openai_chat import OpenAIChatBackend, OpenAIChatSettings
 from ccrelay_config.models import BackendSettings
 
 

@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
 async def _ask(args: argparse.Namespace, prompt: str) -> int:
     import orjson
 
-    from ccrelay.backend import RequestOptions
+    from ccrelay.backends.base import RequestOptions
     from ccrelay.runtime import Runtime
-    from ccrelay.translate import anthropic_events_to_response
+    from ccrelay_translate import anthropic_events_to_response
 
     request = build_request(args, prompt)
     started = time.perf_counter()

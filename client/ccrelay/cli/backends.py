@@ -31,7 +31,7 @@ from ccrelay.errors import CcrelayError
 if TYPE_CHECKING:
     import aiohttp
 
-    from ccrelay.backend import Backend, HealthReport
+    from ccrelay.backends.base import Backend, HealthReport
     from ccrelay_config.models import CcrelayConfig
 
 THIS_PROCESS = "this process"
@@ -180,7 +180,7 @@ async def runpod_scaling(
 async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> HealthReport:
     import asyncio
 
-    from ccrelay.backend import HealthReport
+    from ccrelay.backends.base import HealthReport
 
     if isinstance(backend, CcrelayError):
         return HealthReport(name, False, backend.message, 0.0)
@@ -201,7 +201,7 @@ async def _circuits(
     import aiohttp
     import orjson
 
-    from ccrelay.failure_words import describe_connection_error, describe_os_error
+    from ccrelay.http.words import describe_connection_error, describe_os_error
 
     if not gateway:
         return Circuits({}, THIS_PROCESS)

@@ -20,7 +20,7 @@ What claude is given besides:
 - ``CCRELAY_SESSION``: this session's id; its latency records carry it, and
   ``ccrelay statusline`` (installed with ``--statusline`` as claude's ``statusLine``) reads it.
 - a warm-up of every scale-to-zero backend in the chain, started before claude
-  (`ccrelay.warmup`; ``--no-warm`` turns it off).
+  (`ccrelay.coldstart.warmup`; ``--no-warm`` turns it off).
 
 Ctrl-C belongs to claude: the terminal sends it to claude directly, and ccrelay ignores it while
 claude runs, so claude decides what Ctrl-C means. SIGTERM and SIGHUP are passed on to claude.
@@ -172,10 +172,10 @@ def active_prompt_limit(runtime: Runtime) -> int | None:
 async def run_claude(claude: str, options: CodeOptions, env: dict[str, str]) -> int:
     import asyncio
 
-    from ccrelay.failure_words import describe_os_error
+    from ccrelay.coldstart.warmup import start_warm_ups
     from ccrelay.gateway import start_gateway
+    from ccrelay.http.words import describe_os_error
     from ccrelay.runtime import Runtime
-    from ccrelay.warmup import start_warm_ups
 
     token = secrets.token_urlsafe(32)
     session = uuid.uuid4().hex[:16]

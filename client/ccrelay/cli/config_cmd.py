@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_check(args: argparse.Namespace) -> int:
     import yaml
 
-    from ccrelay.factory import load_client_config
+    from ccrelay.backends.factory import load_client_config
 
     configure_logging(args.log_level, args.log_format, default="INFO")
     try:

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None) -> int:
     import asyncio
 
-    from ccrelay.failure_words import describe_os_error
     from ccrelay.gateway import AuthRequired, check_bind, start_gateway
+    from ccrelay.http.words import describe_os_error
     from ccrelay.runtime import Runtime
 
     async with Runtime.from_environ(env) as runtime:
@@ -76,7 +76,7 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             return EXIT_USAGE
         warm_ups = []
         if args.warm:
-            from ccrelay.warmup import start_warm_ups
+            from ccrelay.coldstart.warmup import start_warm_ups
 
             warm_ups = start_warm_ups(runtime)
         gc.freeze()  # start-up objects live forever: keep them out of every later collection

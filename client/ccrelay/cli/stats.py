@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point: where the records are comes from the config (`telemetry`)."""
-    from ccrelay.factory import load_client_config
+    from ccrelay.backends.factory import load_client_config
 
     configure_logging(getattr(args, "log_level", None), getattr(args, "log_format", "human"))
     try:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     env = environ()
     session = env.get("CCRELAY_SESSION", "").strip()
     try:
-        from ccrelay.factory import load_client_config
+        from ccrelay.backends.factory import load_client_config
         from ccrelay.latency.statusline import session_records, status_line
 
         config = load_client_config(env)

@@ -31,7 +31,7 @@ from ccrelay.deploy.errors import (
     RunPodServerError,
     RunPodTransportError,
 )
-from ccrelay.failure_words import describe_connection_error
+from ccrelay.http.words import describe_connection_error
 
 __all__ = ["DEFAULT_API_URL", "RunPodRest", "scrub"]
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ccrelay.backends.runpod import DEFAULT_MODEL
+from ccrelay.backends.runpod.backend import DEFAULT_MODEL
 from ccrelay.deploy.errors import Problem, ServerlessConfigError
 from ccrelay_config.interpolation import has_reference, substitute
 

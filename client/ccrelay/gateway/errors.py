@@ -1,7 +1,7 @@
 """Errors as Anthropic's API answers them: ``{"type": "error", "error": {"type", "message"}}``.
 
 Every `CcrelayError` already carries its HTTP status and Anthropic error type (see
-`client.errors`), so rendering one needs no lookup table. aiohttp's own HTTP exceptions (an
+`ccrelay.errors`), so rendering one needs no lookup table. aiohttp's own HTTP exceptions (an
 unknown route, a wrong method, a body over the size limit) are mapped here to the same shape.
 Anything else is a bug: it is logged, scrubbed of secrets, and answered with a generic 500
 ``api_error`` that names the request id and nothing else.

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ccrelay.backend import Backend, Completion, EventStream, RequestOptions
+from ccrelay.backends.base import Backend, Completion, EventStream, RequestOptions
 from ccrelay.errors import BackendError, Fault
 from ccrelay.gateway.auth import TokenCheck, forward_headers
 from ccrelay.gateway.drain import Drain

@@ -20,7 +20,7 @@ from ccrelay_config.telemetry import TelemetrySettings
 from ccrelay_wire import CACHE_VERDICTS
 
 if TYPE_CHECKING:
-    from ccrelay.backend import Attempt, RequestSummary
+    from ccrelay.backends.base import Attempt, RequestSummary
 
 __all__ = ["LatencyRecorder", "PromptCacheEstimate", "build_sink"]
 
@@ -56,7 +56,7 @@ class PromptCacheEstimate:
     previous request of the same conversation already carried, if it came within the cache's
     five minutes, is a cache read (0.1x the input price), and the rest is a cache write (1.25x).
     A first request, or one after a pause or a compaction (a shorter prompt), writes it all.
-    Conversations are told apart by `ccrelay.request_summary.conversation_key`; the memory is bounded.
+    Conversations are told apart by `ccrelay.routing.summary.conversation_key`; the memory is bounded.
     """
 
     TTL_S = 300.0

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backend import RequestOptions
 from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
+from ccrelay.backends.base import RequestOptions
 from ccrelay.errors import (
     ProtocolError,
     StreamInterrupted,
@@ -17,7 +17,13 @@ from ccrelay.errors import (
     UpstreamRateLimited,
 )
 from tests.client.conftest import Sleeps
-from tests.fake_providers import FakeAnthropic, Reply, anthropic_message, anthropic_text_events, sse
+from tests.fakes.providers import (
+    FakeAnthropic,
+    Reply,
+    anthropic_message,
+    anthropic_text_events,
+    sse,
+)
 
 KEY = "sk-ant-test-SECRET-123456"
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay.backend import RequestOptions
+from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
-from ccrelay.registry import BackendRegistry
-from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, openai_tool_chunks, sse
+from ccrelay.backends.registry import BackendRegistry
+from tests.fakes.providers import FakeOpenAI, Reply, openai_text_chunks, openai_tool_chunks, sse
 
 KEY = "csk-test-SECRET-123456"
 

@@ -1,7 +1,7 @@
 """LiteLLM with its Redis cache in the middle (the seed's Vast.ai path): its verdict is seen.
 
 LiteLLM marks a cache hit only with the ``x-litellm-cache-key`` header (absent on a miss, while
-``x-litellm-version`` is always sent); see `tests.fake_profiles.LiteLLMProfile`.
+``x-litellm-version`` is always sent); see `tests.fakes.openai_compat.LiteLLMProfile`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ccrelay.backend import RequestOptions
+from ccrelay.backends.base import RequestOptions
 from tests.client.backends.test_profiles import build, request
 from tests.client.cli.conftest import ccrelay, use_config
 from tests.client.gateway.conftest import config_env, running_gateway, simple_request

@@ -9,15 +9,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ccrelay.backend import Attempt, RequestOptions
+from ccrelay.backends.base import Attempt, RequestOptions
+from ccrelay.backends.factory import load_client_config
 from ccrelay.backends.openai import OpenAIBackend, OpenAISettings
 from ccrelay.errors import ProtocolError
-from ccrelay.factory import load_client_config
 from ccrelay_config.errors import ConfigValidationError
 from ccrelay_handler.service import ChatService
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_worker.http_server import build_app
-from tests.fake_providers import FakeOpenAI, Reply, openai_completion, openai_text_chunks, sse
+from tests.fakes.providers import FakeOpenAI, Reply, openai_completion, openai_text_chunks, sse
 
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",

@@ -1,6 +1,6 @@
 """The OpenAI-speaking backends against fakes that behave like Cerebras, Ollama and vLLM.
 
-Each case names the quirk it is about; the fakes (tests/fake_profiles.py) cite where each
+Each case names the quirk it is about; the fakes (tests/fakes/openai_compat.py) cite where each
 quirk comes from. Nothing here passes with a body the real service would refuse: the fakes
 refuse it the way the service does.
 """
@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backend import RequestOptions
+from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.factory import BackendFactory, load_client_config
 from ccrelay.errors import UnknownModelError, UpstreamInvalidRequest
-from ccrelay.factory import BackendFactory, load_client_config
-from ccrelay.translate import anthropic_events_to_response
-from tests.fake_profiles import Answer, ProfiledServer
+from ccrelay_translate import anthropic_events_to_response
+from tests.fakes.openai_compat import Answer, ProfiledServer
 from tests.pdf_samples import make_pdf
 
 ADAPTIVE = {"type": "adaptive", "display": "summarized"}

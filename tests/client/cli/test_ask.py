@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from tests.client.cli.conftest import ccrelay, use_config
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply, openai_text_chunks, sse
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".venv" / "bin" / "python"

@@ -9,12 +9,12 @@ import aiohttp
 import orjson
 import pytest
 
+from ccrelay.backends.factory import load_client_config
 from ccrelay.cli.backends import public_url
-from ccrelay.factory import load_client_config
 from ccrelay.gateway import GatewayServer, build_app
 from ccrelay.runtime import Runtime
 from tests.client.cli.conftest import ccrelay, use_config
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 
 SECRET = "sk-test-SECRET-123456"
 TOKEN = "gateway-token-987654"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.client.cli.conftest import ccrelay, use_config
-from tests.client.deploy.fake_runpod_rest import FakeRunPod as FakeRunPodRest
-from tests.fake_runpod import FakeRunPod
+from tests.fakes.runpod_jobs import FakeRunPod
+from tests.fakes.runpod_rest import FakeRunPod as FakeRunPodRest
 
 
 @pytest.fixture

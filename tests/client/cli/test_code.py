@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ccrelay.cli.code import claude_environ, split_argv
-from tests.fake_providers import FakeOpenAI, Reply, openai_completion
+from tests.fakes.providers import FakeOpenAI, Reply, openai_completion
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -246,7 +246,7 @@ async def test_claude_that_cannot_run(tmp_path: Path) -> None:
 async def test_a_runpod_backend_is_warmed_while_claude_starts(
     fake_openai: FakeOpenAI, tmp_path: Path, stub: Path
 ) -> None:
-    from tests.fake_runpod import FakeRunPod
+    from tests.fakes.runpod_jobs import FakeRunPod
 
     fake = await FakeRunPod(cold_start_s=1.5).start()
     config = {
@@ -284,7 +284,7 @@ async def test_a_runpod_backend_is_warmed_while_claude_starts(
 
 
 async def test_no_warm_sends_no_job(fake_openai: FakeOpenAI, tmp_path: Path, stub: Path) -> None:
-    from tests.fake_runpod import FakeRunPod
+    from tests.fakes.runpod_jobs import FakeRunPod
 
     fake = await FakeRunPod().start()
     config = {"backends": {"rp": {"type": "runpod", "endpoint_url": fake.endpoint_url}}}

@@ -13,7 +13,7 @@ import pytest
 from ccrelay.cli import main
 from tests.client.cli.conftest import ccrelay, use_config
 from tests.conftest import free_port
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 
 REPO = Path(__file__).resolve().parents[3]
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]+(Error|Exception)\b|\(OSError\)|\bClient[A-Z]\w+")

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.client.cli.conftest import ccrelay, use_config
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 
 
 def use_fake_backends(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, **extra: object) -> None:

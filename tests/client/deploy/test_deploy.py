@@ -13,7 +13,7 @@ import yaml
 
 from ccrelay.cli.deploy import register
 from ccrelay.deploy import run_deploy
-from tests.client.deploy.fake_runpod_rest import API_KEY, FakeRunPod
+from tests.fakes.runpod_rest import API_KEY, FakeRunPod
 
 REDIS_URL = "rediss://default:redis-SECRET-pass@redis.example.com:6380/0"
 

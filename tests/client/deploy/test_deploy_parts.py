@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from ccrelay.deploy import check_endpoint, parse_spec
 from ccrelay.deploy.errors import RunPodNotFound, ServerlessConfigError
 from ccrelay.deploy.rest import RunPodRest, _as_list, scrub
-from tests.client.deploy.fake_runpod_rest import API_KEY, FakeRunPod
+from tests.fakes.runpod_rest import API_KEY, FakeRunPod
 
 MINIMAL = """\
 name: ep

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from ccrelay.deploy import endpoint_body, load_spec, template_body
-from tests.client.deploy.fake_runpod_rest import API_KEY, SCHEMAS, FakeRunPod, schema_errors
+from tests.fakes.runpod_rest import API_KEY, SCHEMAS, FakeRunPod, schema_errors
 
 REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
 REPO = Path(__file__).resolve().parents[3]

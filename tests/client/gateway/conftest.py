@@ -1,4 +1,4 @@
-"""A real gateway on a loopback port in front of the fake providers of tests/fake_providers.py.
+"""A real gateway on a loopback port in front of the fake providers of tests/fakes/providers.py.
 
 The gateway is built the way `ccrelay serve` builds it: config from an environment dict
 (`ENABLE_MULTI_BACKEND` + inline `LLM_BACKEND_CONFIG`), one `Runtime`, `build_app`, a
@@ -16,13 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.factory import load_client_config, new_session
+from ccrelay.backends.factory import load_client_config, new_session
+from ccrelay.backends.registry import BackendRegistry
 from ccrelay.gateway import GatewayServer, build_app
 from ccrelay.gateway.app import MAX_BODY_BYTES
-from ccrelay.registry import BackendRegistry
 from ccrelay.runtime import Runtime
 from ccrelay_wire.sse import SSEDecoder
-from tests.fake_providers import FakeOpenAI
+from tests.fakes.providers import FakeOpenAI
 
 SECRET = "sk-upstream-SECRET-7f3a9c51d2"
 """The configured backend key: it must never appear in a reply, a header or a log."""

@@ -16,7 +16,7 @@ from tests.client.gateway.conftest import (
     running_gateway,
     simple_request,
 )
-from tests.fake_providers import FakeAnthropic, FakeOpenAI
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI
 
 TOKEN = "gw-token-Zq81kDx0c2"
 

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from tests.claude_code_runner import run_ccrelay_code
-from tests.fake_providers import (
+from tests.fakes.providers import (
     LoopbackServer,
     openai_completion,
     openai_text_chunks,

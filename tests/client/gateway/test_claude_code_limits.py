@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 
 from tests.claude_code_runner import run_ccrelay_code
-from tests.fake_profiles import Answer, ProfiledServer
-from tests.fake_providers import LoopbackServer
+from tests.fakes.openai_compat import Answer, ProfiledServer
+from tests.fakes.providers import LoopbackServer
 
 pytestmark = pytest.mark.claude_cli
 
@@ -86,7 +86,7 @@ async def test_a_session_past_a_small_window_compacts_instead_of_failing(
     assert session.compactions >= 1  # Claude Code compacted
     assert server.profile.truncated == 0  # Ollama never had to cut a prompt silently
     limit = window - window // 8
-    from ccrelay.translate.tokens import estimate_text
+    from ccrelay_translate.tokens import estimate_text
 
     for body in server.requests:  # every prompt sent fitted (by the OpenAI body's own size)
         assert estimate_text(json.dumps(body["messages"])) < limit * 1.5

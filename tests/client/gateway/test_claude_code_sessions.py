@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.claude_code_runner import run_ccrelay_code
-from tests.fake_profiles import Answer, ProfiledServer
+from tests.fakes.openai_compat import Answer, ProfiledServer
 from tests.pdf_samples import make_pdf
 
 pytestmark = pytest.mark.claude_cli

@@ -26,7 +26,7 @@ from tests.client.gateway.conftest import (
 )
 from tests.client.gateway.test_serve import base_env, spawn_serve, wait_ready
 from tests.conftest import eventually, free_port
-from tests.fake_providers import FakeOpenAI, Reply, openai_completion, openai_text_chunks, sse
+from tests.fakes.providers import FakeOpenAI, Reply, openai_completion, openai_text_chunks, sse
 
 SLOW_TIMEOUTS = {"connect_s": 2, "first_byte_s": 10, "idle_s": 10, "total_s": 60}
 

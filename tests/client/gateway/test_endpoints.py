@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ccrelay.translate import estimate_tokens
+from ccrelay_translate import estimate_tokens
 from tests.client.gateway.conftest import (
     BASH_TOOL,
     SECRET,
@@ -16,7 +16,7 @@ from tests.client.gateway.conftest import (
     running_gateway,
     simple_request,
 )
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply
 
 
 def count_request() -> dict:

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ccrelay.backend import Backend, ModelInfo, RequestOptions
-from ccrelay.registry import BackendRegistry
+from ccrelay.backends.base import Backend, ModelInfo, RequestOptions
+from ccrelay.backends.registry import BackendRegistry
 from tests.client.gateway.conftest import (
     Gateway,
     config_env,
@@ -20,7 +20,7 @@ from tests.client.gateway.conftest import (
     running_gateway,
     simple_request,
 )
-from tests.fake_providers import FakeOpenAI, Reply, openai_text_chunks, sse
+from tests.fakes.providers import FakeOpenAI, Reply, openai_text_chunks, sse
 
 
 async def error_of(response: aiohttp.ClientResponse) -> dict[str, Any]:

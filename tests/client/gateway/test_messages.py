@@ -8,11 +8,11 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay.backend import Attempt
-from ccrelay.factory import load_client_config, new_session
+from ccrelay.backends.base import Attempt
+from ccrelay.backends.factory import load_client_config, new_session
 from ccrelay.gateway import GatewayServer, build_app
 from ccrelay.runtime import Runtime
-from ccrelay.translate import anthropic_events_to_response
+from ccrelay_translate import anthropic_events_to_response
 from tests.client.gateway.conftest import (
     BASH_TOOL,
     Gateway,
@@ -21,7 +21,7 @@ from tests.client.gateway.conftest import (
     running_gateway,
     simple_request,
 )
-from tests.fake_providers import (
+from tests.fakes.providers import (
     FakeOpenAI,
     Reply,
     openai_completion,

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import anthropic
 import pytest
 
-from ccrelay.translate import estimate_tokens
+from ccrelay_translate import estimate_tokens
 from tests.client.gateway.conftest import BASH_TOOL, Gateway
-from tests.fake_providers import FakeOpenAI, Reply, openai_tool_chunks, sse
+from tests.fakes.providers import FakeOpenAI, Reply, openai_tool_chunks, sse
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import aiohttp
 
 from tests.client.gateway.conftest import SECRET, openai_backend, simple_request
 from tests.conftest import free_port
-from tests.fake_providers import FakeOpenAI
+from tests.fakes.providers import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -106,7 +106,7 @@ async def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
 
 async def test_serve_warm_warms_a_runpod_backend_while_serving(tmp_path: Path) -> None:
     from tests.conftest import eventually
-    from tests.fake_runpod import FakeRunPod
+    from tests.fakes.runpod_jobs import FakeRunPod
 
     fake = await FakeRunPod(cold_start_s=0.5).start()
     port = free_port()

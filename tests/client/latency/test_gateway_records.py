@@ -32,8 +32,8 @@ from tests.client.latency.helpers import (
     spool_files,
 )
 from tests.conftest import S3Bucket
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, Reply, anthropic_message
-from tests.fake_providers import openai_completion as completion
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI, Reply, anthropic_message
+from tests.fakes.providers import openai_completion as completion
 
 SECRET = "sk-upstream-SECRET-5b1e77c0aa"
 PROMPT = "CANARY-PROMPT-8c2d: explain the flux capacitor"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ccrelay.backend import Attempt
+from ccrelay.backends.base import Attempt
 from ccrelay.errors import UpstreamOverloaded
 from ccrelay.latency import (
     JsonlSink,

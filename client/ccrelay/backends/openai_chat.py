@@ -1,0 +1,316 @@
+"""The OpenAI chat-completions protocol, shared by every OpenAI-speaking backend.
+
+`OpenAIChatBackend` turns the canonical Anthropic request into a chat-completions call with
+`ccrelay_translate`, shaped to what the backend `accepts` (images, PDFs as text, schema
+keywords, structured output, reasoning effort), and the reply (or its SSE chunks) back into
+Anthropic's shapes, reasoning as thinking blocks. Cerebras and the generic `openai` backend are
+thin subclasses that set defaults.
+
+- **A model the backend does not serve** (404): the error names the models it lists
+  (``GET /models``, asked once and kept a minute), so a retired id is a one-line fix.
+- **A backend that needs no model in config** (`discovers_model`): the model is picked from
+  ``GET /models`` by `preferred_models`, once, and kept until a 404 says the catalog changed.
+- **Cache verdicts** the server reports are kept: the ccrelay worker's (its field or header)
+  and LiteLLM's, whose Redis cache marks a hit with the ``x-litellm-cache-key`` header
+  (absent on a miss, while ``x-litellm-version`` is always sent).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any, ClassVar
+
+import orjson
+from pydantic import Field
+
+from ccrelay.backends.base import Backend, CacheVerdict, ModelInfo, RequestOptions, StreamItem
+from ccrelay.errors import (
+    CcrelayError,
+    ProtocolError,
+    UnknownModelError,
+    UpstreamInvalidRequest,
+    UpstreamServerError,
+)
+from ccrelay.http.client import SSEReply, UpstreamClient, UpstreamTarget
+from ccrelay_config.models import BackendSettings
+from ccrelay_translate import (
+    OpenAIStreamTranslator,
+    anthropic_to_openai_request,
+    openai_to_anthropic_response,
+)
+from ccrelay_translate.capabilities import Accepts
+from ccrelay_translate.documents import DocumentTexts
+from ccrelay_translate.request import thinking_display
+from ccrelay_translate.tools import schema_keywords
+from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+
+_CATALOG_TTL_S = 60.0
+_SCHEMA_FIELDS = re.compile(r"[Uu]nsupported JSON schema fields?:?\s*\{([^}]*)\}")
+
+
+class OpenAIChatSettings(BackendSettings):
+    stream_usage: bool = Field(
+        True, description="send stream_options.include_usage so streamed usage is real, not 0"
+    )
+    drop_params: list[str] = Field(
+        default_factory=list, description="chat-completions fields this provider rejects"
+    )
+    accepts: Accepts = Field(default_factory=Accepts, description="what the backend takes")
+
+
+def verdict_from_headers(headers: Mapping[str, str]) -> CacheVerdict | None:
+    """The cache verdict a reply's headers carry: the ccrelay worker's, or LiteLLM's."""
+    worker = CacheVerdict.parse(headers.get(CACHE_VERDICT_HEADER))
+    if worker is not None:
+        return worker
+    if headers.get("x-litellm-cache-key"):
+        return CacheVerdict("hit")
+    if headers.get("x-litellm-version"):
+        return CacheVerdict("miss")
+    return None
+
+
+class OpenAIChatBackend(Backend):
+    """Any service speaking OpenAI's /chat/completions and /models."""
+
+    Settings: ClassVar[type[BackendSettings]] = OpenAIChatSettings
+    default_base_url: ClassVar[str | None] = None
+    always_drop: ClassVar[tuple[str, ...]] = ()
+    discovers_model: ClassVar[bool] = False
+    """Pick the model from GET /models when the config names none."""
+    preferred_models: ClassVar[tuple[str, ...]] = ()
+    """fnmatch patterns, best first, for `discovers_model`; else the first model listed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        base_url = self.settings.base_url or self.default_base_url
+        if not base_url:
+            raise CcrelayError(f"backend {self.name!r} needs a base_url in the config")
+        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
+        headers = {"Accept": "application/json", **self.settings.headers}
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        self.upstream = UpstreamClient(
+            self.session,
+            UpstreamTarget(
+                backend=self.name,
+                base_url=base_url,
+                headers=headers,
+                timeouts=self.settings.timeouts,
+                secrets=(secret,) if secret else (),
+                limits=self.settings.limits,
+            ),
+        )
+        accepts = self.chat_settings.accepts
+        self.documents = DocumentTexts(
+            max_pages=accepts.pdf_max_pages, max_chars=accepts.pdf_max_chars
+        )
+        self._catalog: tuple[float, list[ModelInfo]] | None = None
+        self._discovered: str | None = None
+
+    @property
+    def chat_settings(self) -> OpenAIChatSettings:
+        settings = self.settings
+        assert isinstance(settings, OpenAIChatSettings)
+        return settings
+
+    # -- the model -----------------------------------------------------------------------------
+
+    async def choose_model(self, request: Mapping[str, Any], options: RequestOptions) -> str:
+        if options.model_override or self.settings.model or not self.discovers_model:
+            return self.model_for(request, options)
+        mapped = self.settings.map_model(request.get("model"))
+        if mapped:
+            return mapped
+        if self._discovered is None:
+            self._discovered = pick_model(await self._models(), self.preferred_models, self.name)
+        return self._discovered
+
+    async def _models(self, *, fresh: bool = False) -> list[ModelInfo]:
+        now = time.monotonic()
+        if not fresh and self._catalog is not None and now - self._catalog[0] < _CATALOG_TTL_S:
+            return self._catalog[1]
+        models = await self.list_models()
+        self._catalog = (now, models)
+        return models
+
+    async def _not_served(self, exc: UnknownModelError, model: str) -> CcrelayError:
+        """The 404 again, naming what the backend does serve (its catalog, asked again)."""
+        self._discovered = None  # the catalog changed: pick again next time
+        try:
+            listed = [m.id for m in await self._models(fresh=True)]
+        except CcrelayError:
+            return exc
+        served = ", ".join(listed[:20]) or "(none listed)"
+        said = exc.message.removeprefix(f"{self.name}: ")
+        return UnknownModelError(
+            self.name,
+            f"{said}; backend {self.name!r} serves: {served}",
+            upstream_status=exc.upstream_status,
+        )
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    def chat_body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+        settings = self.chat_settings
+        body = anthropic_to_openai_request(
+            request,
+            model=model,
+            max_tokens_limit=settings.max_tokens_limit,
+            stream=stream,
+            include_usage=settings.stream_usage,
+            caps=settings.accepts.capabilities(model),
+            documents=self.documents,
+        )
+        for name in (*self.always_drop, *settings.drop_params):
+            body.pop(name, None)
+        return body
+
+    async def _complete_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> tuple[dict[str, Any], str | None]:
+        await self.documents.prepare(request)
+        body = self.chat_body(request, model, stream=False)
+        try:
+            reply = await self.upstream.request("POST", "/chat/completions", body, model=model)
+        except UnknownModelError as exc:
+            raise await self._not_served(exc, model) from None
+        except UpstreamInvalidRequest as exc:
+            raise self._schema_refused(exc, body) from None
+        response = openai_to_anthropic_response(
+            reply.data, model=model, backend=self.name, thinking_display=thinking_display(request)
+        )
+        verdict = verdict_from_headers(reply.headers) or _verdict_field(reply.data)
+        return response, verdict.value if verdict is not None else None
+
+    async def _stream_once(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> AsyncIterator[StreamItem]:
+        await self.documents.prepare(request)
+        body = self.chat_body(request, model, stream=True)
+        translator = OpenAIStreamTranslator(
+            model,
+            input_tokens_estimate=self.prompt_tokens(request, options),
+            backend=self.name,
+            thinking_display=thinking_display(request),
+        )
+        try:
+            async with (
+                self.upstream.stream("/chat/completions", body, model=model) as response,
+                aclosing(openai_stream_items(response, translator, self.upstream, model)) as items,
+            ):
+                async for item in items:
+                    yield item
+        except UnknownModelError as exc:
+            raise await self._not_served(exc, model) from None
+        except UpstreamInvalidRequest as exc:
+            raise self._schema_refused(exc, body) from None
+        if not translator.finished_cleanly:
+            raise UpstreamServerError(
+                self.name,
+                "the stream ended before a finish_reason (truncated reply)",
+                upstream_status=502,
+            )
+        for out in translator.finish():
+            yield out
+
+    def _schema_refused(self, exc: UpstreamInvalidRequest, body: dict[str, Any]) -> CcrelayError:
+        """A 400 about JSON-schema fields, naming the tools whose schemas use them."""
+        match = _SCHEMA_FIELDS.search(exc.message)
+        if not match:
+            return exc
+        fields = {f.strip().strip("'\"") for f in match.group(1).split(",") if f.strip()}
+        tools = [
+            tool["function"]["name"]
+            for tool in body.get("tools") or []
+            if fields & schema_keywords(tool["function"].get("parameters"))
+        ]
+        where = f" (used by tool(s): {', '.join(tools)})" if tools else ""
+        return UpstreamInvalidRequest(
+            self.name,
+            f"{exc.message.removeprefix(self.name + ': ')}{where}; add "
+            f"{', '.join(sorted(fields))} to accepts.strip_schema_keywords for this backend",
+            upstream_status=exc.upstream_status,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        reply = await self.upstream.request_json("GET", "/models")
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, list):
+            raise ProtocolError(self.name, "GET /models did not return a `data` list")
+        models = [
+            ModelInfo(str(item["id"]), item.get("owned_by"), reported_window(item))
+            for item in data
+            if isinstance(item, dict) and item.get("id")
+        ]
+        self.note_models(models)
+        return models
+
+
+async def openai_stream_items(
+    response: SSEReply, translator: OpenAIStreamTranslator, upstream: UpstreamClient, model: str
+) -> AsyncGenerator[StreamItem, None]:
+    """An OpenAI chat stream's chunks as Anthropic events (and the cache verdict first).
+
+    Shared by every backend that reads an OpenAI SSE stream: this module's, and a RunPod
+    endpoint's OpenAI route.
+    """
+    name = upstream.backend
+    verdict = verdict_from_headers(response.headers)
+    if verdict is not None:
+        yield verdict
+    async for event in response.events():
+        data = event.data.strip()
+        if not data:
+            continue
+        if data == "[DONE]":
+            await response.drain()
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(name, "sent a stream chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise ProtocolError(name, "sent a stream chunk that is not a JSON object")
+        if "error" in chunk:
+            raise upstream.payload_error(chunk["error"], model=model)
+        if verdict is None:  # the ccrelay worker's first chunk carries it
+            verdict = _verdict_field(chunk)
+            if verdict is not None:
+                yield verdict
+        for out in translator.feed(chunk):
+            yield out
+
+
+def reported_window(entry: dict[str, Any]) -> int | None:
+    """A model entry's context window, as servers name it: the ccrelay worker's
+    ``context_window``, vLLM's ``max_model_len``, OpenRouter's and LM Studio's
+    ``context_length``."""
+    for key in ("context_window", "max_model_len", "context_length"):
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def pick_model(models: list[ModelInfo], preferred: tuple[str, ...], backend: str) -> str:
+    """The first listed model matching the first pattern that matches any; else the first."""
+    ids = [m.id for m in models]
+    for pattern in preferred:
+        for model in ids:
+            if fnmatch.fnmatchcase(model, pattern):
+                return model
+    if not ids:
+        raise CcrelayError(
+            f"backend {backend!r} lists no models (GET /models is empty): set `model` for it"
+        )
+    return ids[0]
+
+
+def _verdict_field(reply: Any) -> CacheVerdict | None:
+    """The ccrelay worker's verdict field on a completion or a stream's first chunk."""
+    return CacheVerdict.parse(reply.get(CACHE_VERDICT_FIELD)) if isinstance(reply, dict) else None

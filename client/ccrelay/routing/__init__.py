@@ -1,0 +1,1 @@
+"""Where a request goes: the routing rules, the failover chain, each backend's breaker, and the request's summary."""

@@ -1,0 +1,234 @@
+"""The failover chain: the routed backend, then `fallback` in order, each behind its breaker.
+
+The routing rules (`ccrelay.routing.rules`) pick the first backend and its model. Before a backend is
+tried, the prompt's estimate (computed once per request) is held against its context window: a
+backend the prompt does not fit is skipped, never sent a prompt to truncate; the long-context
+route, when there is one, comes next. When no backend can take it, the request is refused with
+``prompt is too long: N tokens > M maximum``, the words Claude Code compacts on.
+
+A backend is skipped while its circuit is open. Failover happens when a backend's retries are
+spent, never once a stream has passed an event on: `open_stream` returns only after a first
+event, so everything after that belongs to the one backend that produced it.
+
+What a backend's breaker hears is decided by the error's type (`CcrelayError.fault`): a caller
+fault (an invalid request, a model the backend does not serve) neither counts against the
+backend nor fails over, because every backend would refuse it. A stream is judged when it
+*ends*, not at its first event: one that breaks half-way is a failure of its backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from ccrelay.backends.base import Backend, Completion, EventStream, RequestObserver, RequestOptions
+from ccrelay.backends.factory import BackendFactory
+from ccrelay.errors import (
+    AllBackendsFailed,
+    BackendError,
+    CcrelayError,
+    CircuitOpenError,
+    PromptTooLong,
+)
+from ccrelay.routing.breaker import CircuitBreaker, Ticket
+from ccrelay.routing.rules import Routed, route
+from ccrelay.routing.summary import elapsed_ms, failed, served
+from ccrelay_translate.tokens import estimate_tokens
+
+log = logging.getLogger("ccrelay.routing.chain")
+
+T = TypeVar("T", Completion, EventStream)
+
+
+class Router:
+    def __init__(
+        self,
+        factory: BackendFactory,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.factory = factory
+        self.observer = observer
+        """Told once per client request how it went (`RequestSummary`), beside the attempts."""
+        self.config = factory.config
+        self.breakers = {
+            name: CircuitBreaker(settings.circuit, clock=clock)
+            for name, settings in self.config.backends.items()
+        }
+
+    def chain(self, first: str | None = None) -> list[str]:
+        if first is not None:
+            self.factory.get(first)  # unknown names fail here, with the known ones listed
+        return self.config.chain(first)
+
+    def route(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> tuple[Routed, RequestOptions]:
+        """The routing decision, and the options with the prompt's estimate filled in.
+
+        The estimate is made once, and only when something depends on it: a ``long_context``
+        rule, or a backend in the chain with a known window. Otherwise it is left to the few
+        places that want it anyway (``count_tokens``, a stream's opening usage).
+        """
+        if backend is not None:
+            self.factory.get(backend)  # an unknown name fails here, with the known ones listed
+        tokens = options.prompt_tokens
+        if tokens is None and self._needs_estimate():
+            tokens = estimate_tokens(request)
+            options = replace(options, prompt_tokens=tokens)
+        routed = route(request, self.config, header_backend=backend, prompt_tokens=tokens)
+        return routed, options
+
+    def _needs_estimate(self) -> bool:
+        if self.config.routing.long_context is not None:
+            return True
+        return any(
+            self.factory.get(name).prompt_limit() is not None for name in self.config.backends
+        )
+
+    async def complete(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> Completion:
+        result, options, started = await self._routed(
+            request, options, backend, lambda b, o: b.complete(request, o), streamed=False
+        )
+        if self.observer is not None:
+            usage = result.response.get("usage") or {}
+            self.observer.on_request(
+                served(self, request, options, started, result, usage, ttfb_ms=None, error=None)
+            )
+        return result
+
+    async def open_stream(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> EventStream:
+        stream, options, started = await self._routed(
+            request, options, backend, lambda b, o: b.open_stream(request, o), streamed=True
+        )
+        observer = self.observer
+        if observer is not None:
+            ttfb = elapsed_ms(started)
+
+            def reported(error: BaseException | None) -> None:
+                observer.on_request(
+                    served(self, request, options, started, stream, stream.usage, ttfb, error)
+                )
+
+            stream.on_end(reported)
+        return stream
+
+    async def _routed(
+        self,
+        request: dict[str, Any],
+        options: RequestOptions,
+        backend: str | None,
+        call: Callable[[Backend, RequestOptions], Awaitable[T]],
+        *,
+        streamed: bool,
+    ) -> tuple[T, RequestOptions, float]:
+        """Route, then run the chain; (the result, the options as routed, when it started).
+
+        A request that no backend answered (or that was refused before any was tried) is
+        summarised here; one that was answered is summarised by the caller.
+        """
+        started = time.perf_counter()
+        rule = None
+        try:
+            routed, options = self.route(request, options, backend)
+            rule = routed.rule
+            result = await self._run(routed, options, call)
+        except BaseException as exc:
+            if self.observer is not None:
+                summary = failed(self, request, options, started, rule, exc, streamed=streamed)
+                self.observer.on_request(summary)
+            raise
+        return result, options, started
+
+    async def _run(
+        self,
+        routed: Routed,
+        options: RequestOptions,
+        call: Callable[[Backend, RequestOptions], Awaitable[T]],
+    ) -> T:
+        errors: list[BackendError] = []
+        chain = list(routed.chain)
+        models = dict(routed.models)
+        tokens = options.prompt_tokens or 0
+        too_long: list[int] = []
+        long_context = self.config.routing.long_context
+        position = -1
+        while position + 1 < len(chain):
+            position += 1
+            name = chain[position]
+            backend = self.factory.get(name)
+            limit = backend.prompt_limit()
+            if limit is not None and tokens > limit:
+                too_long.append(limit)
+                log.info(
+                    "backend %s: prompt of ~%d tokens > its %d limit; skipped", name, tokens, limit
+                )
+                if long_context is not None and long_context.backend not in chain[: position + 1]:
+                    if long_context.backend in chain:
+                        chain.remove(long_context.backend)
+                    chain.insert(position + 1, long_context.backend)
+                    if long_context.model:
+                        models[long_context.backend] = long_context.model
+                continue
+            breaker = self.breakers[name]
+            ticket = breaker.allow()
+            if ticket is None:
+                wait = breaker.seconds_until_probe()
+                errors.append(CircuitOpenError(name, f"circuit open; next probe in {wait:.0f} s"))
+                continue
+            attempt_options = replace(options, model_override=models.get(name), route=routed.rule)
+            try:
+                result = await call(backend, attempt_options)
+            except BackendError as exc:
+                if not exc.counts_against_backend:
+                    breaker.release(ticket)
+                    exc.attempts += sum(e.attempts for e in errors)
+                    raise
+                breaker.record_failure(ticket)
+                errors.append(exc)
+                if position + 1 < len(chain):
+                    log.warning("backend %s failed (%s); trying the next one", name, exc.outcome)
+                continue
+            except BaseException:
+                breaker.release(ticket)
+                raise
+            if isinstance(result, EventStream):
+                result.on_end(_judge(breaker, ticket))
+            else:
+                breaker.record_success(ticket)
+            if errors:
+                log.info("served by %s after %d failover(s)", name, len(errors))
+            result.failovers = len(errors)
+            result.attempts += sum(e.attempts for e in errors)  # across the whole chain
+            result.route = routed.rule
+            return result
+        if not errors and too_long:
+            raise PromptTooLong(tokens, max(too_long))
+        if len(errors) == 1 and not isinstance(errors[0], CircuitOpenError):
+            raise errors[0]
+        raise AllBackendsFailed(errors)
+
+    def states(self) -> dict[str, str]:
+        return {name: breaker.state.value for name, breaker in self.breakers.items()}
+
+
+def _judge(breaker: CircuitBreaker, ticket: Ticket) -> Callable[[BaseException | None], None]:
+    """How a stream's end reaches its backend's breaker."""
+
+    def judge(error: BaseException | None) -> None:
+        if error is None:
+            breaker.record_success(ticket)
+        elif isinstance(error, CcrelayError) and error.counts_against_backend:
+            breaker.record_failure(ticket)
+        else:  # abandoned by the caller, cancelled, or the caller's own fault
+            breaker.release(ticket)
+
+    return judge

@@ -1,0 +1,54 @@
+"""Anthropic Messages <-> OpenAI chat completions, shared by every OpenAI-speaking backend.
+
+The canonical request inside ccrelay is an Anthropic Messages request (a JSON-decoded dict,
+what Claude Code sends). One concept per module:
+
+- `request`:  Anthropic request -> OpenAI chat body (`anthropic_to_openai_request`), with
+  `messages` (system, turns, content blocks, tool results) and `tools` (tools, tool_choice);
+- `response`: OpenAI chat completion -> Anthropic message (`openai_to_anthropic_response`);
+- `stream`:   OpenAI chunks -> Anthropic stream events (`OpenAIStreamTranslator`);
+- `events`:   Anthropic events <-> whole Anthropic response (assemble, and replay for cache hits);
+- `tokens`:   a cheap input-token estimate (`estimate_tokens`).
+
+Each module's docstring records what is translated, what is dropped and why.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ccrelay_wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ccrelay_translate._common import RAW_ARGUMENTS_KEY
+    from ccrelay_translate.events import anthropic_events_to_response, response_to_anthropic_events
+    from ccrelay_translate.request import anthropic_to_openai_request
+    from ccrelay_translate.response import openai_to_anthropic_response
+    from ccrelay_translate.stream import OpenAIStreamTranslator
+    from ccrelay_translate.tokens import IMAGE_TOKENS, estimate_tokens
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ccrelay_translate._common": ("RAW_ARGUMENTS_KEY",),
+        "ccrelay_translate.events": (
+            "anthropic_events_to_response",
+            "response_to_anthropic_events",
+        ),
+        "ccrelay_translate.request": ("anthropic_to_openai_request",),
+        "ccrelay_translate.response": ("openai_to_anthropic_response",),
+        "ccrelay_translate.stream": ("OpenAIStreamTranslator",),
+        "ccrelay_translate.tokens": ("IMAGE_TOKENS", "estimate_tokens"),
+    },
+)
+
+__all__ = [
+    "IMAGE_TOKENS",
+    "RAW_ARGUMENTS_KEY",
+    "OpenAIStreamTranslator",
+    "anthropic_events_to_response",
+    "anthropic_to_openai_request",
+    "estimate_tokens",
+    "openai_to_anthropic_response",
+    "response_to_anthropic_events",
+]
