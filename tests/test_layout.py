@@ -82,7 +82,7 @@ def test_the_worker_side_imports_nothing_of_the_client_side() -> None:
 
         sys.meta_path.insert(0, Block())
         loaded = []
-        for top in ("ccrelay_wire", "ccrelay_handler", "ccrelay_worker"):
+        for top in ("ccrelay_wire", "ccrelay_translate", "ccrelay_handler", "ccrelay_worker"):
             package = importlib.import_module(top)
             for info in pkgutil.walk_packages(package.__path__, top + "."):
                 if not info.name.endswith("__main__"):

@@ -50,8 +50,12 @@ and the provider's own error text (scrubbed of the key before it is raised).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import ClassVar
+
+from ccrelay_translate.errors import InvalidRequest, MalformedReply, TranslationError
 
 
 class Fault(StrEnum):
@@ -316,3 +320,20 @@ class AllBackendsFailed(CcrelayError):
         self.error_type = last.error_type
         self.fault = last.fault
         self.retry_after = getattr(last, "retry_after", None)
+
+
+def from_translation(exc: TranslationError, backend: str = "") -> CcrelayError:
+    """A `ccrelay_translate` error as this package's: the request's fault, or the backend's."""
+    if isinstance(exc, MalformedReply):
+        return ProtocolError(exc.backend or backend, exc.message)
+    return InvalidRequestError(exc.message)
+
+
+@contextmanager
+def translation_errors(backend: str = "") -> Iterator[None]:
+    """Where the client calls the translation outside a backend's attempt (the token estimate,
+    ``ccrelay ask``'s assembly): its errors become this package's."""
+    try:
+        yield
+    except (InvalidRequest, MalformedReply) as exc:
+        raise from_translation(exc, backend) from None

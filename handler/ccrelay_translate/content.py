@@ -17,28 +17,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate.capabilities import Capabilities
 from ccrelay_translate.documents import DocumentTexts, extract_pdf_text
+from ccrelay_translate.errors import InvalidRequest
 
 __all__ = ["blocks", "content_parts", "text_of_block"]
 
 
 def blocks(content: object, path: str) -> list[dict[str, Any]]:
     if not isinstance(content, list):
-        raise InvalidRequestError(f"{path}: must be a string or a list of content blocks")
+        raise InvalidRequest(f"{path}: must be a string or a list of content blocks")
     for j, block in enumerate(content):
         if not isinstance(block, dict):
-            raise InvalidRequestError(f"{path}[{j}]: a content block must be an object")
+            raise InvalidRequest(f"{path}[{j}]: a content block must be an object")
         if not isinstance(block.get("type"), str):
-            raise InvalidRequestError(f'{path}[{j}]: content block needs a "type"')
+            raise InvalidRequest(f'{path}[{j}]: content block needs a "type"')
     return content
 
 
 def text_of_block(block: dict[str, Any], path: str) -> str:
     text = block.get("text")
     if not isinstance(text, str):
-        raise InvalidRequestError(f'{path}: text block needs a "text" string')
+        raise InvalidRequest(f'{path}: text block needs a "text" string')
     return text
 
 
@@ -74,12 +74,12 @@ def _left_out(what: str, why: str) -> dict[str, Any]:
 def _image(block: dict[str, Any], path: str, caps: Capabilities) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, dict):
-        raise InvalidRequestError(f'{path}: image block needs a "source" object')
+        raise InvalidRequest(f'{path}: image block needs a "source" object')
     kind = source.get("type")
     if kind == "base64":
         media_type, data = source.get("media_type"), source.get("data")
         if not isinstance(media_type, str) or not isinstance(data, str):
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f'{path}.source: a base64 image needs "media_type" and "data" strings'
             )
         if media_type.lower() not in caps.image_types:
@@ -88,7 +88,7 @@ def _image(block: dict[str, Any], path: str, caps: Capabilities) -> dict[str, An
     if kind == "url":
         url = source.get("url")
         if not isinstance(url, str) or not url:
-            raise InvalidRequestError(f'{path}.source: a url image needs a "url" string')
+            raise InvalidRequest(f'{path}.source: a url image needs a "url" string')
         if not caps.image_urls:
             return _left_out("image", f"this backend does not fetch image URLs ({url})")
         return {"type": "image_url", "image_url": {"url": url}}
@@ -100,7 +100,7 @@ def _document(
 ) -> list[dict[str, Any]]:
     source = block.get("source")
     if not isinstance(source, dict):
-        raise InvalidRequestError(f'{path}: document block needs a "source" object')
+        raise InvalidRequest(f'{path}: document block needs a "source" object')
     kind = source.get("type")
     title = block.get("title")
     parts: list[dict[str, Any]] = []
@@ -109,7 +109,7 @@ def _document(
     if kind == "text":
         data = source.get("data")
         if not isinstance(data, str):
-            raise InvalidRequestError(f'{path}.source: a text document needs a "data" string')
+            raise InvalidRequest(f'{path}.source: a text document needs a "data" string')
         parts.append({"type": "text", "text": data})
     elif kind == "content":
         inner = source.get("content")
@@ -124,7 +124,7 @@ def _document(
     elif kind == "base64" and source.get("media_type") == "application/pdf":
         data = source.get("data")
         if not isinstance(data, str):
-            raise InvalidRequestError(f'{path}.source: a base64 document needs a "data" string')
+            raise InvalidRequest(f'{path}.source: a base64 document needs a "data" string')
         text = documents.text_of(data) if documents is not None else None
         if text is None:  # not prepared (a caller outside a backend): extract here
             text = extract_pdf_text(

@@ -11,8 +11,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate._common import compact_json, parse_tool_arguments
+from ccrelay_translate.errors import MalformedReply
 
 # Blocks whose input streams as input_json_delta.
 _INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
@@ -34,7 +34,7 @@ def anthropic_events_to_response(
 
     Tool input is parsed from the joined ``partial_json`` with `parse_tool_arguments`. ``ping``
     and unknown event types are skipped (Anthropic may add some); an ``error`` event, an event
-    before ``message_start`` or a delta for an unknown block raises `ProtocolError`. A stream
+    before ``message_start`` or a delta for an unknown block raises `MalformedReply`. A stream
     without ``message_stop`` still gives what was received.
     """
     message: dict[str, Any] | None = None
@@ -45,19 +45,19 @@ def anthropic_events_to_response(
         if kind == "message_start":
             message = copy.deepcopy(event.get("message"))
             if not isinstance(message, dict):
-                raise ProtocolError(backend, "message_start carries no message")
+                raise MalformedReply(backend, "message_start carries no message")
             message["content"] = []
             continue
         if kind == "error":
             error = event.get("error")
             detail = error.get("message") if isinstance(error, dict) else error
-            raise ProtocolError(backend, f"the stream carried an error: {detail}")
+            raise MalformedReply(backend, f"the stream carried an error: {detail}")
         if kind is None:
-            raise ProtocolError(backend, "a stream event without a type")
+            raise MalformedReply(backend, "a stream event without a type")
         if kind not in _HANDLED:
             continue  # ping, and event types Anthropic may add
         if message is None:
-            raise ProtocolError(backend, f"{kind} before message_start")
+            raise MalformedReply(backend, f"{kind} before message_start")
         if kind == "message_delta":
             delta = event.get("delta")
             if isinstance(delta, dict):
@@ -71,20 +71,20 @@ def anthropic_events_to_response(
             continue
         index = event.get("index")
         if isinstance(index, bool) or not isinstance(index, int):
-            raise ProtocolError(backend, f"{kind} without an integer index")
+            raise MalformedReply(backend, f"{kind} without an integer index")
         if kind == "content_block_start":
             block = copy.deepcopy(event.get("content_block"))
             if not isinstance(block, dict):
-                raise ProtocolError(backend, f"content_block_start {index} carries no block")
+                raise MalformedReply(backend, f"content_block_start {index} carries no block")
             blocks[index] = block
             continue
         block = blocks.get(index)
         if block is None:
-            raise ProtocolError(backend, f"{kind} for block {index}, which was never started")
+            raise MalformedReply(backend, f"{kind} for block {index}, which was never started")
         if kind == "content_block_delta":
             _apply_delta(block, event.get("delta"), json_parts.setdefault(index, []))
     if message is None:
-        raise ProtocolError(backend, "the stream has no message_start")
+        raise MalformedReply(backend, "the stream has no message_start")
     for index, parts in json_parts.items():
         if parts and blocks[index].get("type") in _INPUT_BLOCKS:
             blocks[index]["input"] = parse_tool_arguments("".join(parts))

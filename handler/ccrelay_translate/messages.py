@@ -38,13 +38,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate._common import compact_json
 from ccrelay_translate.capabilities import Capabilities
 from ccrelay_translate.content import blocks as _blocks
 from ccrelay_translate.content import content_parts
 from ccrelay_translate.content import text_of_block as _text
 from ccrelay_translate.documents import DocumentTexts
+from ccrelay_translate.errors import InvalidRequest
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 
@@ -81,14 +81,14 @@ def translate_messages(
             out.append({"role": "system", "content": text})
     messages = request.get("messages")
     if not isinstance(messages, list):
-        raise InvalidRequestError("messages: must be a list of messages")
+        raise InvalidRequest("messages: must be a list of messages")
     if not messages:
-        raise InvalidRequestError("messages: must hold at least one message")
+        raise InvalidRequest("messages: must hold at least one message")
     turns = _Turns(caps, documents)
     for i, message in enumerate(messages):
         path = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise InvalidRequestError(f"{path}: a message must be an object")
+            raise InvalidRequest(f"{path}: a message must be an object")
         role = message.get("role")
         content = message.get("content")
         if role == "user":
@@ -102,7 +102,7 @@ def translate_messages(
             elif text:
                 out.append({"role": "user", "content": _reminder(text)})
         else:
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f'{path}.role: unknown role {role!r}; expected "user", "assistant" or "system"'
             )
     return _merge_user_turns(out)
@@ -140,7 +140,7 @@ def _system_text(system: object, path: str, *, keep_billing: bool) -> str:
     texts = []
     for j, block in enumerate(_blocks(system, path)):
         if block["type"] != "text":
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f"{path}[{j}]: system content must be text blocks, not {block['type']!r}"
             )
         text = _text(block, f"{path}[{j}]")
@@ -200,19 +200,17 @@ class _Turns:
         if _dropped(block_type):
             return []
         if block_type in _PLACEMENT:
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f"{path}: a {block_type} block belongs in {_PLACEMENT[block_type]}, not in {where}"
             )
-        raise InvalidRequestError(
-            f"{path}: unsupported content block type {block_type!r} in {where}"
-        )
+        raise InvalidRequest(f"{path}: unsupported content block type {block_type!r} in {where}")
 
     def tool_result(
         self, block: dict[str, Any], path: str
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         tool_use_id = block.get("tool_use_id")
         if not isinstance(tool_use_id, str) or not tool_use_id:
-            raise InvalidRequestError(f'{path}: tool_result block needs a "tool_use_id"')
+            raise InvalidRequest(f'{path}: tool_result block needs a "tool_use_id"')
         content = block.get("content")
         texts: list[str] = []
         images: list[dict[str, Any]] = []
@@ -248,12 +246,12 @@ def _assistant(content: object, path: str) -> dict[str, Any]:
         elif _dropped(block_type):
             continue
         elif block_type in _PLACEMENT:
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f"{bpath}: a {block_type} block belongs in {_PLACEMENT[block_type]}, "
                 "not in an assistant message"
             )
         else:
-            raise InvalidRequestError(
+            raise InvalidRequest(
                 f"{bpath}: unsupported content block type {block_type!r} in an assistant message"
             )
     text = "\n\n".join(t for t in texts if t)
@@ -266,12 +264,12 @@ def _assistant(content: object, path: str) -> dict[str, Any]:
 def _tool_call(block: dict[str, Any], path: str) -> dict[str, Any]:
     call_id, name = block.get("id"), block.get("name")
     if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError(f'{path}: tool_use block needs an "id"')
+        raise InvalidRequest(f'{path}: tool_use block needs an "id"')
     if not isinstance(name, str) or not name:
-        raise InvalidRequestError(f'{path}: tool_use block needs a "name"')
+        raise InvalidRequest(f'{path}: tool_use block needs a "name"')
     arguments = block.get("input", {})
     if not isinstance(arguments, dict):
-        raise InvalidRequestError(f'{path}: tool_use "input" must be an object')
+        raise InvalidRequest(f'{path}: tool_use "input" must be an object')
     return {
         "id": call_id,
         "type": "function",

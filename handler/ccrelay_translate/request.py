@@ -32,9 +32,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate.capabilities import Capabilities
 from ccrelay_translate.documents import DocumentTexts
+from ccrelay_translate.errors import InvalidRequest
 from ccrelay_translate.messages import translate_messages
 from ccrelay_translate.tools import translate_tool_choice, translate_tools
 
@@ -60,10 +60,10 @@ def anthropic_to_openai_request(
     given, overrides the request's own; a streamed body asks for a final usage chunk
     (``stream_options.include_usage``) unless ``include_usage`` is False. The result shares
     tool schemas with ``request`` (no deep copy): treat both as read-only.
-    Raises `InvalidRequestError` naming the offending path for a malformed request.
+    Raises `InvalidRequest` naming the offending path for a malformed request.
     """
     if not isinstance(request, dict):
-        raise InvalidRequestError("request: must be a JSON object")
+        raise InvalidRequest("request: must be a JSON object")
     caps = caps or Capabilities()
     messages = translate_messages(request, caps, documents, keep_billing=keep_billing)
     body: dict[str, Any] = {"model": model, "messages": messages}
@@ -73,7 +73,7 @@ def anthropic_to_openai_request(
     # compatible servers do not know yet. A backend for such a model can rename the field.
     max_tokens = request.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidRequestError("max_tokens: must be a positive integer")
+        raise InvalidRequest("max_tokens: must be a positive integer")
     if max_tokens_limit is not None:
         max_tokens = min(max_tokens, max_tokens_limit)
     body["max_tokens"] = max_tokens
@@ -83,13 +83,13 @@ def anthropic_to_openai_request(
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRequestError(f"{name}: must be a number")
+            raise InvalidRequest(f"{name}: must be a number")
         body[name] = value
 
     stop = request.get("stop_sequences")
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("stop_sequences: must be a list of strings")
+            raise InvalidRequest("stop_sequences: must be a list of strings")
         if len(stop) > caps.max_stop:
             log.info(
                 "stop_sequences: %d given, the backend takes %d: sending the first %d",

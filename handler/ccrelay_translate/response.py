@@ -14,14 +14,13 @@
 - ``usage``: see `anthropic_usage` (``cache_read_input_tokens`` only when the server reports
   cached tokens); missing counts are 0.
 
-A body that is not a chat completion (no choices, wrong types) raises `ProtocolError`.
+A body that is not a chat completion (no choices, wrong types) raises `MalformedReply`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate._common import (
     THINKING_SIGNATURE,
     anthropic_usage,
@@ -32,6 +31,7 @@ from ccrelay_translate._common import (
     reasoning_text,
     stop_reason_for,
 )
+from ccrelay_translate.errors import MalformedReply
 
 
 def openai_to_anthropic_response(
@@ -43,15 +43,15 @@ def openai_to_anthropic_response(
 ) -> dict[str, Any]:
     """The Anthropic message for a non-streamed chat completion; ``backend`` names errors."""
     if not isinstance(response, dict):
-        raise ProtocolError(backend, "the chat completion is not a JSON object")
+        raise MalformedReply(backend, "the chat completion is not a JSON object")
     choices = response.get("choices")
     if not isinstance(choices, list) or not choices:
         error = response.get("error")
         detail = f": {error.get('message')}" if isinstance(error, dict) else ""
-        raise ProtocolError(backend, f"the chat completion has no choices{detail}")
+        raise MalformedReply(backend, f"the chat completion has no choices{detail}")
     choice = choices[0]
     if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-        raise ProtocolError(backend, "choices[0] of the chat completion has no message object")
+        raise MalformedReply(backend, "choices[0] of the chat completion has no message object")
     message = choice["message"]
 
     content: list[dict[str, Any]] = []
@@ -70,7 +70,7 @@ def openai_to_anthropic_response(
     if calls is None:
         calls = []
     if not isinstance(calls, list):
-        raise ProtocolError(backend, "message.tool_calls of the chat completion is not a list")
+        raise MalformedReply(backend, "message.tool_calls of the chat completion is not a list")
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         calls = [*calls, {"function": legacy}]
@@ -106,16 +106,16 @@ def _text(content: object, backend: str) -> str:
             for part in content
             if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
-    raise ProtocolError(backend, "message.content of the chat completion is not text")
+    raise MalformedReply(backend, "message.content of the chat completion is not text")
 
 
 def _tool_use(call: object, k: int, backend: str) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict):
-        raise ProtocolError(backend, f"tool_calls[{k}] of the chat completion has no function")
+        raise MalformedReply(backend, f"tool_calls[{k}] of the chat completion has no function")
     name = function.get("name")
     if not isinstance(name, str) or not name:
-        raise ProtocolError(backend, f"tool_calls[{k}] of the chat completion has no name")
+        raise MalformedReply(backend, f"tool_calls[{k}] of the chat completion has no name")
     call_id = call.get("id") if isinstance(call, dict) else None
     return {
         "type": "tool_use",

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate._common import (
     THINKING_SIGNATURE,
     anthropic_usage,
@@ -49,6 +48,7 @@ from ccrelay_translate._common import (
     reasoning_text,
     stop_reason_for,
 )
+from ccrelay_translate.errors import MalformedReply
 
 
 class _Block:
@@ -100,7 +100,7 @@ class OpenAIStreamTranslator:
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """The Anthropic events this chunk completes (possibly none)."""
         if not isinstance(chunk, dict):
-            raise ProtocolError(self.backend, "a stream chunk is not a JSON object")
+            raise MalformedReply(self.backend, "a stream chunk is not a JSON object")
         events: list[dict[str, Any]] = []
         if not self._started:
             events.append(self._message_start())
@@ -109,12 +109,12 @@ class OpenAIStreamTranslator:
         error = chunk.get("error")
         if error is not None:
             detail = error.get("message") if isinstance(error, dict) else error
-            raise ProtocolError(self.backend, f"the stream carried an error: {detail}")
+            raise MalformedReply(self.backend, f"the stream carried an error: {detail}")
         choices = chunk.get("choices")
         if choices is None:
             choices = []
         if not isinstance(choices, list):
-            raise ProtocolError(self.backend, "a stream chunk's choices is not a list")
+            raise MalformedReply(self.backend, "a stream chunk's choices is not a list")
         for choice in choices:
             if isinstance(choice, dict) and choice.get("index", 0) in (0, None):
                 self._choice(choice, events)
@@ -179,10 +179,10 @@ class OpenAIStreamTranslator:
 
     def _tool_call(self, call: object, events: list[dict[str, Any]]) -> None:
         if not isinstance(call, dict):
-            raise ProtocolError(self.backend, "a streamed tool call is not an object")
+            raise MalformedReply(self.backend, "a streamed tool call is not an object")
         function = call.get("function") or {}
         if not isinstance(function, dict):
-            raise ProtocolError(self.backend, "a streamed tool call's function is not an object")
+            raise MalformedReply(self.backend, "a streamed tool call's function is not an object")
         key = call.get("index")
         if isinstance(key, bool) or not isinstance(key, int | str):
             key = None

@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate._common import compact_json
+from ccrelay_translate.errors import InvalidRequest
 
 __all__ = ["IMAGE_TOKENS", "estimate_text", "estimate_tokens"]
 
@@ -69,7 +69,7 @@ def estimate_tokens(request: dict[str, Any]) -> int:
     the counting itself.
     """
     if not isinstance(request, dict):
-        raise InvalidRequestError("request: must be a JSON object")
+        raise InvalidRequest("request: must be a JSON object")
     counter = _Counter()
     counter.content(request.get("system"))
     messages = request.get("messages")

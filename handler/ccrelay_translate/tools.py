@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccrelay.errors import InvalidRequestError
+from ccrelay_translate.errors import InvalidRequest
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -29,23 +29,23 @@ def translate_tools(
     if tools is None:
         return [], set()
     if not isinstance(tools, list):
-        raise InvalidRequestError("tools: must be a list of tools")
+        raise InvalidRequest("tools: must be a list of tools")
     functions: list[dict[str, Any]] = []
     dropped: set[str] = set()
     for i, tool in enumerate(tools):
         path = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise InvalidRequestError(f"{path}: a tool must be an object")
+            raise InvalidRequest(f"{path}: a tool must be an object")
         name = tool.get("name")
         if tool.get("type") not in (None, "custom"):
             if isinstance(name, str):
                 dropped.add(name)
             continue
         if not isinstance(name, str) or not name:
-            raise InvalidRequestError(f'{path}: tool needs a "name"')
+            raise InvalidRequest(f'{path}: tool needs a "name"')
         schema = tool.get("input_schema", _EMPTY_SCHEMA)
         if not isinstance(schema, dict):
-            raise InvalidRequestError(f"{path}.input_schema: must be a JSON schema object")
+            raise InvalidRequest(f"{path}.input_schema: must be a JSON schema object")
         function: dict[str, Any] = {"name": name}
         description = tool.get("description")
         if isinstance(description, str) and description:
@@ -112,7 +112,7 @@ def translate_tool_choice(
     if choice is None or not functions:
         return None, None
     if not isinstance(choice, dict):
-        raise InvalidRequestError("tool_choice: must be an object")
+        raise InvalidRequest("tool_choice: must be an object")
     kind = choice.get("type")
     parallel = False if choice.get("disable_parallel_tool_use") is True else None
     if kind == "auto":
@@ -124,12 +124,12 @@ def translate_tool_choice(
     if kind == "tool":
         name = choice.get("name")
         if not isinstance(name, str) or not name:
-            raise InvalidRequestError('tool_choice: type "tool" needs a "name"')
+            raise InvalidRequest('tool_choice: type "tool" needs a "name"')
         if name in dropped:
             return None, parallel
         if all(f["function"]["name"] != name for f in functions):
-            raise InvalidRequestError(f"tool_choice: no tool named {name!r} in tools")
+            raise InvalidRequest(f"tool_choice: no tool named {name!r} in tools")
         return {"type": "function", "function": {"name": name}}, parallel
-    raise InvalidRequestError(
+    raise InvalidRequest(
         f'tool_choice.type: unknown {kind!r}; expected "auto", "any", "tool" or "none"'
     )

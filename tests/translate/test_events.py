@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate import (
     RAW_ARGUMENTS_KEY,
     OpenAIStreamTranslator,
@@ -16,6 +15,7 @@ from ccrelay_translate import (
     openai_to_anthropic_response,
     response_to_anthropic_events,
 )
+from ccrelay_translate.errors import MalformedReply
 
 from .samples import check_events, chunk, pieces, tool_delta, usage_chunk
 
@@ -273,9 +273,10 @@ def test_assemble_malformed_tool_json_is_kept_raw() -> None:
     ],
 )
 def test_assemble_garbage_raises_protocol_error(events: list[dict[str, Any]], message: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(MalformedReply) as info:
         anthropic_events_to_response(events, backend="anthropic")
-    assert info.value.message == f"anthropic: {message}"
+    assert info.value.message == message
+    assert info.value.backend == "anthropic"
 
 
 # -- replay ----------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate import anthropic_to_openai_request
+from ccrelay_translate.errors import InvalidRequest
 
 from .samples import PNG_B64
 
@@ -90,7 +90,7 @@ def test_max_tokens_must_be_a_positive_integer(value: object) -> None:
     request: dict[str, Any] = {"messages": [{"role": "user", "content": "x"}]}
     if value is not None:
         request["max_tokens"] = value
-    with pytest.raises(InvalidRequestError, match="max_tokens: must be a positive integer"):
+    with pytest.raises(InvalidRequest, match="max_tokens: must be a positive integer"):
         anthropic_to_openai_request(request, model="m")
 
 
@@ -117,7 +117,7 @@ def test_empty_stop_sequences_are_left_out() -> None:
     ],
 )
 def test_invalid_sampling_parameters(field: str, value: object, message: str) -> None:
-    with pytest.raises(InvalidRequestError, match=message):
+    with pytest.raises(InvalidRequest, match=message):
         translate(**{field: value})
 
 
@@ -219,7 +219,7 @@ def test_a_leading_system_message_without_a_top_level_system_stays_the_system() 
 
 
 def test_system_with_a_non_text_block_is_invalid() -> None:
-    with pytest.raises(InvalidRequestError, match=r"system\[0\]: system content must be text"):
+    with pytest.raises(InvalidRequest, match=r"system\[0\]: system content must be text"):
         translate(system=[{"type": "image", "source": {}}])
 
 
@@ -275,7 +275,7 @@ def test_user_image_base64_and_url() -> None:
     ],
 )
 def test_bad_image_sources(source: object, message: str) -> None:
-    with pytest.raises(InvalidRequestError, match=message) as info:
+    with pytest.raises(InvalidRequest, match=message) as info:
         messages_of({"role": "user", "content": [{"type": "image", "source": source}]})
     assert info.value.message.startswith("messages[0].content[0]")
 
@@ -666,15 +666,14 @@ def test_server_tool_blocks_are_dropped() -> None:
     ],
 )
 def test_invalid_messages_name_the_path(messages: object, message: str) -> None:
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(InvalidRequest) as info:
         anthropic_to_openai_request({"max_tokens": 5, "messages": messages}, model="m")
     assert info.value.message.startswith(message)
-    assert info.value.status == 400
-    assert info.value.error_type == "invalid_request_error"
+    assert info.value.fault == "caller"
 
 
 def test_request_must_be_an_object() -> None:
-    with pytest.raises(InvalidRequestError, match="request: must be a JSON object"):
+    with pytest.raises(InvalidRequest, match="request: must be a JSON object"):
         anthropic_to_openai_request([], model="m")  # type: ignore[arg-type]
 
 
@@ -785,5 +784,5 @@ def test_invalid_tools(tools: object, choice: object, message: str) -> None:
     fields: dict[str, Any] = {"tools": tools}
     if choice is not None:
         fields["tool_choice"] = choice
-    with pytest.raises(InvalidRequestError, match=message):
+    with pytest.raises(InvalidRequest, match=message):
         translate(**fields)

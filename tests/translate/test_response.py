@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate import RAW_ARGUMENTS_KEY, openai_to_anthropic_response
+from ccrelay_translate.errors import MalformedReply
 
 
 def completion(
@@ -311,14 +311,14 @@ def test_missing_id_gets_a_fresh_one() -> None:
     ],
 )
 def test_garbage_raises_protocol_error(response: object, message: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(MalformedReply) as info:
         openai_to_anthropic_response(response, model="m", backend="cerebras")  # type: ignore[arg-type]
     assert info.value.backend == "cerebras"
-    assert info.value.message.startswith("cerebras: ")
     assert message in info.value.message
-    assert info.value.status == 502
+    assert info.value.fault == "backend"
 
 
 def test_backend_defaults_to_upstream() -> None:
-    with pytest.raises(ProtocolError, match=r"^upstream: "):
+    with pytest.raises(MalformedReply) as info:
         openai_to_anthropic_response({}, model="m")
+    assert info.value.backend == "upstream"

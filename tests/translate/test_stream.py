@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from ccrelay.errors import ProtocolError
 from ccrelay_translate import (
     RAW_ARGUMENTS_KEY,
     OpenAIStreamTranslator,
     anthropic_events_to_response,
 )
+from ccrelay_translate.errors import MalformedReply
 
 from .samples import check_events, chunk, pieces, tool_delta, usage_chunk
 
@@ -577,9 +577,10 @@ def test_reasoning_is_dropped_when_thinking_was_not_asked_for() -> None:
 )
 def test_garbage_chunks_raise_protocol_error(bad: object, message: str) -> None:
     translator = OpenAIStreamTranslator("m", backend="runpod")
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(MalformedReply) as info:
         translator.feed(bad)  # type: ignore[arg-type]
-    assert info.value.message == f"runpod: {message}"
+    assert info.value.message == message
+    assert info.value.backend == "runpod"
 
 
 def test_odd_index_values_fall_back_to_the_id() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ccrelay.errors import InvalidRequestError
 from ccrelay_translate import IMAGE_TOKENS, estimate_tokens
+from ccrelay_translate.errors import InvalidRequest
 from ccrelay_translate.tokens import FRAMING_TOKENS, estimate_text
 
 from .samples import PNG_B64, claude_code_request
@@ -139,5 +139,5 @@ def test_more_text_means_more_tokens() -> None:
 
 
 def test_request_must_be_an_object() -> None:
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(InvalidRequest):
         estimate_tokens("hello")  # type: ignore[arg-type]

@@ -26,10 +26,17 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import aiohttp
 
-from ccrelay.errors import BackendError, CcrelayError, StreamInterrupted, UpstreamStatusError
+from ccrelay.errors import (
+    BackendError,
+    CcrelayError,
+    StreamInterrupted,
+    UpstreamStatusError,
+    from_translation,
+)
 from ccrelay.http.events import RawEvent, encode_event
 from ccrelay.http.retry import RetryPolicy, Sleep
 from ccrelay_config.models import BackendSettings
+from ccrelay_translate.errors import TranslationError
 from ccrelay_wire import CACHE_VERDICTS
 
 
@@ -207,9 +214,11 @@ class Backend(ABC):
         """The router's estimate when it made one (once per request), else one now."""
         if options.prompt_tokens is not None:
             return options.prompt_tokens
+        from ccrelay.errors import translation_errors
         from ccrelay_translate.tokens import estimate_tokens
 
-        return estimate_tokens(request)
+        with translation_errors():
+            return estimate_tokens(request)
 
     def note_models(self, models: list[ModelInfo]) -> None:
         """Keep the window the server reports for the configured model."""
@@ -275,7 +284,10 @@ class Backend(ABC):
             attempt += 1
             started = time.perf_counter()
             try:
-                response, cache = await self._complete_once(request, model, options)
+                try:
+                    response, cache = await self._complete_once(request, model, options)
+                except TranslationError as untranslatable:
+                    raise from_translation(untranslatable, self.name) from None
             except BackendError as exc:
                 self._observe(options, model, attempt, started, error=exc)
                 delay = self.retry.delay_for(attempt, exc)
@@ -299,10 +311,13 @@ class Backend(ABC):
             events = self._stream_once(request, model, options)
             cache: str | None = None
             try:
-                item = await anext(events)
-                while isinstance(item, CacheVerdict):
-                    cache = item.value
+                try:
                     item = await anext(events)
+                    while isinstance(item, CacheVerdict):
+                        cache = item.value
+                        item = await anext(events)
+                except TranslationError as untranslatable:  # the generator has ended
+                    raise from_translation(untranslatable, self.name) from None
             except StopAsyncIteration:
                 exc: BackendError = StreamInterrupted(
                     self.name, "the stream ended before any event"
@@ -441,6 +456,11 @@ class EventStream:
                     continue
                 self._track(event)
                 yield event
+        except TranslationError as exc:
+            error = from_translation(exc, self.backend)
+            raise StreamInterrupted(
+                self.backend, f"stream broke after it started: {error.message}"
+            ) from error
         except CcrelayError as exc:
             error = exc  # what happened, for the record and the breaker
             if isinstance(exc, BackendError) and not isinstance(exc, StreamInterrupted):

@@ -52,6 +52,7 @@ async def _ask(args: argparse.Namespace, prompt: str) -> int:
     import orjson
 
     from ccrelay.backends.base import RequestOptions
+    from ccrelay.errors import translation_errors
     from ccrelay.runtime import Runtime
     from ccrelay_translate import anthropic_events_to_response
 
@@ -71,7 +72,8 @@ async def _ask(args: argparse.Namespace, prompt: str) -> int:
                 out.write(delta["text"])
                 out.flush()
         if args.json:
-            response = anthropic_events_to_response(events)
+            with translation_errors(stream.backend):
+                response = anthropic_events_to_response(events)
             out.write(orjson.dumps(response, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
             out.write("\n")

@@ -32,6 +32,7 @@ from ccrelay.errors import (
     CcrelayError,
     CircuitOpenError,
     PromptTooLong,
+    translation_errors,
 )
 from ccrelay.routing.breaker import CircuitBreaker, Ticket
 from ccrelay.routing.rules import Routed, route
@@ -78,7 +79,8 @@ class Router:
             self.factory.get(backend)  # an unknown name fails here, with the known ones listed
         tokens = options.prompt_tokens
         if tokens is None and self._needs_estimate():
-            tokens = estimate_tokens(request)
+            with translation_errors():
+                tokens = estimate_tokens(request)
             options = replace(options, prompt_tokens=tokens)
         routed = route(request, self.config, header_backend=backend, prompt_tokens=tokens)
         return routed, options
