@@ -21,8 +21,9 @@ from aiohttp import web
 
 from bench._payloads import claude_code_request, openai_completion
 from bench._table import Row, nearest_rank
-from ccrelay.backends.base import Attempt, RequestOptions
 from ccrelay.backends.factory import load_client_config
+from ccrelay.backends.types import RequestOptions
+from ccrelay.latency.observer import Attempt
 from ccrelay.runtime import Runtime
 from ccrelay_translate import anthropic_to_openai_request
 

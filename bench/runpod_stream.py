@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 
 from bench._table import Row, nearest_rank
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.factory import load_client_config
+from ccrelay.backends.types import RequestOptions
 from ccrelay.runtime import Runtime
 
 __all__ = ["measure", "rows"]
@@ -69,9 +69,10 @@ async def one_stream(mode: str, tokens: int, interval_s: float) -> dict[str, Any
         async with aiohttp.ClientSession() as session:
             runtime = Runtime(config, session)
             started = time.perf_counter()
-            stream = await runtime.router.open_stream(
+            served = await runtime.router.open_stream(
                 dict(_PROMPT), RequestOptions(request_id=f"bench-{mode}")
             )
+            stream = served.result
             async for event in stream:
                 delta = event.get("delta") if event.get("type") == "content_block_delta" else None
                 if isinstance(delta, dict) and delta.get("text"):

@@ -3,9 +3,12 @@
 Typical library use::
 
     async with Runtime.from_environ(os.environ) as runtime:
-        result = await runtime.router.complete(request, RequestOptions(request_id="r1"))
+        served = await runtime.router.complete(request, RequestOptions(request_id="r1"))
+        served.result.response  # an Anthropic Messages response; served.backend says who
 
 `request` is an Anthropic Messages request (a dict); every backend answers in Anthropic's shapes.
+The packages follow a request: `gateway` -> `routing` -> `backends` -> `http`, with `latency`
+told what happened (docs/architecture.md walks one request through them).
 """
 
 from typing import TYPE_CHECKING
@@ -13,18 +16,16 @@ from typing import TYPE_CHECKING
 from ccrelay_wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ccrelay.backends.base import (
-        Attempt,
-        AttemptObserver,
-        Backend,
+    from ccrelay.backends.base import Backend
+    from ccrelay.backends.registry import BackendRegistry
+    from ccrelay.backends.stream import EventStream
+    from ccrelay.backends.types import (
         CacheVerdict,
         Completion,
-        EventStream,
         HealthReport,
         ModelInfo,
         RequestOptions,
     )
-    from ccrelay.backends.registry import BackendRegistry
     from ccrelay.errors import (
         AllBackendsFailed,
         BackendError,
@@ -32,19 +33,19 @@ if TYPE_CHECKING:
         InvalidRequestError,
         UnknownBackendError,
     )
-    from ccrelay.routing.chain import Router
+    from ccrelay.latency.observer import Attempt, AttemptObserver
+    from ccrelay.routing.chain import Router, Served
     from ccrelay.runtime import Runtime
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "ccrelay.backends.base": (
-            "Attempt",
-            "AttemptObserver",
-            "Backend",
+        "ccrelay.backends.base": ("Backend",),
+        "ccrelay.backends.registry": ("BackendRegistry",),
+        "ccrelay.backends.stream": ("EventStream",),
+        "ccrelay.backends.types": (
             "CacheVerdict",
             "Completion",
-            "EventStream",
             "HealthReport",
             "ModelInfo",
             "RequestOptions",
@@ -56,8 +57,8 @@ __getattr__, __dir__ = lazy_exports(
             "InvalidRequestError",
             "UnknownBackendError",
         ),
-        "ccrelay.backends.registry": ("BackendRegistry",),
-        "ccrelay.routing.chain": ("Router",),
+        "ccrelay.latency.observer": ("Attempt", "AttemptObserver"),
+        "ccrelay.routing.chain": ("Router", "Served"),
         "ccrelay.runtime": ("Runtime",),
     },
 )
@@ -79,5 +80,6 @@ __all__ = [
     "RequestOptions",
     "Router",
     "Runtime",
+    "Served",
     "UnknownBackendError",
 ]

@@ -57,6 +57,33 @@ from typing import ClassVar
 
 from ccrelay_translate.errors import InvalidRequest, MalformedReply, TranslationError
 
+ANTHROPIC_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+"""Anthropic's error types by HTTP status (its errors page); other 4xx are
+``invalid_request_error`` and other 5xx ``api_error``. Read both ways: a status to the type the
+gateway answers, and a type found in an upstream's stream back to its status."""
+
+
+def anthropic_error_type(status: int) -> str:
+    return ANTHROPIC_ERROR_TYPES.get(
+        status, "invalid_request_error" if status < 500 else "api_error"
+    )
+
+
+def status_of_error_type(error_type: object) -> int | None:
+    for status, name in ANTHROPIC_ERROR_TYPES.items():
+        if name == error_type:
+            return status
+    return None
+
 
 class Fault(StrEnum):
     """Whose fault a failure is; decides the breaker and failover."""
@@ -81,6 +108,12 @@ class CcrelayError(Exception):
     outcome: str = "error"
     attempts: int = 0
     """Tries made against backends before this error (0: none reached a backend)."""
+    backend: str = ""
+    """The backend it concerns ("" when none: the request itself, the gateway)."""
+    upstream_status: int | None = None
+    """The HTTP status the backend answered, when it answered one."""
+    retry_after: float | None = None
+    """Seconds the backend asked us to wait before trying again (Retry-After)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -199,6 +232,7 @@ class UpstreamStatusError(BackendError):
     """The provider answered with an HTTP error; ``status`` is what the gateway will answer."""
 
     outcome = "http_error"
+    upstream_status: int
 
     def __init__(
         self,
@@ -319,7 +353,9 @@ class AllBackendsFailed(CcrelayError):
         self.status = last.status
         self.error_type = last.error_type
         self.fault = last.fault
-        self.retry_after = getattr(last, "retry_after", None)
+        self.backend = last.backend
+        self.upstream_status = last.upstream_status
+        self.retry_after = last.retry_after
 
 
 def from_translation(exc: TranslationError, backend: str = "") -> CcrelayError:
@@ -337,3 +373,19 @@ def translation_errors(backend: str = "") -> Iterator[None]:
         yield
     except (InvalidRequest, MalformedReply) as exc:
         raise from_translation(exc, backend) from None
+
+
+class Unfinished(Exception):
+    """A stream the consumer abandoned before message_stop: not ok, and no one's fault."""
+
+    outcome = "abandoned"
+
+
+def outcome_word(error: BaseException) -> str:
+    """The word a record uses for how something ended with ``error`` (``CcrelayError.outcome``)."""
+    import asyncio  # here, not at the top: `ccrelay --help` loads this module, not asyncio
+
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    outcome = getattr(error, "outcome", None)
+    return outcome if isinstance(outcome, str) else "error"

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from ccrelay.backends.base import AttemptObserver, RequestObserver
 from ccrelay.backends.factory import (
     BackendFactory,
     load_client_config,
@@ -22,6 +21,7 @@ from ccrelay.backends.factory import (
 )
 from ccrelay.backends.registry import BackendRegistry
 from ccrelay.http.retry import Sleep
+from ccrelay.latency.observer import AttemptObserver, RequestObserver
 from ccrelay.routing.chain import Router
 from ccrelay_config.models import CcrelayConfig
 

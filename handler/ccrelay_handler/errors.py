@@ -19,6 +19,8 @@ mapping, so callers branch on types and attributes, never on message text.
 
 from __future__ import annotations
 
+from ccrelay_wire.job_error import CODE_INVALID_INPUT, CODE_MODEL_NOT_ALLOWED
+
 __all__ = [
     "CacheUnavailable",
     "EngineError",
@@ -50,7 +52,7 @@ class InvalidInput(HandlerError, ValueError):
 
     http_status = 400
     error_type = "invalid_request_error"
-    code = "invalid_input"
+    code = CODE_INVALID_INPUT
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
@@ -61,7 +63,7 @@ class InvalidInput(HandlerError, ValueError):
 class ModelNotAllowed(InvalidInput):
     """The request names a model this worker does not serve (it never pulls arbitrary models)."""
 
-    code = "model_not_allowed"
+    code = CODE_MODEL_NOT_ALLOWED
 
     def __init__(self, model: str, allowed: tuple[str, ...]) -> None:
         self.model = model

@@ -47,10 +47,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ccrelay_handler.errors import SettingsError
+from ccrelay_wire.defaults import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "HandlerSettings"]
 
-DEFAULT_MODEL = "qwen3-coder:30b"
 
 # env var -> field name; values are validated (and coerced) by pydantic.
 _ENV_FIELDS: dict[str, str] = {

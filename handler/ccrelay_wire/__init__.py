@@ -15,6 +15,7 @@ from __future__ import annotations
 from ccrelay_wire.job_error import (
     CODE_INVALID_INPUT,
     CODE_MODEL_NOT_ALLOWED,
+    CODE_PROMPT_TOO_LONG,
     decode_job_error,
     encode_job_error,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "CACHE_VERDICT_HEADER",
     "CODE_INVALID_INPUT",
     "CODE_MODEL_NOT_ALLOWED",
+    "CODE_PROMPT_TOO_LONG",
     "EventTooLarge",
     "SSEDecoder",
     "ServerSentEvent",

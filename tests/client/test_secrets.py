@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import Attempt, RequestOptions
 from ccrelay.backends.factory import load_client_config
+from ccrelay.backends.types import RequestOptions
 from ccrelay.cli import main
 from ccrelay.errors import CcrelayError
+from ccrelay.latency.observer import Attempt
 from ccrelay.runtime import Runtime
 from ccrelay_config.models import CcrelayConfig
 from tests.client.conftest import REQUEST, Sleeps

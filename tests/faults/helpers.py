@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from ccrelay.backends.base import Attempt
 from ccrelay.errors import (
     BackendConnectError,
     BackendError,
@@ -30,6 +29,7 @@ from ccrelay.errors import (
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
+from ccrelay.latency.observer import Attempt
 from ccrelay_config.models import CcrelayConfig
 from tests.fakes.providers import (
     FakeProvider,

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import Backend, RequestOptions
+from ccrelay.backends.base import Backend
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import BackendError, StreamInterrupted, UpstreamRateLimited
 from ccrelay.runtime import Runtime
 from tests.client.latency.helpers import RefusingPort

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.types import RequestOptions
 from ccrelay.runtime import Runtime
 
 pytestmark = pytest.mark.live
@@ -44,14 +44,15 @@ async def test_round_trip(live_runtime: Runtime) -> None:
     result = await live_runtime.router.complete(
         _request("Reply with the single word: pong", temperature=0), _options()
     )
-    text = "".join(b.get("text", "") for b in result.response["content"])
+    text = "".join(b.get("text", "") for b in result.result.response["content"])
     assert "pong" in text.lower()
-    assert result.response["usage"]["output_tokens"] > 0
+    assert result.result.response["usage"]["output_tokens"] > 0
 
 
 @pytest.mark.parametrize("live_runtime", BACKENDS, indirect=True)
 async def test_streamed(live_runtime: Runtime) -> None:
-    stream = await live_runtime.router.open_stream(_request("Count from 1 to 5."), _options())
+    served = await live_runtime.router.open_stream(_request("Count from 1 to 5."), _options())
+    stream = served.result
     kinds = []
     text = ""
     async for event in stream:
@@ -71,8 +72,8 @@ async def test_tool_call(live_runtime: Runtime) -> None:
         tool_choice={"type": "any"},
     )
     result = await live_runtime.router.complete(request, _options())
-    calls = [b for b in result.response["content"] if b["type"] == "tool_use"]
-    assert result.response["stop_reason"] == "tool_use"
+    calls = [b for b in result.result.response["content"] if b["type"] == "tool_use"]
+    assert result.result.response["stop_reason"] == "tool_use"
     assert calls and calls[0]["name"] == "get_weather"
     assert "paris" in str(calls[0]["input"]).lower()
 
@@ -84,4 +85,4 @@ async def test_runpod_repeat_is_cache_hit(live_runtime: Runtime) -> None:
     second = await live_runtime.router.complete(request, _options())
     assert first.cache in ("miss", "hit")
     assert second.cache == "hit"
-    assert second.response["content"] == first.response["content"]
+    assert second.result.response["content"] == first.result.response["content"]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ccrelay_wire.defaults import DEFAULT_MODEL
 from ccrelay_worker.errors import WorkerConfigError
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "normalize_model_name",
 ]
 
-DEFAULT_MODEL = "qwen3-coder:30b"
 DEFAULT_VOLUME_ROOT = "/runpod-volume"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # RunPod sets these in every serverless worker and pod; the runpod SDK reads them

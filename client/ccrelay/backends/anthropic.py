@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ccrelay.backends.base import Backend, ModelInfo, RequestOptions, StreamItem
+from ccrelay.backends.base import Backend
+from ccrelay.backends.types import ModelInfo, RequestOptions, StreamItem
 from ccrelay.errors import ProtocolError, UpstreamServerError
-from ccrelay.http.client import UpstreamClient, UpstreamTarget
 from ccrelay.http.events import RawEvent
 from ccrelay_config.models import BackendSettings
 from ccrelay_translate._common import THINKING_SIGNATURE
@@ -37,36 +37,21 @@ class AnthropicSettings(BackendSettings):
     anthropic_version: str = ANTHROPIC_VERSION
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(Backend[AnthropicSettings]):
     type_name = "anthropic"
     Settings: ClassVar[type[BackendSettings]] = AnthropicSettings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = self.settings
-        assert isinstance(settings, AnthropicSettings)
-        secret = settings.api_key.get_secret_value() if settings.api_key else ""
-        headers = {
-            "anthropic-version": settings.anthropic_version,
-            "Accept": "application/json",
-            **settings.headers,
-        }
-        if secret:
-            headers["x-api-key"] = secret
-        self._has_key = bool(secret)
-        self.upstream = UpstreamClient(
-            self.session,
-            UpstreamTarget(
-                backend=self.name,
-                base_url=settings.base_url or "https://api.anthropic.com",
-                headers=headers,
-                timeouts=settings.timeouts,
-                limits=settings.limits,
-                secrets=(secret,) if secret else (),
-                auth_fix=(
-                    "set ANTHROPIC_API_KEY (or this backend's api_key) to a valid Anthropic API "
-                    "key from console.anthropic.com > API Keys"
-                ),
+        self._has_key = settings.api_key is not None
+        self.upstream = self.upstream_client(
+            settings.base_url or "https://api.anthropic.com",
+            auth="x-api-key",
+            headers={"anthropic-version": settings.anthropic_version},
+            auth_fix=(
+                "set ANTHROPIC_API_KEY (or this backend's api_key) to a valid Anthropic API "
+                "key from console.anthropic.com > API Keys"
             ),
         )
 
@@ -151,7 +136,7 @@ class AnthropicBackend(Backend):
                 upstream_status=502,
             )
 
-    async def count_tokens(self, request: dict[str, Any], options: RequestOptions) -> int:
+    async def count_tokens(self, request: dict[str, Any], options: RequestOptions) -> int | None:
         """Anthropic's exact count (POST /v1/messages/count_tokens); the gateway uses it."""
         model = self.model_for(request, options)
         body = request if request.get("model") == model else {**request, "model": model}

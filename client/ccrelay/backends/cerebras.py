@@ -4,7 +4,7 @@ Cerebras' catalog changes fast and a retired id answers 404 ``model_not_found`` 
 ``qwen-3-coder-480b`` is gone; ``gpt-oss-120b`` and ``qwen-3.8-27b`` are the shared models, both
 reasoning models). So no model is configured by default: the backend reads ``GET /models``
 once and picks the first match of `CerebrasBackend.preferred_models`; a 404 names what Cerebras
-does serve. Facts and their sources: ``../shared/reference/FACTS.md``.
+does serve (Cerebras' model pages and its ``GET /v1/models``).
 
 What Cerebras takes (`accepts` defaults):
 

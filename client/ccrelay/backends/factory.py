@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp
 
-from ccrelay.backends.base import AttemptObserver, Backend
+from ccrelay.backends.base import Backend
 from ccrelay.backends.registry import BackendRegistry
 from ccrelay.errors import UnknownBackendError
 from ccrelay.http.retry import Sleep
+from ccrelay.latency.observer import AttemptObserver
 from ccrelay_config.loader import IGNORED_CONFIG_NOTE, load_config
 from ccrelay_config.models import CcrelayConfig
 
@@ -71,9 +73,9 @@ class BackendFactory:
         self.observer = observer
         self._sleep = sleep
         self._rng = rng
-        self._built: dict[str, Backend] = {}
+        self._built: dict[str, Backend[Any]] = {}
 
-    def get(self, name: str) -> Backend:
+    def get(self, name: str) -> Backend[Any]:
         if name in self._built:
             return self._built[name]
         settings = self.config.backends.get(name)
@@ -89,7 +91,7 @@ class BackendFactory:
         self._built[name] = backend
         return backend
 
-    def all(self) -> list[Backend]:
+    def all(self) -> list[Backend[Any]]:
         return [self.get(name) for name in self.config.backends]
 
     async def aclose(self) -> None:

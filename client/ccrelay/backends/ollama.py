@@ -16,6 +16,7 @@ from pydantic import Field
 from ccrelay.backends.openai_chat import OpenAIChatBackend, OpenAIChatSettings
 from ccrelay_config.models import BackendSettings
 from ccrelay_translate.capabilities import OLLAMA_IMAGES, Accepts
+from ccrelay_wire.defaults import DEFAULT_MODEL
 
 
 def _ollama_accepts() -> Accepts:
@@ -24,7 +25,7 @@ def _ollama_accepts() -> Accepts:
 
 class OllamaSettings(OpenAIChatSettings):
     base_url: str | None = "http://127.0.0.1:11434/v1"
-    model: str | None = Field("qwen3-coder:30b", description="an Ollama tag the server has pulled")
+    model: str | None = Field(DEFAULT_MODEL, description="an Ollama tag the server has pulled")
     accepts: Accepts = Field(default_factory=_ollama_accepts)
 
 

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from ccrelay.backends.base import Backend, CacheVerdict, ModelInfo, RequestOptions, StreamItem
+from ccrelay.backends.base import Backend
+from ccrelay.backends.types import CacheVerdict, ModelInfo, RequestOptions, StreamItem
 from ccrelay.errors import (
     CcrelayError,
     ProtocolError,
@@ -35,7 +36,7 @@ from ccrelay.errors import (
     UpstreamInvalidRequest,
     UpstreamServerError,
 )
-from ccrelay.http.client import SSEReply, UpstreamClient, UpstreamTarget
+from ccrelay.http.client import SSEReply, UpstreamClient
 from ccrelay_config.models import BackendSettings
 from ccrelay_translate import (
     OpenAIStreamTranslator,
@@ -74,7 +75,7 @@ def verdict_from_headers(headers: Mapping[str, str]) -> CacheVerdict | None:
     return None
 
 
-class OpenAIChatBackend(Backend):
+class OpenAIChatBackend(Backend[OpenAIChatSettings]):
     """Any service speaking OpenAI's /chat/completions and /models."""
 
     Settings: ClassVar[type[BackendSettings]] = OpenAIChatSettings
@@ -90,33 +91,13 @@ class OpenAIChatBackend(Backend):
         base_url = self.settings.base_url or self.default_base_url
         if not base_url:
             raise CcrelayError(f"backend {self.name!r} needs a base_url in the config")
-        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        headers = {"Accept": "application/json", **self.settings.headers}
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
-        self.upstream = UpstreamClient(
-            self.session,
-            UpstreamTarget(
-                backend=self.name,
-                base_url=base_url,
-                headers=headers,
-                timeouts=self.settings.timeouts,
-                secrets=(secret,) if secret else (),
-                limits=self.settings.limits,
-            ),
-        )
-        accepts = self.chat_settings.accepts
+        self.upstream = self.upstream_client(base_url)
+        accepts = self.settings.accepts
         self.documents = DocumentTexts(
             max_pages=accepts.pdf_max_pages, max_chars=accepts.pdf_max_chars
         )
         self._catalog: tuple[float, list[ModelInfo]] | None = None
         self._discovered: str | None = None
-
-    @property
-    def chat_settings(self) -> OpenAIChatSettings:
-        settings = self.settings
-        assert isinstance(settings, OpenAIChatSettings)
-        return settings
 
     # -- the model -----------------------------------------------------------------------------
 
@@ -156,7 +137,7 @@ class OpenAIChatBackend(Backend):
     # -- one attempt ---------------------------------------------------------------------------
 
     def chat_body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
-        settings = self.chat_settings
+        settings = self.settings
         body = anthropic_to_openai_request(
             request,
             model=model,

@@ -8,6 +8,7 @@ one backend imports one module.
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from ccrelay.backends.base import Backend
 from ccrelay_config.models import BackendSettings
@@ -19,15 +20,15 @@ class BackendRegistry:
     def __init__(self, entries: list[EntryPoint] | None = None) -> None:
         found = entries if entries is not None else list(entry_points(group=GROUP))
         self._entries = {entry.name: entry for entry in found}
-        self._loaded: dict[str, type[Backend]] = {}
+        self._loaded: dict[str, type[Backend[Any]]] = {}
 
-    def register(self, type_name: str, cls: type[Backend]) -> None:
+    def register(self, type_name: str, cls: type[Backend[Any]]) -> None:
         self._loaded[type_name] = cls
 
     def known_types(self) -> list[str]:
         return sorted({*self._entries, *self._loaded})
 
-    def backend_class(self, type_name: str) -> type[Backend] | None:
+    def backend_class(self, type_name: str) -> type[Backend[Any]] | None:
         if type_name in self._loaded:
             return self._loaded[type_name]
         entry = self._entries.get(type_name)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 async def _ask(args: argparse.Namespace, prompt: str) -> int:
     import orjson
 
-    from ccrelay.backends.base import RequestOptions
+    from ccrelay.backends.types import RequestOptions
     from ccrelay.errors import translation_errors
     from ccrelay.runtime import Runtime
     from ccrelay_translate import anthropic_events_to_response
@@ -61,7 +61,8 @@ async def _ask(args: argparse.Namespace, prompt: str) -> int:
     options = RequestOptions(request_id=f"req_{uuid.uuid4().hex[:24]}")
     out = sys.stdout
     async with Runtime.from_environ(environ()) as runtime:
-        stream = await runtime.router.open_stream(request, options, args.backend)
+        served = await runtime.router.open_stream(request, options, args.backend)
+        stream = served.result
         events = []
         async for event in stream:
             if args.json:
@@ -80,10 +81,10 @@ async def _ask(args: argparse.Namespace, prompt: str) -> int:
         out.flush()
     elapsed = (time.perf_counter() - started) * 1000
     print(
-        f"ccrelay: backend={stream.backend} model={stream.model} status=ok "
-        f"latency_ms={elapsed:.0f} attempts={stream.attempts}"
-        + (f" failovers={stream.failovers}" if stream.failovers else "")
-        + (f" cache={stream.cache}" if stream.cache else ""),
+        f"ccrelay: backend={served.backend} model={served.model} status=ok "
+        f"latency_ms={elapsed:.0f} attempts={served.attempts}"
+        + (f" failovers={served.failovers}" if served.failovers else "")
+        + (f" cache={served.cache}" if served.cache else ""),
         file=sys.stderr,
     )
     return EXIT_OK

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,8 @@ from ccrelay.errors import CcrelayError
 if TYPE_CHECKING:
     import aiohttp
 
-    from ccrelay.backends.base import Backend, HealthReport
+    from ccrelay.backends.base import Backend
+    from ccrelay.backends.types import HealthReport
     from ccrelay_config.models import CcrelayConfig
 
 THIS_PROCESS = "this process"
@@ -86,7 +86,7 @@ async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
     async with Runtime.from_environ(env) as runtime:
         config = runtime.config
         names = list(config.backends)
-        built: dict[str, Backend | CcrelayError] = {}
+        built: dict[str, Backend[Any] | CcrelayError] = {}
         for name in names:
             try:
                 built[name] = runtime.factory.get(name)
@@ -177,20 +177,12 @@ async def runpod_scaling(
     }
 
 
-async def _check(name: str, backend: Backend | CcrelayError, limit_s: float) -> HealthReport:
-    import asyncio
-
-    from ccrelay.backends.base import HealthReport
+async def _check(name: str, backend: Backend[Any] | CcrelayError, limit_s: float) -> HealthReport:
+    from ccrelay.backends.types import HealthReport
 
     if isinstance(backend, CcrelayError):
         return HealthReport(name, False, backend.message, 0.0)
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(limit_s):
-            return await backend.health()
-    except TimeoutError:
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return HealthReport(name, False, f"no answer within {limit_s:g} s", elapsed)
+    return await backend.checked_health(limit_s)
 
 
 async def _circuits(
@@ -240,7 +232,7 @@ async def _circuits(
 def _row(
     name: str,
     settings: Any,
-    backend: Backend | CcrelayError,
+    backend: Backend[Any] | CcrelayError,
     report: HealthReport,
     scaling: dict[str, Any] | None,
     circuits: Circuits,
@@ -268,10 +260,9 @@ def _row(
     }
 
 
-def _endpoint(settings: Any, backend: Backend | CcrelayError) -> str | None:
-    upstream = getattr(backend, "upstream", None)
-    target = getattr(upstream, "target", None)
-    url = getattr(target, "base_url", None) or settings.base_url
+def _endpoint(settings: Any, backend: Backend[Any] | CcrelayError) -> str | None:
+    endpoint = backend.endpoint if not isinstance(backend, CcrelayError) else None
+    url = endpoint or settings.base_url
     return public_url(url) if url else None
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
+from ccrelay.backends.base import Backend
 from ccrelay.errors import CcrelayError
 from ccrelay.runtime import Runtime
 
@@ -28,8 +29,7 @@ def start_warm_ups(runtime: Runtime, err: TextIO | None = None) -> list[asyncio.
     tasks = []
     for name in runtime.router.chain():
         backend = runtime.factory.get(name)
-        warm_up = getattr(backend, "warm_up", None)
-        if warm_up is None:
+        if not backend.scales_to_zero:
             continue
         print(
             f"ccrelay: warming {backend.type_name} endpoint {name} (a cold worker starts now, "
@@ -38,13 +38,14 @@ def start_warm_ups(runtime: Runtime, err: TextIO | None = None) -> list[asyncio.
             flush=True,
         )
 
-        async def warm(name: str = name, warm_up: object = warm_up) -> None:
+        async def warm(name: str = name, backend: Backend[Any] = backend) -> None:
             try:
-                elapsed = await warm_up()  # type: ignore[operator]
+                elapsed = await backend.warm_up()
             except CcrelayError as exc:
                 print(f"ccrelay: {name}: warm-up failed: {exc.message}", file=err, flush=True)
                 return
-            print(f"ccrelay: {name}: worker ready after {elapsed:.0f} s", file=err, flush=True)
+            if elapsed is not None:
+                print(f"ccrelay: {name}: worker ready after {elapsed:.0f} s", file=err, flush=True)
 
         tasks.append(asyncio.create_task(warm(), name=f"warm-up {name}"))
     return tasks

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ccrelay.backends.runpod.backend import DEFAULT_MODEL
 from ccrelay.deploy.errors import Problem, ServerlessConfigError
 from ccrelay_config.interpolation import has_reference, substitute
+from ccrelay_wire.defaults import DEFAULT_MODEL
 
 __all__ = [
     "DeploySpec",

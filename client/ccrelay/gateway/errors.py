@@ -28,22 +28,10 @@ from ccrelay.errors import (
     CcrelayError,
     GatewayShuttingDown,
     StreamInterrupted,
+    anthropic_error_type,
 )
 
 log = logging.getLogger("ccrelay.gateway")
-
-# aiohttp's HTTP exceptions by status -> Anthropic error type. Anthropic documents
-# invalid_request_error for "other 4XX status codes not listed".
-_HTTP_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
 
 
 def error_body(error_type: str, message: str, request_id: str = "") -> bytes:
@@ -72,8 +60,8 @@ def error_response(
 
 
 def retry_after_of(exc: CcrelayError) -> float | None:
-    value = getattr(exc, "retry_after", None)
-    return value if isinstance(value, int | float) and value >= 0 else None
+    value = exc.retry_after
+    return value if value is not None and value >= 0 else None
 
 
 def reply_status(exc: CcrelayError | type[CcrelayError]) -> tuple[int, str]:
@@ -120,7 +108,7 @@ def http_exception_response(
 ) -> web.Response:
     """aiohttp's 404 / 405 / 413 / ... in Anthropic's shape."""
     status = exc.status
-    error_type = _HTTP_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    error_type = anthropic_error_type(status)
     if status == 404:
         message = f"Not found: {request.method} {request.path}"
     elif status == 405:

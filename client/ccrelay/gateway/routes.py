@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from ccrelay.backends.base import Backend, Completion, EventStream, RequestOptions
-from ccrelay.errors import BackendError, Fault
+from ccrelay.backends.stream import EventStream
+from ccrelay.backends.types import Completion, RequestOptions
 from ccrelay.gateway.auth import TokenCheck, forward_headers
 from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, error_response
 from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
 from ccrelay.gateway.validation import check, decode_body
+from ccrelay.routing.chain import Served
 from ccrelay.runtime import Runtime
 from ccrelay_config.models import CcrelayConfig
 
@@ -62,7 +62,9 @@ REQUEST_ID = web.RequestKey("ccrelay_request_id", str)
 OUTCOME = web.RequestKey("ccrelay_outcome", str)
 
 
-def served_headers(result: Completion | EventStream, request_id: str) -> dict[str, str]:
+def served_headers(
+    result: Served[Completion] | Served[EventStream], request_id: str
+) -> dict[str, str]:
     headers = {
         "request-id": request_id,
         "x-ccrelay-backend": result.backend,
@@ -91,14 +93,14 @@ async def messages(request: web.Request) -> web.StreamResponse:
     backend = request.headers.get("x-ccrelay-backend") or None
     router = state.runtime.router
     if body.get("stream") is True:
-        stream = await router.open_stream(body, options, backend)
+        served = await router.open_stream(body, options, backend)
         response = web.StreamResponse(
-            headers={**SSE_HEADERS, **served_headers(stream, options.request_id)}
+            headers={**SSE_HEADERS, **served_headers(served, options.request_id)}
         )
         request[OUTCOME] = await relay(
             request,
             response,
-            stream,
+            served.result,
             request_id=options.request_id,
             scrub=state.scrub,
             drain=state.drain,
@@ -106,7 +108,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return response
     completion = await router.complete(body, options, backend)
     return web.Response(
-        body=orjson.dumps(completion.response),
+        body=orjson.dumps(completion.result.response),
         content_type="application/json",
         headers=served_headers(completion, options.request_id),
     )
@@ -117,30 +119,15 @@ async def count_tokens(request: web.Request) -> web.Response:
     body = decode_body(await request.read())
     check("count_tokens", body)
     options = _options(request, state)
-    router = state.runtime.router
-    routed, options = router.route(body, options, request.headers.get("x-ccrelay-backend") or None)
-    name = routed.chain[0]
-    options = replace(options, model_override=routed.models.get(name))
-    backend = state.runtime.factory.get(name)
-    exact = None
-    counter = getattr(backend, "count_tokens", None)
-    if counter is not None and router.states().get(name) != "open":
-        try:
-            exact = await counter(body, options)
-        except BackendError as exc:
-            if exc.fault in (Fault.CALLER, Fault.CONFIG):
-                raise  # the caller's request or our credentials are wrong: say so
-            log.info(
-                "count_tokens on %s failed (%s); answering with an estimate", name, exc.outcome
-            )
-    tokens = exact if exact is not None else backend.prompt_tokens(body, options)
+    backend = request.headers.get("x-ccrelay-backend") or None
+    count = await state.runtime.router.count_tokens(body, options, backend)
     return web.Response(
-        body=orjson.dumps({"input_tokens": tokens}),
+        body=orjson.dumps({"input_tokens": count.tokens}),
         content_type="application/json",
         headers={
             "request-id": options.request_id,
-            "x-ccrelay-backend": name,
-            "x-ccrelay-token-count": "exact" if exact is not None else "estimate",
+            "x-ccrelay-backend": count.backend,
+            "x-ccrelay-token-count": "exact" if count.exact else "estimate",
         },
     )
 
@@ -200,10 +187,12 @@ async def health(request: web.Request) -> web.Response:
     if deep:
         timeout = _float(request.query.get("timeout"), _DEEP_HEALTH_TIMEOUT_S)
         reports = await asyncio.gather(
-            *(_deep_check(runtime.factory.get(name), timeout) for name in chain)
+            *(runtime.factory.get(name).checked_health(timeout) for name in chain)
         )
         for name, report in zip(chain, reports, strict=True):
-            backends[name].update(report)
+            backends[name].update(
+                ok=report.ok, detail=report.detail, latency_ms=round(report.latency_ms, 1)
+            )
         usable = [name for name in chain if backends[name]["ok"]]
     status = "ok" if len(usable) == len(chain) else "degraded" if usable else "unavailable"
     payload = {
@@ -219,17 +208,6 @@ async def health(request: web.Request) -> web.Response:
         content_type="application/json",
         headers={"request-id": request[REQUEST_ID], "Cache-Control": "no-store"},
     )
-
-
-async def _deep_check(backend: Backend, limit_s: float) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(limit_s):
-            report = await backend.health()
-    except TimeoutError:
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
-        return {"ok": False, "detail": f"no answer within {limit_s:g} s", "latency_ms": elapsed}
-    return {"ok": report.ok, "detail": report.detail, "latency_ms": round(report.latency_ms, 1)}
 
 
 def _float(value: str | None, default: float) -> float:

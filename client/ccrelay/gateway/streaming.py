@@ -20,7 +20,7 @@ import logging
 
 from aiohttp import web
 
-from ccrelay.backends.base import EventStream
+from ccrelay.backends.stream import EventStream
 from ccrelay.errors import CcrelayError, GatewayShuttingDown, StreamInterrupted
 from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, log_unexpected, stream_error_event

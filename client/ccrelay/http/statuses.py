@@ -23,6 +23,7 @@ from ccrelay.errors import (
     UpstreamRequestTooLarge,
     UpstreamServerError,
     UpstreamStatusError,
+    status_of_error_type,
 )
 
 __all__ = ["error_for_payload", "error_for_status", "provider_message"]
@@ -103,19 +104,7 @@ def error_for_payload(
         code = payload.get("code") or payload.get("status")
         if isinstance(code, int) and 400 <= code < 600:
             status = code
-        elif payload.get("type") in _ANTHROPIC_TYPE_STATUS:
-            status = _ANTHROPIC_TYPE_STATUS[payload["type"]]
+        else:
+            status = status_of_error_type(payload.get("type")) or status
     text = orjson.dumps({"error": payload}).decode()
     return error_for_status(backend, status, scrub(text) if scrub else text, model=model)
-
-
-_ANTHROPIC_TYPE_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}

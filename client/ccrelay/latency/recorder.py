@@ -20,7 +20,7 @@ from ccrelay_config.telemetry import TelemetrySettings
 from ccrelay_wire import CACHE_VERDICTS
 
 if TYPE_CHECKING:
-    from ccrelay.backends.base import Attempt, RequestSummary
+    from ccrelay.latency.observer import Attempt, RequestSummary
 
 __all__ = ["LatencyRecorder", "PromptCacheEstimate", "build_sink"]
 

@@ -21,27 +21,69 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
-from ccrelay.backends.base import Backend, Completion, EventStream, RequestObserver, RequestOptions
+from ccrelay.backends.base import Backend
 from ccrelay.backends.factory import BackendFactory
+from ccrelay.backends.stream import EventStream
+from ccrelay.backends.types import Completion, RequestOptions
 from ccrelay.errors import (
     AllBackendsFailed,
     BackendError,
     CcrelayError,
     CircuitOpenError,
+    Fault,
     PromptTooLong,
     translation_errors,
 )
-from ccrelay.routing.breaker import CircuitBreaker, Ticket
+from ccrelay.latency.observer import RequestObserver, elapsed_ms
+from ccrelay.routing.breaker import CircuitBreaker, CircuitState, Ticket
 from ccrelay.routing.rules import Routed, route
-from ccrelay.routing.summary import elapsed_ms, failed, served
+from ccrelay.routing.summary import failed, served
 from ccrelay_translate.tokens import estimate_tokens
 
-log = logging.getLogger("ccrelay.routing.chain")
+__all__ = ["Router", "Served", "TokenCount"]
+
+log = logging.getLogger("ccrelay.router")
 
 T = TypeVar("T", Completion, EventStream)
+
+
+@dataclass(frozen=True)
+class Served(Generic[T]):
+    """What the router hands back: the backend's result, and what the chain knows about it.
+
+    The backend built `result` and the router never changes it; how the request got there
+    (its rule, its tries across the whole chain, its failovers) is said here.
+    """
+
+    result: T
+    backend_type: str
+    route: str
+    attempts: int
+    """Tries across the whole chain, the successful one included."""
+    failovers: int
+
+    @property
+    def backend(self) -> str:
+        return self.result.backend
+
+    @property
+    def model(self) -> str:
+        return self.result.model
+
+    @property
+    def cache(self) -> str | None:
+        return self.result.cache  # a stream may learn its verdict as it goes
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    tokens: int
+    exact: bool
+    """Counted by the backend (Anthropic's count_tokens), not estimated."""
+    backend: str
 
 
 class Router:
@@ -92,47 +134,75 @@ class Router:
             self.factory.get(name).prompt_limit() is not None for name in self.config.backends
         )
 
+    def _type_of(self, backend: str) -> str:
+        settings = self.config.backends.get(backend)
+        return settings.type if settings is not None else ""
+
     async def complete(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
-    ) -> Completion:
+    ) -> Served[Completion]:
         result, options, started = await self._routed(
             request, options, backend, lambda b, o: b.complete(request, o), streamed=False
         )
         if self.observer is not None:
-            usage = result.response.get("usage") or {}
+            usage = result.result.response.get("usage") or {}
             self.observer.on_request(
-                served(self, request, options, started, result, usage, ttfb_ms=None, error=None)
+                served(request, options, started, result, usage, ttfb_ms=None, error=None)
             )
         return result
 
     async def open_stream(
         self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
-    ) -> EventStream:
-        stream, options, started = await self._routed(
+    ) -> Served[EventStream]:
+        result, options, started = await self._routed(
             request, options, backend, lambda b, o: b.open_stream(request, o), streamed=True
         )
         observer = self.observer
         if observer is not None:
             ttfb = elapsed_ms(started)
+            stream = result.result
 
             def reported(error: BaseException | None) -> None:
                 observer.on_request(
-                    served(self, request, options, started, stream, stream.usage, ttfb, error)
+                    served(request, options, started, result, stream.usage, ttfb, error)
                 )
 
             stream.on_end(reported)
-        return stream
+        return result
+
+    async def count_tokens(
+        self, request: dict[str, Any], options: RequestOptions, backend: str | None = None
+    ) -> TokenCount:
+        """The request's input tokens on the backend it would be routed to: that backend's
+        exact count when it has one and its circuit is not open, else the estimate."""
+        routed, options = self.route(request, options, backend)
+        name = routed.chain[0]
+        chosen = self.factory.get(name)
+        options = replace(options, model_override=routed.models.get(name))
+        exact = None
+        if self.breakers[name].state is not CircuitState.OPEN:
+            try:
+                exact = await chosen.count_tokens(request, options)
+            except BackendError as exc:
+                if exc.fault in (Fault.CALLER, Fault.CONFIG):
+                    raise  # the caller's request or our credentials are wrong: say so
+                log.info(
+                    "count_tokens on %s failed (%s); answering the estimate", name, exc.outcome
+                )
+        if exact is not None:
+            return TokenCount(exact, True, name)
+        return TokenCount(chosen.prompt_tokens(request, options), False, name)
 
     async def _routed(
         self,
         request: dict[str, Any],
         options: RequestOptions,
         backend: str | None,
-        call: Callable[[Backend, RequestOptions], Awaitable[T]],
+        call: Callable[[Backend[Any], RequestOptions], Awaitable[T]],
         *,
         streamed: bool,
-    ) -> tuple[T, RequestOptions, float]:
-        """Route, then run the chain; (the result, the options as routed, when it started).
+    ) -> tuple[Served[T], RequestOptions, float]:
+        """Route, then run the chain; (what was served, the options as routed, when it started).
 
         A request that no backend answered (or that was refused before any was tried) is
         summarised here; one that was answered is summarised by the caller.
@@ -145,7 +215,16 @@ class Router:
             result = await self._run(routed, options, call)
         except BaseException as exc:
             if self.observer is not None:
-                summary = failed(self, request, options, started, rule, exc, streamed=streamed)
+                tried = exc.backend if isinstance(exc, CcrelayError) else ""
+                summary = failed(
+                    request,
+                    options,
+                    started,
+                    rule,
+                    exc,
+                    backend_type=self._type_of(tried),
+                    streamed=streamed,
+                )
                 self.observer.on_request(summary)
             raise
         return result, options, started
@@ -154,8 +233,8 @@ class Router:
         self,
         routed: Routed,
         options: RequestOptions,
-        call: Callable[[Backend, RequestOptions], Awaitable[T]],
-    ) -> T:
+        call: Callable[[Backend[Any], RequestOptions], Awaitable[T]],
+    ) -> Served[T]:
         errors: list[BackendError] = []
         chain = list(routed.chain)
         models = dict(routed.models)
@@ -208,10 +287,13 @@ class Router:
                 breaker.record_success(ticket)
             if errors:
                 log.info("served by %s after %d failover(s)", name, len(errors))
-            result.failovers = len(errors)
-            result.attempts += sum(e.attempts for e in errors)  # across the whole chain
-            result.route = routed.rule
-            return result
+            return Served(
+                result,
+                backend_type=backend.type_name,
+                route=routed.rule,
+                attempts=result.attempts + sum(e.attempts for e in errors),
+                failovers=len(errors),
+            )
         if not errors and too_long:
             raise PromptTooLong(tokens, max(too_long))
         if len(errors) == 1 and not isinstance(errors[0], CircuitOpenError):

@@ -10,34 +10,25 @@ Nothing of the prompt is kept: the conversation is told apart by its session and
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ccrelay.backends.base import (
-    Completion,
-    EventStream,
-    RequestOptions,
-    RequestSummary,
-    outcome_word,
-)
+from ccrelay.backends.stream import EventStream
+from ccrelay.backends.types import Completion, RequestOptions
+from ccrelay.errors import AllBackendsFailed, CcrelayError, outcome_word
+from ccrelay.latency.observer import RequestSummary, elapsed_ms
 
 if TYPE_CHECKING:
-    from ccrelay.routing.chain import Router
+    from ccrelay.routing.chain import Served
 
-__all__ = ["conversation_key", "elapsed_ms", "failed", "served"]
-
-
-def elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+__all__ = ["conversation_key", "failed", "served"]
 
 
 def served(
-    router: Router,
     request: Mapping[str, Any],
     options: RequestOptions,
     started: float,
-    result: Completion | EventStream,
+    result: Served[Completion] | Served[EventStream],
     usage: Mapping[str, Any],
     ttfb_ms: float | None,
     error: BaseException | None,
@@ -48,7 +39,7 @@ def served(
         request_id=options.request_id,
         requested_model=_requested_model(request),
         backend=result.backend,
-        backend_type=router.factory.get(result.backend).type_name,
+        backend_type=result.backend_type,
         model=result.model,
         route=result.route,
         outcome="ok" if error is None else outcome_word(error),
@@ -58,7 +49,7 @@ def served(
         backoff_ms=round(options.tally.backoff_ms, 3),
         latency_ms=elapsed_ms(started),
         ttfb_ms=ttfb_ms,
-        streamed=isinstance(result, EventStream),
+        streamed=isinstance(result.result, EventStream),
         usage=dict(usage),
         cache=result.cache,
         conversation=conversation_key(request),
@@ -66,31 +57,29 @@ def served(
 
 
 def failed(
-    router: Router,
     request: Mapping[str, Any],
     options: RequestOptions,
     started: float,
     rule: str | None,
     error: BaseException,
     *,
+    backend_type: str,
     streamed: bool = False,
 ) -> RequestSummary:
-    """A request no backend answered (or that was refused before any was tried)."""
-    tried = _last_backend(error)
-    backend_type = ""
-    if tried and tried in router.config.backends:
-        backend_type = router.factory.get(tried).type_name
+    """A request no backend answered (or that was refused before any was tried);
+    `backend_type` is the type of the backend the error names ("" for none)."""
+    ours = error if isinstance(error, CcrelayError) else None
     return RequestSummary(
         request_id=options.request_id,
         requested_model=_requested_model(request),
-        backend=tried,
+        backend=ours.backend if ours is not None else "",
         backend_type=backend_type,
-        model=str(getattr(error, "model", None) or _requested_model(request) or ""),
+        model=_requested_model(request) or "",
         route=rule or "default",
         outcome=outcome_word(error),
         status=_status(error),
-        attempts=int(getattr(error, "attempts", 0) or 0),
-        failovers=max(len(getattr(error, "errors", ()) or ()) - 1, 0),
+        attempts=ours.attempts if ours is not None else 0,
+        failovers=max(len(error.errors) - 1, 0) if isinstance(error, AllBackendsFailed) else 0,
         backoff_ms=round(options.tally.backoff_ms, 3),
         latency_ms=elapsed_ms(started),
         ttfb_ms=None,
@@ -123,24 +112,9 @@ def conversation_key(request: Mapping[str, Any]) -> str:
 
 def _status(error: BaseException) -> int | None:
     """The last upstream HTTP status, when an answer came (as on attempt records)."""
-    errors = getattr(error, "errors", None)
-    if errors:
-        error = errors[-1]
-    status = getattr(error, "upstream_status", None)
-    return status if isinstance(status, int) else None
+    return error.upstream_status if isinstance(error, CcrelayError) else None
 
 
 def _requested_model(request: Mapping[str, Any]) -> str | None:
     model = request.get("model")
     return model if isinstance(model, str) else None
-
-
-def _last_backend(error: BaseException) -> str:
-    backend = getattr(error, "backend", None)
-    if isinstance(backend, str):
-        return backend
-    errors = getattr(error, "errors", None)
-    if errors:
-        last = getattr(errors[-1], "backend", None)
-        return last if isinstance(last, str) else ""
-    return ""

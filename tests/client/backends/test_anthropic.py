@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
-from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     ProtocolError,
     StreamInterrupted,

@@ -6,9 +6,9 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
 from ccrelay.backends.registry import BackendRegistry
+from ccrelay.backends.types import RequestOptions
 from tests.fakes.providers import FakeOpenAI, Reply, openai_text_chunks, openai_tool_chunks, sse
 
 KEY = "csk-test-SECRET-123456"

@@ -10,11 +10,12 @@ import aiohttp
 import pytest
 
 from ccrelay.backends.anthropic import AnthropicBackend
-from ccrelay.backends.base import Backend, ModelInfo, RequestOptions
+from ccrelay.backends.base import Backend
 from ccrelay.backends.cerebras import CerebrasBackend
 from ccrelay.backends.factory import BackendFactory, load_client_config
 from ccrelay.backends.openai import OpenAIBackend
 from ccrelay.backends.registry import BackendRegistry
+from ccrelay.backends.types import ModelInfo, RequestOptions
 from ccrelay.errors import UnknownBackendError
 from ccrelay.runtime import Runtime
 from ccrelay_config.errors import UnknownBackendTypeError

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.types import RequestOptions
 from tests.client.backends.test_profiles import build, request
 from tests.client.cli.conftest import ccrelay, use_config
 from tests.client.gateway.conftest import config_env, running_gateway, simple_request

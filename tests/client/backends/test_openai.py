@@ -9,10 +9,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ccrelay.backends.base import Attempt, RequestOptions
 from ccrelay.backends.factory import load_client_config
 from ccrelay.backends.openai import OpenAIBackend, OpenAISettings
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import ProtocolError
+from ccrelay.latency.observer import Attempt
 from ccrelay_config.errors import ConfigValidationError
 from ccrelay_handler.service import ChatService
 from ccrelay_handler.settings import HandlerSettings

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.factory import BackendFactory, load_client_config
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import UnknownModelError, UpstreamInvalidRequest
 from ccrelay_translate import anthropic_events_to_response
 from tests.fakes.openai_compat import Answer, ProfiledServer

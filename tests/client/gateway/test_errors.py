@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ccrelay.backends.base import Backend, ModelInfo, RequestOptions
+from ccrelay.backends.base import Backend
 from ccrelay.backends.registry import BackendRegistry
+from ccrelay.backends.types import ModelInfo, RequestOptions
 from tests.client.gateway.conftest import (
     Gateway,
     config_env,

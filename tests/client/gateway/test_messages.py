@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay.backends.base import Attempt
 from ccrelay.backends.factory import load_client_config, new_session
 from ccrelay.gateway import GatewayServer, build_app
+from ccrelay.latency.observer import Attempt
 from ccrelay.runtime import Runtime
 from ccrelay_translate import anthropic_events_to_response
 from tests.client.gateway.conftest import (

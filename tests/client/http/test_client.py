@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     BackendTimeout,
     FirstByteTimeout,

@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import RequestOptions
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     FirstByteTimeout,
     ReplyCutOff,

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import Attempt, RequestOptions
 from ccrelay.backends.cerebras import CerebrasBackend, CerebrasSettings
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     BackendConnectError,
     CcrelayError,
@@ -26,6 +26,7 @@ from ccrelay.errors import (
     UpstreamServerError,
 )
 from ccrelay.http.retry import RetryPolicy, is_retryable, parse_retry_after
+from ccrelay.latency.observer import Attempt
 from ccrelay_config.models import RetrySettings
 from tests.client.conftest import REQUEST, Sleeps
 from tests.fakes.providers import FakeOpenAI, Reply

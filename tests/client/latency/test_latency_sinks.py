@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from ccrelay.backends.base import Attempt
 from ccrelay.errors import UpstreamOverloaded
 from ccrelay.latency import (
     JsonlSink,
@@ -21,6 +20,7 @@ from ccrelay.latency import (
     S3Sink,
     build_sink,
 )
+from ccrelay.latency.observer import Attempt
 from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import S3SinkSettings, TelemetrySettings, default_state_dir
 from tests.client.latency.helpers import make_record, names_in

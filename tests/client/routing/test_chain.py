@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.factory import BackendFactory, load_client_config
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     AllBackendsFailed,
     BackendConnectError,
@@ -101,10 +101,11 @@ async def test_streams_fail_over_before_the_first_event(
 ) -> None:
     s = build(session, fake_openai, secondary)
     fake_openai.push(busy(), busy())
-    stream = await s.router.open_stream(REQUEST, RequestOptions())
+    served = await s.router.open_stream(REQUEST, RequestOptions())
+    stream = served.result
     events = [event async for event in stream]
-    assert stream.backend == "secondary"
-    assert stream.failovers == 1
+    assert served.backend == "secondary"
+    assert served.failovers == 1
     assert events[-1] == {"type": "message_stop"}
 
 
@@ -123,8 +124,9 @@ async def test_breaker_opens_and_the_primary_is_not_touched(
         assert completion.backend == "secondary"
         assert completion.failovers == 1  # the skipped primary counts as one failover
     assert len(fake_openai.requests) == 4  # not one request reached the open primary
-    stream = await s.router.open_stream(REQUEST, RequestOptions())
-    assert stream.backend == "secondary"
+    served = await s.router.open_stream(REQUEST, RequestOptions())
+    stream = served.result
+    assert served.backend == "secondary"
     await stream.aclose()
     assert len(fake_openai.requests) == 4
 
@@ -170,8 +172,9 @@ async def test_no_failover_after_the_first_event(
     s = build(session, fake_openai, secondary)
     chunks = sse(openai_text_chunks(["Hel", "lo"])[:2])
     fake_openai.push(Reply(chunks=chunks, abort=True))
-    stream = await s.router.open_stream(REQUEST, RequestOptions())
-    assert stream.backend == "primary"
+    served = await s.router.open_stream(REQUEST, RequestOptions())
+    stream = served.result
+    assert served.backend == "primary"
     received = []
     with pytest.raises(StreamInterrupted):
         async for event in stream:
@@ -278,15 +281,17 @@ async def test_a_backend_whose_streams_break_after_the_first_event_opens_its_cir
     s = build(session, fake_openai, secondary, threshold=2)
     for _ in range(2):
         fake_openai.push(broken_after_first_event())
-        stream = await s.router.open_stream(REQUEST, RequestOptions())
-        assert stream.backend == "primary"
+        served = await s.router.open_stream(REQUEST, RequestOptions())
+        stream = served.result
+        assert served.backend == "primary"
         with pytest.raises(StreamInterrupted):
             async for _event in stream:
                 pass
         await stream.aclose()
     assert s.router.states()["primary"] == "open"
-    stream = await s.router.open_stream(REQUEST, RequestOptions())
-    assert stream.backend == "secondary"  # the fallback is used at last
+    served = await s.router.open_stream(REQUEST, RequestOptions())
+    stream = served.result
+    assert served.backend == "secondary"  # the fallback is used at last
     await stream.aclose()
 
 
@@ -298,12 +303,14 @@ async def test_a_stream_the_caller_abandons_says_nothing_about_the_backend(
     await s.router.complete(REQUEST, RequestOptions())
     assert s.router.states()["primary"] == "open"
     s.clock.now += 10
-    probe = await s.router.open_stream(REQUEST, RequestOptions())  # the half-open probe
-    assert probe.backend == "primary"
+    probe_served = await s.router.open_stream(REQUEST, RequestOptions())  # the half-open probe
+    probe = probe_served.result
+    assert probe_served.backend == "primary"
     await probe.aclose()  # abandoned after its first event: the probe slot is free again
     assert s.router.states()["primary"] == "half_open"
-    again = await s.router.open_stream(REQUEST, RequestOptions())
-    assert again.backend == "primary"
+    again_served = await s.router.open_stream(REQUEST, RequestOptions())
+    again = again_served.result
+    assert again_served.backend == "primary"
     async for _event in again:
         pass
     assert s.router.states()["primary"] == "closed"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from ccrelay.backends.base import RequestOptions, RequestSummary
 from ccrelay.backends.factory import BackendFactory
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import AllBackendsFailed, StreamInterrupted, UnknownBackendError
+from ccrelay.latency.observer import RequestSummary
 from ccrelay.routing.chain import Router
 from ccrelay.routing.summary import conversation_key
 from tests.client.conftest import REQUEST, Clock, Sleeps
@@ -54,7 +55,8 @@ async def test_a_stream_is_summarised_when_it_ends(
 ) -> None:
     router, summaries, _ = build(session, fake_openai, secondary)
     fake_openai.push(Reply(chunks=sse(openai_text_chunks(["Hel", "lo"]), done=True)))
-    stream = await router.open_stream(REQUEST, RequestOptions(request_id="req_2"))
+    served = await router.open_stream(REQUEST, RequestOptions(request_id="req_2"))
+    stream = served.result
     assert summaries.seen == [], "not before it ends"
     async for _event in stream:
         pass
@@ -74,13 +76,15 @@ async def test_a_broken_or_abandoned_stream_says_so(
 ) -> None:
     router, summaries, _ = build(session, fake_openai, secondary)
     fake_openai.push(broken_after_first_event())
-    stream = await router.open_stream(REQUEST, RequestOptions(request_id="req_3"))
+    served = await router.open_stream(REQUEST, RequestOptions(request_id="req_3"))
+    stream = served.result
     with pytest.raises(StreamInterrupted):
         async for _event in stream:
             pass
     await stream.aclose()
     fake_openai.push(Reply(chunks=sse(openai_text_chunks(["a", "b", "c"]), done=True)))
-    stream = await router.open_stream(REQUEST, RequestOptions(request_id="req_4"))
+    served = await router.open_stream(REQUEST, RequestOptions(request_id="req_4"))
+    stream = served.result
     await stream.aclose()  # the caller went away after the first event
     outcomes = [(s.request_id, s.outcome) for s in summaries.seen]
     assert outcomes == [("req_3", "reply_cut_off"), ("req_4", "abandoned")]  # what broke it

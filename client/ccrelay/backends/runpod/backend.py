@@ -68,20 +68,12 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ccrelay.backends.base import (
-    Backend,
-    CacheVerdict,
-    HealthReport,
-    ModelInfo,
-    RequestOptions,
-    StreamItem,
-)
+from ccrelay.backends.base import Backend
 from ccrelay.backends.openai_chat import openai_stream_items, reported_window
 from ccrelay.backends.runpod.jobs import (
     COMPLETED,
@@ -102,6 +94,7 @@ from ccrelay.backends.runpod.jobs import (
     output_items,
     stream_outputs,
 )
+from ccrelay.backends.types import CacheVerdict, HealthReport, ModelInfo, RequestOptions, StreamItem
 from ccrelay.errors import (
     BackendError,
     BackendTimeout,
@@ -115,7 +108,8 @@ from ccrelay.errors import (
     UpstreamAuthError,
     UpstreamStatusError,
 )
-from ccrelay.http.client import UpstreamClient, UpstreamTarget
+from ccrelay.http.client import UpstreamClient
+from ccrelay.latency.observer import elapsed_ms
 from ccrelay_config.models import BackendSettings, check_http_url
 from ccrelay_translate import (
     OpenAIStreamTranslator,
@@ -128,11 +122,11 @@ from ccrelay_translate.capabilities import OLLAMA_IMAGES, Accepts
 from ccrelay_translate.documents import DocumentTexts
 from ccrelay_translate.request import thinking_display
 from ccrelay_wire import CACHE_VERDICT_FIELD
+from ccrelay_wire.defaults import DEFAULT_CONTEXT_WINDOW, DEFAULT_MODEL
 
 log = logging.getLogger("ccrelay.backends.runpod")
 
 RUNPOD_API = "https://api.runpod.ai/v2"
-DEFAULT_MODEL = "qwen3-coder:30b"
 
 
 class RunPodCacheControl(BaseModel):
@@ -202,36 +196,25 @@ class RunPodSettings(BackendSettings):
         return self.endpoint_url or self.base_url or f"{RUNPOD_API}/{self.endpoint_id}"
 
 
-class RunPodBackend(Backend):
+class RunPodBackend(Backend[RunPodSettings]):
     """A RunPod serverless endpoint whose worker speaks OpenAI chat completions."""
 
     type_name = "runpod"
+    scales_to_zero = True
     Settings: ClassVar[type[BackendSettings]] = RunPodSettings
-    default_context_window = 32768
+    default_context_window = DEFAULT_CONTEXT_WINDOW
     """The worker image's OLLAMA_CONTEXT_LENGTH; the worker reports its own once it runs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = self.settings_
-        secret = settings.api_key.get_secret_value() if settings.api_key else ""
-        headers = {"Accept": "application/json", **settings.headers}
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
-        target = UpstreamTarget(
-            backend=self.name,
-            base_url=settings.url,
-            headers=headers,
-            timeouts=settings.timeouts,
-            secrets=(secret,) if secret else (),
-            limits=settings.limits,
-        )
-        self.upstream = UpstreamClient(self.session, target)
+        settings = self.settings
+        self.upstream = self.upstream_client(settings.url)
         # /runsync holds the request open for up to `wait` before it answers.
         wait_s = settings.runsync_wait_ms / 1000
         sync_timeouts = settings.timeouts.model_copy(
             update={"first_byte_s": wait_s + settings.timeouts.first_byte_s}
         )
-        self._runsync = UpstreamClient(self.session, replace(target, timeouts=sync_timeouts))
+        self._runsync = self.upstream_client(settings.url, timeouts=sync_timeouts)
         # The OpenAI route holds the request while the job waits for a (cold) worker.
         route_timeouts = settings.timeouts.model_copy(
             update={
@@ -239,9 +222,8 @@ class RunPodBackend(Backend):
                 "total_s": settings.cold_start_timeout_s + settings.timeouts.total_s,
             }
         )
-        self._openai_route = UpstreamClient(
-            self.session,
-            replace(target, base_url=settings.url + "/openai/v1", timeouts=route_timeouts),
+        self._openai_route = self.upstream_client(
+            settings.url + "/openai/v1", timeouts=route_timeouts
         )
         self._runsync_timeout_s = min(wait_s + settings.timeouts.first_byte_s, 3600.0)
         self._poll_timeout_s = min(settings.timeouts.first_byte_s, 30.0)
@@ -256,15 +238,9 @@ class RunPodBackend(Backend):
             timeouts=settings.timeouts,
         )
 
-    @property
-    def settings_(self) -> RunPodSettings:
-        settings = self.settings
-        assert isinstance(settings, RunPodSettings)
-        return settings
-
     def job_input(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         """The OpenAI chat request the worker receives as the job input."""
-        settings = self.settings_
+        settings = self.settings
         body = anthropic_to_openai_request(
             request,
             model=model,
@@ -292,12 +268,12 @@ class RunPodBackend(Backend):
     ) -> AsyncIterator[StreamItem]:
         await self.documents.prepare(request)
         display = thinking_display(request)
-        if self.settings_.stream_mode == "openai":
+        if self.settings.stream_mode == "openai":
             async with aclosing(self._stream_openai_route(request, model, options)) as items:
                 async for item in items:
                     yield item
             return
-        if self.settings_.stream_mode == "runsync":
+        if self.settings.stream_mode == "runsync":
             output = await self._run_to_completion(request, model)
             response, cache = self._response_from_output(output, model, display)
             if cache is not None:
@@ -346,7 +322,7 @@ class RunPodBackend(Backend):
                         raise await self._failure(job, reply)
                 # Quick polls while the job runs (or drains); back off while queued or failing.
                 running = reply is not None and (job.status == RUNNING or bool(batch))
-                interval = self.settings_.stream_poll_s if running else None
+                interval = self.settings.stream_poll_s if running else None
                 await self._wait(job, job.next_delay(interval))
         except BackendError as exc:
             raise after_submission(self.name, job.id, exc)  # noqa: B904 (cause kept inside)
@@ -399,7 +375,7 @@ class RunPodBackend(Backend):
         """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
         return await self._run_job(self.job_input(request, model, stream=False), model)
 
-    async def warm_up(self) -> float:
+    async def warm_up(self) -> float | None:
         """Run a warm-up job (no inference) now; the seconds until a worker answered it.
 
         Started when a session starts (`ccrelay code`, `ccrelay serve --warm`), so a
@@ -407,7 +383,7 @@ class RunPodBackend(Backend):
         worker's context window, kept for the prompt-size check.
         """
         started = time.monotonic()
-        output = await self._run_job({"ccrelay_warmup": True}, self.settings_.model or "")
+        output = await self._run_job({"ccrelay_warmup": True}, self.settings.model or "")
         for item in output_items(self.name, output):
             window = item.get("context_window") if isinstance(item, dict) else None
             if isinstance(window, int) and not isinstance(window, bool) and window > 0:
@@ -417,7 +393,7 @@ class RunPodBackend(Backend):
     async def _run_job(self, job_input: dict[str, Any], model: str) -> Any:
         """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
         body = {"input": job_input}
-        path = f"/runsync?wait={self.settings_.runsync_wait_ms}"
+        path = f"/runsync?wait={self.settings.runsync_wait_ms}"
         reply = await self._submit(self._runsync, path, body, model)
         job = Job(self.name, self._limits, reply)
         try:
@@ -459,7 +435,7 @@ class RunPodBackend(Backend):
             if exc.upstream_status == 404:
                 raise UpstreamStatusError(
                     self.name,
-                    f"RunPod answered HTTP 404 for {self.settings_.url}{path.split('?')[0]}: "
+                    f"RunPod answered HTTP 404 for {self.settings.url}{path.split('?')[0]}: "
                     "check the backend's endpoint_id / endpoint_url",
                     upstream_status=404,
                 ) from None
@@ -472,7 +448,7 @@ class RunPodBackend(Backend):
         """One /status or /stream poll; None when it failed in a way worth polling again."""
         try:
             reply = await self.upstream.request_json(
-                self.settings_.poll_method, f"/{kind}/{job.id}", timeout_s=self._poll_timeout_s
+                self.settings.poll_method, f"/{kind}/{job.id}", timeout_s=self._poll_timeout_s
             )
         except BackendError as exc:
             if exc.retryable:
@@ -494,7 +470,7 @@ class RunPodBackend(Backend):
     async def _cancel(self, job_id: str) -> None:
         try:
             await self.upstream.request_json(
-                "POST", f"/cancel/{job_id}", timeout_s=self.settings_.cancel_timeout_s
+                "POST", f"/cancel/{job_id}", timeout_s=self.settings.cancel_timeout_s
             )
         except BackendError as exc:
             log.warning("runpod job %s: cancel failed: %s", job_id, exc.message)
@@ -512,7 +488,7 @@ class RunPodBackend(Backend):
 
     async def aclose(self) -> None:
         if self._cancels:
-            await asyncio.wait(set(self._cancels), timeout=self.settings_.cancel_timeout_s)
+            await asyncio.wait(set(self._cancels), timeout=self.settings.cancel_timeout_s)
 
     # -- outputs and errors -----------------------------------------------------------------
 
@@ -542,7 +518,7 @@ class RunPodBackend(Backend):
             # /stream replies may leave the error out; /status has it.
             try:
                 status = await self.upstream.request_json(
-                    self.settings_.poll_method,
+                    self.settings.poll_method,
                     f"/status/{job.id}",
                     timeout_s=self._poll_timeout_s,
                 )
@@ -566,7 +542,7 @@ class RunPodBackend(Backend):
         Listing through ``/openai/v1/models`` runs a job, so it is only asked when the
         endpoint has an idle or running worker: listing never wakes a scaled-to-zero endpoint.
         """
-        configured = self.settings_.model
+        configured = self.settings.model
         models = [ModelInfo(configured, "runpod")] if configured else []
         try:
             health = await self._health_reply()
@@ -600,16 +576,12 @@ class RunPodBackend(Backend):
         try:
             reply = await self._health_reply()
         except CcrelayError as exc:
-            return HealthReport(self.name, False, exc.message, _ms(started))
+            return HealthReport(self.name, False, exc.message, elapsed_ms(started))
         ok, detail = health_summary(reply)
-        return HealthReport(self.name, ok, detail, _ms(started))
+        return HealthReport(self.name, ok, detail, elapsed_ms(started))
 
     async def _health_reply(self) -> dict[str, Any]:
         reply = await self.upstream.request_json("GET", "/health", timeout_s=self._poll_timeout_s)
         if not isinstance(reply, dict):
             raise ProtocolError(self.name, "GET /health did not return a JSON object")
         return reply
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from ccrelay.backends.base import CacheVerdict
+from ccrelay.backends.types import CacheVerdict
 from ccrelay.errors import (
     BackendError,
     JobFailed,
@@ -43,7 +43,12 @@ from ccrelay.errors import (
     UpstreamInvalidRequest,
 )
 from ccrelay_config.models import TimeoutSettings
-from ccrelay_wire import CACHE_VERDICT_FIELD
+from ccrelay_wire import (
+    CACHE_VERDICT_FIELD,
+    CODE_INVALID_INPUT,
+    CODE_MODEL_NOT_ALLOWED,
+    decode_job_error,
+)
 
 # The backend's logger: these lines are the backend's story of its jobs.
 log = logging.getLogger("ccrelay.backends.runpod")
@@ -266,18 +271,18 @@ def job_error(
 
     `scrub` removes the backend's secrets from the worker's text before it goes into the error.
     """
-    message, code = error_parts(payload.get("error"))
+    message, code = decode_job_error(payload.get("error"))
     code = code or opt_str(payload.get("code") or payload.get("error_type"))
     message = scrub(message)[:MAX_MESSAGE]
     which = f"job {job_id}" if job_id is not None else "the job"
-    if code == "model_not_allowed":
+    if code == CODE_MODEL_NOT_ALLOWED:
         return UnknownModelError(
             backend,
             f"the worker does not serve this model: {message}; list valid models with "
             f"`ccrelay models --backend {backend}` and set `model` in the config",
             upstream_status=404,
         )
-    if code in ("invalid_input", "invalid_request_error"):
+    if code in (CODE_INVALID_INPUT, "invalid_request_error"):
         return UpstreamInvalidRequest(backend, message, upstream_status=400)
     if status == "CANCELLED":
         return JobFailed(backend, f"{which} was cancelled on RunPod" + _detail(message))
@@ -287,32 +292,6 @@ def job_error(
             f"{which} timed out on RunPod (the endpoint's execution timeout)" + _detail(message),
         )
     return JobFailed(backend, f"{which} failed: {message or '(no error text)'}")
-
-
-def error_parts(error: Any) -> tuple[str, str | None]:
-    """(message, structured code) from a worker error: a string, JSON text, or an object."""
-    if isinstance(error, str):
-        text = error.strip()
-        if text.startswith("{"):
-            try:
-                parsed = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict):
-                return error_parts(parsed)
-        return text, None
-    if isinstance(error, dict):
-        code = error.get("code") or error.get("type")
-        # The runpod SDK's captured-exception JSON: keep the message, drop the traceback.
-        for key in ("message", "error_message", "error", "detail"):
-            value = error.get(key)
-            if isinstance(value, str) and value:
-                return value, opt_str(code)
-            if isinstance(value, dict):
-                message, inner = error_parts(value)
-                return message, inner or opt_str(code)
-        return "", opt_str(code)
-    return ("" if error is None else str(error)), None
 
 
 def _detail(message: str) -> str:

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from ccrelay.backends.base import Attempt, RequestOptions
 from ccrelay.backends.runpod import RunPodBackend, RunPodSettings
+from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
     JobFailed,
     JobStalled,
@@ -25,6 +25,7 @@ from ccrelay.errors import (
     UpstreamInvalidRequest,
     UpstreamStatusError,
 )
+from ccrelay.latency.observer import Attempt
 from ccrelay_config.models import RetrySettings, TimeoutSettings
 from ccrelay_translate import anthropic_events_to_response
 from tests.fakes.providers import openai_completion, openai_text_chunks, openai_tool_chunks
