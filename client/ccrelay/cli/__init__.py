@@ -20,7 +20,6 @@ COMMANDS = (
     "code",
     "stats",
     "deploy",
-    "bench",
     "statusline",
 )
 
