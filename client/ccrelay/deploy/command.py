@@ -7,12 +7,14 @@ Exit codes: 0 done (or nothing to do; --check: the endpoint can take jobs), 1 Ru
 nothing existed yet (every request, its body with secret values hidden) and says why the live
 state was not compared ("no RUNPOD_API_KEY", "api.runpod.io unreachable: DNS lookup failed for
 api.runpod.io"), and exits 0.
-Nothing it prints or logs contains the API key or a secret env value.
+Nothing it prints or logs contains the API key or a secret env value: bodies are shown with
+secret env values hidden, and RunPod's own error text is scrubbed by the HTTP layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +28,7 @@ from ccrelay.deploy.check import check_endpoint
 from ccrelay.deploy.errors import (
     DeployError,
     RunPodAPIError,
+    RunPodProtocolError,
     RunPodTransportError,
     ServerlessConfigError,
 )
@@ -36,7 +39,7 @@ from ccrelay.deploy.planner import (
     make_plan,
     read_state,
 )
-from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest, scrub
+from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
 from ccrelay.deploy.spec import DeploySpec, load_spec
 
 __all__ = ["API_URL_VARIABLE", "run_deploy"]
@@ -52,6 +55,7 @@ async def run_deploy(
     check: bool = False,
     api_url: str | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
 ) -> int:
     try:
         deploy = load_spec(file, environ)
@@ -60,10 +64,9 @@ async def run_deploy(
         return 2
     key = environ.get("RUNPOD_API_KEY", "").strip()
     base_url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
-    secrets = (key, *deploy.secret_values)
 
     def say(line: str) -> None:
-        print(scrub(line, secrets), file=out)
+        print(line, file=out)
 
     if not key:
         if dry_run:
@@ -79,7 +82,12 @@ async def run_deploy(
     try:
         async with aiohttp.ClientSession() as session:
             rest = RunPodRest(
-                session, api_key, base_url=base_url, sleep=sleep, secrets=deploy.secret_values
+                session,
+                api_key,
+                base_url=base_url,
+                sleep=sleep,
+                rng=rng,
+                secrets=deploy.secret_values,
             )
             if check:
                 result = await check_endpoint(
@@ -94,7 +102,7 @@ async def run_deploy(
 
             try:
                 state = await read_state(rest, deploy)
-            except (RunPodTransportError, RunPodAPIError) as exc:
+            except (RunPodTransportError, RunPodAPIError, RunPodProtocolError) as exc:
                 if not dry_run:
                     raise
                 return _offline_plan(deploy, base_url, _unreadable(exc, base_url), say)
@@ -112,7 +120,7 @@ async def run_deploy(
                 if plan.changed:
                     say(f"deployed endpoint {deploy.spec.name!r} ({endpoint_id})")
     except DeployError as exc:
-        print(scrub(f"error: {exc}", secrets), file=err)
+        print(f"error: {exc}", file=err)
         return 1
 
     _snippet(deploy, endpoint_id, say)

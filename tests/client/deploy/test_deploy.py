@@ -91,6 +91,7 @@ async def deploy(
         err=err,
         api_url=runpod.api_url,
         sleep=Sleeps() if sleeps is None else sleeps,
+        rng=lambda: 1.0,  # the backoff's ceiling: jitter is tested in test_deploy_parts.py
         **flags,
     )
     return code, out.getvalue(), err.getvalue()
