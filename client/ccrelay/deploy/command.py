@@ -2,6 +2,8 @@
 
 Exit codes: 0 done (or nothing to do; --check: the endpoint can take jobs), 1 RunPod failed or
 --check found the endpoint missing or scaled down, 2 serverless.yml or the environment is wrong.
+Errors go to stderr as ``ccrelay: ...`` lines, as every command's do; so do warnings (an image
+under a placeholder owner), before the plan.
 
 ``--dry-run`` needs neither a key nor the network: without them it prints the whole plan as if
 nothing existed yet (every request, its body with secret values hidden) and says why the live
@@ -60,8 +62,11 @@ async def run_deploy(
     try:
         deploy = load_spec(file, environ)
     except ServerlessConfigError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"ccrelay: config error: {exc}", file=err)
         return 2
+    if not check:
+        for warning in deploy.warnings:
+            print(f"ccrelay: warning: {warning}", file=err)
     key = environ.get("RUNPOD_API_KEY", "").strip()
     base_url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
 
@@ -72,7 +77,7 @@ async def run_deploy(
         if dry_run:
             return _offline_plan(deploy, base_url, "no RUNPOD_API_KEY", say)
         print(
-            "error: RUNPOD_API_KEY is not set; fix: export a RunPod API key with read/write access "
+            "ccrelay: RUNPOD_API_KEY is not set; fix: export a RunPod API key with read/write access "
             "to Serverless (console: Settings > API Keys), or see the plan with --dry-run",
             file=err,
         )
@@ -120,7 +125,7 @@ async def run_deploy(
                 if plan.changed:
                     say(f"deployed endpoint {deploy.spec.name!r} ({endpoint_id})")
     except DeployError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"ccrelay: error: {exc}", file=err)
         return 1
 
     _snippet(deploy, endpoint_id, say)

@@ -22,6 +22,8 @@ from ccrelay.deploy.errors import Problem, ServerlessConfigError
 from ccrelay_config.interpolation import has_reference, substitute
 
 __all__ = [
+    "IMAGE_OWNER_VARIABLE",
+    "PLACEHOLDER_IMAGE_OWNERS",
     "DeploySpec",
     "GpuSpec",
     "NetworkVolumeSpec",
@@ -34,6 +36,11 @@ __all__ = [
 ]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IMAGE_OWNER_VARIABLE = "CCRELAY_IMAGE_OWNER"
+"""Whose registry namespace the worker image is in: serverless.yml's image is
+``ghcr.io/${CCRELAY_IMAGE_OWNER:-you}/ccrelay-worker:${CCRELAY_IMAGE_TAG:-0.1.0}``."""
+PLACEHOLDER_IMAGE_OWNERS = frozenset({"you", "your-org"})
+"""Owners the repository's examples have used: an image under one is not one anybody pushed."""
 _REFERENCE_DOC = "see the serverless.yml reference in docs/deploy.md"
 
 
@@ -182,6 +189,26 @@ class DeploySpec:
     @property
     def secret_values(self) -> tuple[str, ...]:
         return tuple(self.env[k] for k in sorted(self.secret_keys) if self.env.get(k))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is valid but almost certainly not meant, said before any plan."""
+        if not is_placeholder_image(self.spec.image):
+            return []
+        return [
+            f"image {self.spec.image} is the example's placeholder, not an image you pushed: "
+            "RunPod's workers would fail to pull it and the endpoint would never serve. Fix: "
+            f"build and push the worker image, then export {IMAGE_OWNER_VARIABLE}=<your GitHub "
+            "user or organisation> (serverless.yml's image is ghcr.io/${"
+            f"{IMAGE_OWNER_VARIABLE}"
+            "}/ccrelay-worker:${CCRELAY_IMAGE_TAG}), or set image: to yours; see docs/deploy.md"
+        ]
+
+
+def is_placeholder_image(image: str) -> bool:
+    """Is `image` under a placeholder owner (``ghcr.io/you/...``, ``your-org/...``)?"""
+    *namespace, _name = image.split("/")
+    return any(part in PLACEHOLDER_IMAGE_OWNERS for part in namespace)
 
 
 def load_spec(path: Path, environ: Mapping[str, str]) -> DeploySpec:

@@ -16,6 +16,7 @@ from ccrelay.deploy import run_deploy
 from tests.fakes.runpod_rest import API_KEY, FakeRunPod
 
 REDIS_URL = "rediss://default:redis-SECRET-pass@redis.example.com:6380/0"
+REPO_SPEC = Path(__file__).resolve().parents[3] / "serverless.yml"
 
 SPEC = """\
 name: ccrelay-qwen3-coder
@@ -419,7 +420,7 @@ async def test_a_bad_file_names_the_file_the_field_and_the_fix(
     path = spec_file(tmp_path, **changes)
     code, out, err = await deploy(runpod, path)
     assert code == 2
-    assert err.startswith(f"error: {path}: ")
+    assert err.startswith(f"ccrelay: config error: {path}: ")
     assert expected in err
     assert runpod.calls == [], "nothing is sent for an invalid file"
     assert REDIS_URL not in out + err
@@ -435,8 +436,49 @@ async def test_a_missing_secret_variable_names_the_field(
 
 async def test_a_missing_api_key_is_reported(runpod: FakeRunPod, tmp_path: Path) -> None:
     code, _, err = await deploy(runpod, spec_file(tmp_path), {"REDIS_URL": REDIS_URL})
-    assert code == 2 and "RUNPOD_API_KEY is not set" in err
+    assert code == 2 and err.startswith("ccrelay: RUNPOD_API_KEY is not set; fix: ")
     assert runpod.calls == []
+
+
+async def test_runpod_failures_are_reported_as_every_command_reports_errors(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    code, _, err = await deploy(runpod, spec_file(tmp_path, network_volume={"id": "vol-nope"}))
+    assert code == 1
+    assert err.startswith("ccrelay: error: ") and err.count("\n") == 1
+    assert "error: error" not in err
+
+
+PLACEHOLDER_WARNING = "ccrelay: warning: image ghcr.io/you/ccrelay-worker:0.1.0 is the example's"
+
+
+async def test_deploying_the_placeholder_image_warns_before_the_plan(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    text = SPEC.replace("ghcr.io/example/", "ghcr.io/${CCRELAY_IMAGE_OWNER:-you}/")
+    code, out, err = await deploy(runpod, spec_file(tmp_path, text))
+    assert code == 0, err
+    assert err.startswith(PLACEHOLDER_WARNING)
+    assert "export CCRELAY_IMAGE_OWNER=" in err and "docs/deploy.md" in err
+    assert "endpoint 'ccrelay-qwen3-coder': create" in out
+
+    code, out, err = await deploy(
+        runpod, spec_file(tmp_path, text), environ(CCRELAY_IMAGE_OWNER="acme")
+    )
+    assert code == 0 and err == "", "an image of your own: no warning"
+    assert "ghcr.io/acme/ccrelay-worker:0.1.0" in out
+
+
+async def test_a_dry_run_of_the_repository_s_serverless_yml_warns_about_its_placeholder(
+    runpod: FakeRunPod,
+) -> None:
+    """What someone who follows the steps without CCRELAY_IMAGE_OWNER sees, key or not."""
+    for env in ({}, environ()):
+        code, out, err = await deploy(runpod, REPO_SPEC, env, dry_run=True)
+        assert code == 0, err
+        assert err.startswith(PLACEHOLDER_WARNING), err
+        assert '"image": "ghcr.io/you/ccrelay-worker:0.1.0"' in out
+    assert runpod.writes == []
 
 
 async def test_yaml_syntax_errors_name_the_line(runpod: FakeRunPod, tmp_path: Path) -> None:
