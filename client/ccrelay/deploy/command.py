@@ -26,6 +26,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from ccrelay.deploy import API_URL_VARIABLE
+from ccrelay.deploy.bodies import config_snippet, direct_use
 from ccrelay.deploy.check import check_endpoint
 from ccrelay.deploy.errors import (
     DeployError,
@@ -34,13 +35,7 @@ from ccrelay.deploy.errors import (
     RunPodTransportError,
     ServerlessConfigError,
 )
-from ccrelay.deploy.planner import (
-    CurrentState,
-    apply_plan,
-    config_snippet,
-    make_plan,
-    read_state,
-)
+from ccrelay.deploy.planner import CurrentState, apply_plan, make_plan, read_state
 from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
 from ccrelay.deploy.spec import DeploySpec, load_spec
 
@@ -155,5 +150,8 @@ def _unreadable(exc: DeployError, base_url: str) -> str:
 def _snippet(deploy: DeploySpec, endpoint_id: str | None, say: Callable[[str], None]) -> None:
     say("")
     say("# ccrelay config (the file LLM_BACKEND_CONFIG names) for this endpoint:")
-    for line in config_snippet(endpoint_id, deploy.spec.model).splitlines():
+    for line in config_snippet(deploy, endpoint_id).splitlines():
         say(line)
+    say("# or Claude Code straight at the endpoint, without the gateway:")
+    for line in direct_use(deploy, endpoint_id):
+        say(f"#   {line}")

@@ -13,93 +13,17 @@ import yaml
 
 from ccrelay.cli.deploy import register
 from ccrelay.deploy import run_deploy
+from tests.client.deploy.helpers import (
+    REDIS_URL,
+    REPO_SPEC,
+    SPEC,
+    Sleeps,
+    deploy,
+    environ,
+    spec_file,
+    write_paths,
+)
 from tests.fakes.runpod_rest import API_KEY, FakeRunPod
-
-REDIS_URL = "rediss://default:redis-SECRET-pass@redis.example.com:6380/0"
-REPO_SPEC = Path(__file__).resolve().parents[3] / "serverless.yml"
-
-SPEC = """\
-name: ccrelay-qwen3-coder
-image: ghcr.io/example/ccrelay-worker:0.1.0
-model: qwen3-coder:30b
-gpu:
-  types: [ADA_48_PRO, AMPERE_48]
-workers:
-  min: 0
-  max: 3
-idle_timeout: 5
-scaler:
-  type: QUEUE_DELAY
-  value: 4
-flashboot: FLASHBOOT
-execution_timeout: 600
-container_disk_gb: 20
-network_volume:
-  id: vol-existing
-env:
-  REDIS_URL: ${REDIS_URL}
-  OLLAMA_NUM_PARALLEL: 4
-"""
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def runpod(runpod_rest_server: FakeRunPod) -> FakeRunPod:
-    runpod_rest_server.volumes["vol-existing"] = {
-        "id": "vol-existing",
-        "name": "ccrelay-models",
-        "size": 100,
-        "dataCenter": "EU-RO-1",
-        "type": "STANDARD",
-    }
-    return runpod_rest_server
-
-
-def spec_file(tmp_path: Path, text: str = SPEC, **changes: object) -> Path:
-    data = yaml.safe_load(text)
-    for dotted, value in changes.items():
-        target = data
-        *parents, last = dotted.split("__")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-    path = tmp_path / "serverless.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def environ(**extra: str) -> dict[str, str]:
-    return {"RUNPOD_API_KEY": API_KEY, "REDIS_URL": REDIS_URL, **extra}
-
-
-async def deploy(
-    runpod: FakeRunPod,
-    path: Path,
-    env: dict[str, str] | None = None,
-    *,
-    sleeps: Sleeps | None = None,
-    **flags: bool,
-) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = await run_deploy(
-        path,
-        environ=environ() if env is None else env,
-        out=out,
-        err=err,
-        api_url=runpod.api_url,
-        sleep=Sleeps() if sleeps is None else sleeps,
-        rng=lambda: 1.0,  # the backoff's ceiling: jitter is tested in test_deploy_parts.py
-        **flags,
-    )
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_paths(runpod: FakeRunPod) -> list[tuple[str, str]]:
-    return [(c.method, c.path) for c in runpod.writes]
 
 
 async def test_first_deploy_creates_the_template_and_the_endpoint_from_it(
@@ -232,7 +156,7 @@ async def test_idle_timeout_with_request_count_is_a_config_error(
 ) -> None:
     code, _, err = await deploy(runpod, spec_file(tmp_path, scaler__type="REQUEST_COUNT"))
     assert code == 2
-    assert "idle_timeout does not apply with scaler.type REQUEST_COUNT" in err
+    assert "idle_timeout does not apply to a QUEUE endpoint with scaler.type REQUEST_COUNT" in err
     assert runpod.calls == []
 
 
