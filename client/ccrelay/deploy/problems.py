@@ -18,7 +18,7 @@ _FIXES: dict[str, str] = {
     "type": "QUEUE (jobs through RunPod's queue) or LOAD_BALANCER (requests straight to the workers)",
     "port": "the worker's HTTP port on a LOAD_BALANCER endpoint, e.g. 8000",
     "health_port": "where RunPod polls /ping on a LOAD_BALANCER endpoint; default: port",
-    "image": "the worker image you pushed, with a tag: ghcr.io/you/ccrelay-worker:0.1.0",
+    "image": "the worker image you pushed, with a tag: ghcr.io/<CCRELAY_IMAGE_OWNER>/ccrelay-worker:0.1.0",
     "model": "an Ollama model name such as qwen3-coder:30b",
     "gpu": "gpu: {types: [ADA_48_PRO, AMPERE_80], count: 1}",
     "gpu.types": "list RunPod GPU pool ids in priority order, e.g. [ADA_48_PRO, AMPERE_80]",
