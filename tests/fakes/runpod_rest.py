@@ -1,8 +1,10 @@
 """A fake of RunPod's management REST API v2 on 127.0.0.1 that refuses what RunPod refuses.
 
 Source: RunPod's published OpenAPI spec (Frontdoor v2.9.0, ``api-reference-v2/openapi.json`` in
-runpod/docs; ``../shared/reference/runpod-rest-v2-openapi.json``), of which
-``runpod_rest_v2_schemas.json`` beside this file carries the schemas used here, verbatim.
+runpod/docs at a900806e253c4f8c16da27d1a4370e72456da4cb), of which
+``runpod_rest_v2_schemas.json`` beside this file carries the schemas used here, verbatim (the
+load-balancer ones included: ``EndpointType``, ``RequestCountScaling``,
+``LoadBalancingRequestUrls``, and ``CreateEndpointRequest``'s if/then on ``LOAD_BALANCER``).
 
 - Every POST and PATCH body is validated (``jsonschema``, draft 2020-12, as the spec declares
   with ``unevaluatedProperties: false``) against ``CreateEndpointRequest``,
