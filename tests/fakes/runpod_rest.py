@@ -1,8 +1,10 @@
 """A fake of RunPod's management REST API v2 on 127.0.0.1 that refuses what RunPod refuses.
 
 Source: RunPod's published OpenAPI spec (Frontdoor v2.9.0, ``api-reference-v2/openapi.json`` in
-runpod/docs; ``../shared/reference/runpod-rest-v2-openapi.json``), of which
-``runpod_rest_v2_schemas.json`` beside this file carries the schemas used here, verbatim.
+runpod/docs at a900806e253c4f8c16da27d1a4370e72456da4cb), of which
+``runpod_rest_v2_schemas.json`` beside this file carries the schemas used here, verbatim (the
+load-balancer ones included: ``EndpointType``, ``RequestCountScaling``,
+``LoadBalancingRequestUrls``, and ``CreateEndpointRequest``'s if/then on ``LOAD_BALANCER``).
 
 - Every POST and PATCH body is validated (``jsonschema``, draft 2020-12, as the spec declares
   with ``unevaluatedProperties: false``) against ``CreateEndpointRequest``,
@@ -19,7 +21,15 @@ runpod/docs; ``../shared/reference/runpod-rest-v2-openapi.json``), of which
   (image, args, disk, ports, env, registry) into the endpoint; body fields win, ``env`` is
   merged per key. An unknown template is 404, a pod template 422. The endpoint keeps no link:
   later template edits do not reach it, as the spec says.
-- ``idleTimeout`` with ``REQUEST_COUNT`` scaling is refused (400) and omitted from replies.
+- Endpoint ``type`` ``QUEUE`` or ``LOAD_BALANCER`` (``EndpointType``): a load-balanced create
+  must scale on ``REQUEST_COUNT`` (the schema's if/then); a PATCH to ``QUEUE_DELAY`` on one is
+  refused (400), since ``EndpointScaling`` says QUEUE_DELAY is "queue-based endpoints only" and
+  the schema cannot see the stored type. Replies carry ``requestUrls`` for the type
+  (``QueueBasedRequestUrls``, or ``LoadBalancingRequestUrls``: ``https://{id}.api.runpod.ai`` and
+  its ``/ping``, or ``HEALTH_CHECK_PATH`` from the env), as the spec's examples do.
+- ``idleTimeout`` with ``REQUEST_COUNT`` scaling on a *queue* endpoint is refused (400) and
+  omitted from replies (``EndpointWorkers``: "Not applicable to queue-based endpoints scaling on
+  requestCount"); a load-balanced endpoint keeps it (the spec's ``getEndpoint`` example).
 - PATCH changes only the fields given; ``gpu`` is a partial update, ``workers`` merges its keys.
 - Bearer auth is required (401 problem otherwise).
 """
@@ -249,11 +259,12 @@ class FakeRunPod:
                     updated["workers"] = {**updated["workers"], **value}
                 else:
                     updated[key] = value
-            refused = _idle_timeout_refused(updated, patch=resolved)
+            refused = _idle_timeout_refused(updated, patch=resolved) or _scaling_refused(updated)
             if refused is not None:
                 return refused
-            if updated["scaling"]["type"] == "REQUEST_COUNT":
+            if _no_idle_timeout(updated):
                 updated["workers"].pop("idleTimeout", None)
+            updated["requestUrls"] = _request_urls(updated)
         else:
             updated.update(body)
         self._check_reply(_KINDS[kind][0], updated)
@@ -280,8 +291,7 @@ class FakeRunPod:
 
     def _endpoint_record(self, body: dict[str, Any]) -> dict[str, Any]:
         workers = {"min": 0, "max": 3, "idleTimeout": 10, **body.pop("workers", {})}
-        scaling = body.get("scaling", _DEFAULT_SCALING)
-        if scaling["type"] == "REQUEST_COUNT":
+        if _no_idle_timeout(body):
             workers.pop("idleTimeout", None)
         gpu = body.pop("gpu", None)
         record: dict[str, Any] = {
@@ -296,6 +306,7 @@ class FakeRunPod:
         }
         if gpu is not None:
             record["gpu"] = {**_GPU_DEFAULTS, **gpu}
+        record["requestUrls"] = _request_urls(record)
         self._check_reply("Endpoint", record)
         return record
 
@@ -304,13 +315,50 @@ _DEFAULT_SCALING = {"type": "QUEUE_DELAY", "queueDelay": 4}
 _GPU_DEFAULTS = {"count": 1, "allowedCudaVersions": [], "minCudaVersion": None}
 
 
+def _no_idle_timeout(endpoint: dict[str, Any]) -> bool:
+    """``EndpointWorkers.idleTimeout``: "Not applicable to queue-based endpoints scaling on
+    `requestCount` — rejected on create/update and omitted from responses for that combination"."""
+    scaling = endpoint.get("scaling", _DEFAULT_SCALING)
+    return endpoint.get("type", "QUEUE") == "QUEUE" and scaling["type"] == "REQUEST_COUNT"
+
+
 def _idle_timeout_refused(
     endpoint: dict[str, Any], patch: dict[str, Any] | None = None
 ) -> web.Response | None:
-    """The spec: idleTimeout is "rejected on create/update" for REQUEST_COUNT scaling."""
     sent = (patch if patch is not None else endpoint).get("workers", {})
-    if endpoint.get("scaling", {}).get("type") == "REQUEST_COUNT" and "idleTimeout" in sent:
+    if _no_idle_timeout(endpoint) and "idleTimeout" in sent:
         return problem(
-            400, "Bad Request", "workers.idleTimeout does not apply to REQUEST_COUNT scaling"
+            400,
+            "Bad Request",
+            "workers.idleTimeout does not apply to a queue-based endpoint with REQUEST_COUNT scaling",
         )
     return None
+
+
+def _scaling_refused(endpoint: dict[str, Any]) -> web.Response | None:
+    """``EndpointScaling``: QUEUE_DELAY is for "queue-based endpoints only"."""
+    if endpoint.get("type") == "LOAD_BALANCER" and endpoint["scaling"]["type"] == "QUEUE_DELAY":
+        return problem(
+            400, "Bad Request", "QUEUE_DELAY scaling applies to queue-based endpoints only"
+        )
+    return None
+
+
+def _request_urls(endpoint: dict[str, Any]) -> dict[str, str]:
+    """``EndpointRequestUrls`` for the endpoint's type, as the spec's examples spell them."""
+    ident = endpoint["id"]
+    if endpoint.get("type") == "LOAD_BALANCER":
+        base = f"https://{ident}.api.runpod.ai"
+        path = (endpoint.get("env") or {}).get("HEALTH_CHECK_PATH") or "/ping"
+        return {"base": base, "health": base + path}
+    base = f"https://api.runpod.ai/v2/{ident}"
+    return {
+        "run": f"{base}/run",
+        "runSync": f"{base}/runsync",
+        "status": f"{base}/status/{{job_id}}",
+        "stream": f"{base}/stream/{{job_id}}",
+        "cancel": f"{base}/cancel/{{job_id}}",
+        "retry": f"{base}/retry/{{job_id}}",
+        "purgeQueue": f"{base}/purge-queue",
+        "health": f"{base}/health",
+    }

@@ -1,6 +1,8 @@
 """Deploying the worker to RunPod: serverless.yml, the REST v2 client, the planner, the check.
 
 - ``load_spec(path, environ) -> DeploySpec``: validate serverless.yml, resolve ``${VAR}``;
+- ``template_body`` / ``endpoint_body`` / ``config_snippet``: serverless.yml on the wire, and the
+  ccrelay config for the endpoint (queue or load-balanced);
 - ``read_state`` / ``make_plan`` / ``apply_plan``: find by name, diff, create or PATCH;
 - ``check_endpoint(session, api_key, ...) -> EndpointCheck``: was it cut to max workers 0?
 - ``run_deploy(...)``: the ``ccrelay deploy`` command.
@@ -16,6 +18,7 @@ API_URL_VARIABLE = "CCRELAY_RUNPOD_API_URL"
 """Overrides the RunPod REST API base URL (a test server, a proxy)."""
 
 if TYPE_CHECKING:
+    from ccrelay.deploy.bodies import config_snippet, endpoint_body, template_body
     from ccrelay.deploy.check import EndpointCheck, check_endpoint
     from ccrelay.deploy.command import run_deploy
     from ccrelay.deploy.planner import (
@@ -24,11 +27,8 @@ if TYPE_CHECKING:
         CurrentState,
         Plan,
         apply_plan,
-        config_snippet,
-        endpoint_body,
         make_plan,
         read_state,
-        template_body,
     )
     from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
     from ccrelay.deploy.spec import DeploySpec, ServerlessSpec, load_spec, parse_spec
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "ccrelay.deploy.bodies": ("config_snippet", "endpoint_body", "template_body"),
         "ccrelay.deploy.check": ("EndpointCheck", "check_endpoint"),
         "ccrelay.deploy.command": ("run_deploy",),
         "ccrelay.deploy.planner": (
@@ -44,11 +45,8 @@ __getattr__, __dir__ = lazy_exports(
             "CurrentState",
             "Plan",
             "apply_plan",
-            "config_snippet",
-            "endpoint_body",
             "make_plan",
             "read_state",
-            "template_body",
         ),
         "ccrelay.deploy.rest": ("DEFAULT_API_URL", "RunPodRest"),
         "ccrelay.deploy.spec": ("DeploySpec", "ServerlessSpec", "load_spec", "parse_spec"),

@@ -2,17 +2,21 @@
 
 Exit codes: 0 done (or nothing to do; --check: the endpoint can take jobs), 1 RunPod failed or
 --check found the endpoint missing or scaled down, 2 serverless.yml or the environment is wrong.
+Errors go to stderr as ``ccrelay: ...`` lines, as every command's do; so do warnings (an image
+under a placeholder owner), before the plan.
 
 ``--dry-run`` needs neither a key nor the network: without them it prints the whole plan as if
 nothing existed yet (every request, its body with secret values hidden) and says why the live
 state was not compared ("no RUNPOD_API_KEY", "api.runpod.io unreachable: DNS lookup failed for
 api.runpod.io"), and exits 0.
-Nothing it prints or logs contains the API key or a secret env value.
+Nothing it prints or logs contains the API key or a secret env value: bodies are shown with
+secret env values hidden, and RunPod's own error text is scrubbed by the HTTP layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -22,21 +26,17 @@ import aiohttp
 from pydantic import SecretStr
 
 from ccrelay.deploy import API_URL_VARIABLE
+from ccrelay.deploy.bodies import config_snippet, direct_use
 from ccrelay.deploy.check import check_endpoint
 from ccrelay.deploy.errors import (
     DeployError,
     RunPodAPIError,
+    RunPodProtocolError,
     RunPodTransportError,
     ServerlessConfigError,
 )
-from ccrelay.deploy.planner import (
-    CurrentState,
-    apply_plan,
-    config_snippet,
-    make_plan,
-    read_state,
-)
-from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest, scrub
+from ccrelay.deploy.planner import CurrentState, apply_plan, make_plan, read_state
+from ccrelay.deploy.rest import DEFAULT_API_URL, RunPodRest
 from ccrelay.deploy.spec import DeploySpec, load_spec
 
 __all__ = ["API_URL_VARIABLE", "run_deploy"]
@@ -52,24 +52,27 @@ async def run_deploy(
     check: bool = False,
     api_url: str | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
 ) -> int:
     try:
         deploy = load_spec(file, environ)
     except ServerlessConfigError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"ccrelay: config error: {exc}", file=err)
         return 2
+    if not check:
+        for warning in deploy.warnings:
+            print(f"ccrelay: warning: {warning}", file=err)
     key = environ.get("RUNPOD_API_KEY", "").strip()
     base_url = api_url or environ.get(API_URL_VARIABLE) or DEFAULT_API_URL
-    secrets = (key, *deploy.secret_values)
 
     def say(line: str) -> None:
-        print(scrub(line, secrets), file=out)
+        print(line, file=out)
 
     if not key:
         if dry_run:
             return _offline_plan(deploy, base_url, "no RUNPOD_API_KEY", say)
         print(
-            "error: RUNPOD_API_KEY is not set; fix: export a RunPod API key with read/write access "
+            "ccrelay: RUNPOD_API_KEY is not set; fix: export a RunPod API key with read/write access "
             "to Serverless (console: Settings > API Keys), or see the plan with --dry-run",
             file=err,
         )
@@ -79,7 +82,12 @@ async def run_deploy(
     try:
         async with aiohttp.ClientSession() as session:
             rest = RunPodRest(
-                session, api_key, base_url=base_url, sleep=sleep, secrets=deploy.secret_values
+                session,
+                api_key,
+                base_url=base_url,
+                sleep=sleep,
+                rng=rng,
+                secrets=deploy.secret_values,
             )
             if check:
                 result = await check_endpoint(
@@ -94,7 +102,7 @@ async def run_deploy(
 
             try:
                 state = await read_state(rest, deploy)
-            except (RunPodTransportError, RunPodAPIError) as exc:
+            except (RunPodTransportError, RunPodAPIError, RunPodProtocolError) as exc:
                 if not dry_run:
                     raise
                 return _offline_plan(deploy, base_url, _unreadable(exc, base_url), say)
@@ -112,7 +120,7 @@ async def run_deploy(
                 if plan.changed:
                     say(f"deployed endpoint {deploy.spec.name!r} ({endpoint_id})")
     except DeployError as exc:
-        print(scrub(f"error: {exc}", secrets), file=err)
+        print(f"ccrelay: error: {exc}", file=err)
         return 1
 
     _snippet(deploy, endpoint_id, say)
@@ -142,5 +150,8 @@ def _unreadable(exc: DeployError, base_url: str) -> str:
 def _snippet(deploy: DeploySpec, endpoint_id: str | None, say: Callable[[str], None]) -> None:
     say("")
     say("# ccrelay config (the file LLM_BACKEND_CONFIG names) for this endpoint:")
-    for line in config_snippet(endpoint_id, deploy.spec.model).splitlines():
+    for line in config_snippet(deploy, endpoint_id).splitlines():
         say(line)
+    say("# or Claude Code straight at the endpoint, without the gateway:")
+    for line in direct_use(deploy, endpoint_id):
+        say(f"#   {line}")

@@ -1,19 +1,22 @@
 """The exception tree of `ccrelay.deploy`: serverless.yml and RunPod's management REST API.
 
-No message contains a secret: the RunPod API key and resolved ``${VAR}`` values are scrubbed
-before an error is built, and pydantic's own error text (which echoes inputs) is never shown.
+No message contains a secret: RunPod's own error text is scrubbed of the API key and resolved
+``${VAR}`` values by the HTTP layer (`ccrelay.http.client.UpstreamClient`) before an error is
+built here, and pydantic's own error text (which echoes inputs) is never shown.
 
     DeployError (CcrelayError)
     ├── ServerlessConfigError (ValueError)  serverless.yml is missing or wrong (file, field path, fix)
     ├── MissingSecretError              RUNPOD_API_KEY is not set
     ├── RunPodTransportError            connection refused / reset / timed out; retryable
+    ├── RunPodProtocolError             RunPod answered something that is not JSON, or too much
     └── RunPodAPIError                  RunPod answered an HTTP error (status)
         ├── RunPodAuthError             401 / 403
         ├── RunPodNotFound              404
         ├── RunPodRateLimited           429; retryable, retry_after kept
         └── RunPodServerError           5xx; retryable
 
-Retry decisions look at ``retryable`` (a class attribute), never at message strings.
+These are what `ccrelay.deploy.rest` raises once its retries (made by `ccrelay.http.retry`
+on the HTTP layer's own error types) are spent: the boundary the CLI catches.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "RunPodAPIError",
     "RunPodAuthError",
     "RunPodNotFound",
+    "RunPodProtocolError",
     "RunPodRateLimited",
     "RunPodServerError",
     "RunPodTransportError",
@@ -65,6 +69,10 @@ class RunPodTransportError(DeployError):
     def __init__(self, message: str, reason: str = "") -> None:
         self.reason = reason or message
         super().__init__(message)
+
+
+class RunPodProtocolError(DeployError):
+    """RunPod answered with a body that is not its API's (not JSON, or past the size limit)."""
 
 
 class RunPodAPIError(DeployError):

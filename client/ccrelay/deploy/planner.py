@@ -1,26 +1,18 @@
 """From serverless.yml to RunPod: desired state, current state, the difference, and applying it.
 
-The wire shape is RunPod REST v2 as its published spec gives it (Frontdoor v2.9.0; tests
-validate every body against it): a queue endpoint (``type: QUEUE``) with ``gpu: {pools,
-count}``, ``workers: {min, max, idleTimeout}`` (no ``idleTimeout`` with ``REQUEST_COUNT``
-scaling: RunPod refuses it), ``scaling`` as ``{type: QUEUE_DELAY, queueDelay}`` or ``{type:
-REQUEST_COUNT, requestCount}``, ``timeout`` in ms, ``flashboot``, ``dataCenterIds`` and
-``networkVolumes``. Every mapping to the wire is in :func:`template_body`,
-:func:`endpoint_body` and :func:`volume_body`.
-
-The template and the endpoint: a new endpoint is created *from* the template (``templateId``;
-RunPod spreads its image, disk and env into the endpoint), so the template is never an orphan.
-The template is serverless with ``startSsh``/``startJupyter`` false (RunPod's defaults are true
-and inject ``PUBLIC_KEY`` / ``JUPYTER_PASSWORD``). RunPod keeps no link from the endpoint to the
-template, so an existing endpoint's container settings are diffed and PATCHed on the endpoint
-itself; an existing template is kept in step; a missing template is not recreated for an
-endpoint that already exists (nothing would use it).
+The bodies themselves are :mod:`ccrelay.deploy.bodies`' (RunPod REST v2 as its published spec
+gives it). The template and the endpoint: a new endpoint is created *from* the template
+(``templateId``; RunPod spreads its image, disk, ports and env into the endpoint), so the
+template is never an orphan. RunPod keeps no link from the endpoint to the template, so an
+existing endpoint's container settings are diffed and PATCHed on the endpoint itself; an
+existing template is kept in step; a missing template is not recreated for an endpoint that
+already exists (nothing would use it).
 
 Idempotent by construction: resources are found by name and every field we set is compared
 with the shape GET returns (a field GET leaves out counts as different); only the top-level
 fields that differ are PATCHed, nested objects (``workers``, ``scaling``, ``gpu``) sent whole.
-``type`` cannot be PATCHed: an endpoint of another type is an error. A second run with no
-change in serverless.yml makes no write call.
+``type`` (QUEUE or LOAD_BALANCER) cannot be PATCHed: an endpoint of the other type under the
+same name is an error. A second run with no change in serverless.yml makes no write call.
 """
 
 from __future__ import annotations
@@ -30,8 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
+from ccrelay.deploy.bodies import endpoint_body, template_body, volume_body
 from ccrelay.deploy.errors import DeployError, RunPodNotFound
 from ccrelay.deploy.rest import RunPodRest
 from ccrelay.deploy.spec import DeploySpec
@@ -44,75 +35,13 @@ __all__ = [
     "CurrentState",
     "Plan",
     "apply_plan",
-    "config_snippet",
-    "endpoint_body",
     "make_plan",
     "read_state",
-    "template_body",
-    "volume_body",
 ]
 
 NEW_VOLUME = "<network volume created by this deploy>"
 NEW_TEMPLATE = "<template created by this deploy>"
 HIDDEN = "(value hidden)"
-ENDPOINT_TYPE = "QUEUE"
-_CONTAINER_FIELDS = ("image", "disk", "env")
-
-
-def template_body(deploy: DeploySpec) -> dict[str, Any]:
-    spec = deploy.spec
-    return {
-        "name": spec.template_name,
-        "image": spec.image,
-        "disk": spec.container_disk_gb,
-        "env": dict(deploy.env),
-        "serverless": True,
-        "startSsh": False,
-        "startJupyter": False,
-    }
-
-
-def endpoint_body(
-    deploy: DeploySpec,
-    volume_id: str | None,
-    template_id: str | None = None,
-    *,
-    volume_data_center: str | None = None,
-) -> dict[str, Any]:
-    """The endpoint as serverless.yml declares it: with `template_id`, the create body (the
-    container settings come from the template); without, every field an update compares.
-    Workers run where their volume is: with no ``data_centers``, the volume's data center
-    (declared, or `volume_data_center` as RunPod reports an existing one) pins them."""
-    spec = deploy.spec
-    workers: dict[str, Any] = {"min": spec.workers.min, "max": spec.workers.max}
-    if spec.scaler.type != "REQUEST_COUNT":
-        workers["idleTimeout"] = spec.idle_timeout
-    body: dict[str, Any] = {"name": spec.name, "type": ENDPOINT_TYPE}
-    if template_id is not None:
-        body["templateId"] = template_id
-    else:
-        body.update(image=spec.image, disk=spec.container_disk_gb, env=dict(deploy.env))
-    data_centers = list(spec.data_centers)
-    volume = spec.network_volume
-    if not data_centers and volume is not None:
-        where = volume.data_center or volume_data_center
-        data_centers = [where] if where else []
-    body.update(
-        gpu={"pools": list(spec.gpu.types), "count": spec.gpu.count},
-        workers=workers,
-        scaling=spec.scaler.wire(),
-        timeout=spec.execution_timeout * 1000,
-        flashboot=spec.flashboot,
-        dataCenterIds=data_centers,
-        networkVolumes=[volume_id] if volume_id is not None else [],
-    )
-    return body
-
-
-def volume_body(deploy: DeploySpec) -> dict[str, Any]:
-    volume = deploy.spec.network_volume
-    assert volume is not None and volume.id is None
-    return {"name": volume.name, "size": volume.size_gb, "dataCenter": volume.data_center}
 
 
 @dataclass
@@ -289,15 +218,15 @@ def make_plan(deploy: DeploySpec, current: CurrentState) -> Plan:
             spec.name,
             "create",
             body=body,
-            details=[f"from template {spec.template_name!r} (image, disk and env)"],
+            details=[f"from template {spec.template_name!r} (its container settings)"],
         )
     else:
         kind = current.endpoint.get("type")
-        if kind is not None and kind != ENDPOINT_TYPE:
+        if kind is not None and kind != spec.type:
             raise DeployError(
                 f"endpoint {spec.name!r} ({current.endpoint.get('id')}) is a {kind} endpoint and "
-                f"the worker needs {ENDPOINT_TYPE}; RunPod cannot change an endpoint's type, so "
-                "rename it in serverless.yml (name:) or delete it in the console"
+                f"serverless.yml asks for {spec.type}; RunPod cannot change an endpoint's type, "
+                "so rename it in serverless.yml (name:) or delete it in the console"
             )
         desired = endpoint_body(deploy, volume_id, volume_data_center=volume_data_center)
         desired.pop("type")
@@ -338,22 +267,6 @@ async def apply_plan(plan: Plan, rest: RunPodRest) -> Applied:
         if endpoint.action == "update":
             await rest.update_endpoint(endpoint_id, endpoint.patch)
     return Applied(endpoint_id=endpoint_id, template_id=template_id, volume_id=volume_id)
-
-
-def config_snippet(endpoint_id: str | None, model: str, backend: str = "runpod") -> str:
-    """The ccrelay config (LLM_BACKEND_CONFIG) pointing the runpod backend at the endpoint."""
-    document = {
-        "active": backend,
-        "backends": {
-            backend: {
-                "type": "runpod",
-                "endpoint_id": endpoint_id or "<endpoint id, known after deploy>",
-                "api_key": "${RUNPOD_API_KEY}",
-                "model": model,
-            }
-        },
-    }
-    return yaml.safe_dump(document, sort_keys=False)
 
 
 # --- helpers ---------------------------------------------------------------------------------

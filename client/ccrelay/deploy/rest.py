@@ -1,52 +1,73 @@
 """A small client for RunPod's management REST API (v2): serverless endpoints, templates and
-network volumes, on an injected aiohttp session.
+network volumes, over the project's HTTP layer.
 
 * Base URL ``https://api.runpod.io/v2`` (overridable: tests point it at a loopback fake);
   paths ``/serverless``, ``/templates``, ``/network-volumes``; bearer auth.
-* Retries on 429 / 5xx / connection errors with exponential backoff (Retry-After first) and an
-  injected ``sleep``. GET and PATCH are idempotent and retried on all of those; POST (create) is
-  retried only on 429, so a create that may have happened is never sent twice (rerunning
+* The conversation is `ccrelay.http.client.UpstreamClient`'s: its deadlines, size limits,
+  secret scrubbing (the API key and every secret handed in) and error mapping by status, with
+  RunPod's RFC 9457 problem documents read by `ccrelay.http.statuses.provider_message`.
+* Retries are `ccrelay.http.retry.RetryPolicy`'s (full jitter, Retry-After first, injected
+  ``sleep`` and ``rng``). GET and PATCH are idempotent and retried on whatever the policy calls
+  retryable; POST (create) only when RunPod cannot have acted on it: a 429, or a connection
+  that was never made. A create that may have happened is never sent twice (rerunning
   ``ccrelay deploy`` finds it by name instead).
-* The API key is held as a SecretStr, put in the Authorization header at request time, and
-  scrubbed (with every other secret handed in) from any error text RunPod sends back.
+* What leaves this module is `ccrelay.deploy.errors`: the CLI's boundary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import random
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import SecretStr
 
 from ccrelay.deploy.errors import (
+    DeployError,
     RunPodAPIError,
     RunPodAuthError,
     RunPodNotFound,
+    RunPodProtocolError,
     RunPodRateLimited,
     RunPodServerError,
     RunPodTransportError,
 )
-from ccrelay.http.words import describe_connection_error
+from ccrelay.errors import (
+    BackendConnectError,
+    BackendError,
+    ConnectTimeout,
+    ProtocolError,
+    TransportError,
+    UnknownModelError,
+    UpstreamAuthError,
+    UpstreamOverloaded,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamStatusError,
+)
+from ccrelay.http.client import UpstreamClient, UpstreamTarget
+from ccrelay.http.retry import RetryPolicy, Sleep
+from ccrelay_config.models import RetrySettings, TimeoutSettings
 
-__all__ = ["DEFAULT_API_URL", "RunPodRest", "scrub"]
+__all__ = ["DEFAULT_API_URL", "DEFAULT_RETRY", "RunPodRest", "scrub"]
 
-log = logging.getLogger("ccrelay.ccrelay.deploy")
+log = logging.getLogger("ccrelay.deploy")
 
 DEFAULT_API_URL = "https://api.runpod.io/v2"
-_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+DEFAULT_RETRY = RetrySettings(max_attempts=4, initial_backoff_s=0.5, max_backoff_s=8.0)
+_TIMEOUTS = TimeoutSettings(connect_s=10.0, first_byte_s=60.0, idle_s=30.0, total_s=60.0)
+_BACKEND = "RunPod API"
+_AUTH_FIX = (
+    "check that RUNPOD_API_KEY is a current key with read/write access to Serverless "
+    "(console: Settings > API Keys)"
+)
+_MIN_SECRET = 4  # shorter values would scrub ordinary words out of every message
 _LIST_KEYS = ("data", "items", "endpoints", "templates", "networkVolumes", "results")
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (4+ characters) replaced by ***."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+_NEVER_SENT = (UpstreamRateLimited, BackendConnectError, ConnectTimeout)
+"""Failures after which RunPod cannot have acted on a request: safe to send a POST again."""
 
 
 class RunPodRest:
@@ -56,20 +77,28 @@ class RunPodRest:
         api_key: SecretStr,
         *,
         base_url: str = DEFAULT_API_URL,
-        max_attempts: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry: RetrySettings = DEFAULT_RETRY,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
         secrets: Iterable[str] = (),
     ) -> None:
-        self._session = session
-        self._api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._sleep = sleep
-        self._secrets = (api_key.get_secret_value(), *secrets)
+        key = api_key.get_secret_value()
+        hidden = sorted(
+            {s for s in (key, *secrets) if len(s) >= _MIN_SECRET}, key=len, reverse=True
+        )
+        self._client = UpstreamClient(
+            session,
+            UpstreamTarget(
+                backend=_BACKEND,
+                base_url=self.base_url,
+                headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+                timeouts=_TIMEOUTS,
+                secrets=tuple(hidden),
+                auth_fix=_AUTH_FIX,
+            ),
+        )
+        self._retry = RetryPolicy(retry, sleep=sleep, rng=rng)
 
     # --- serverless endpoints ------------------------------------------------------------
     async def list_endpoints(self) -> list[dict[str, Any]]:
@@ -113,98 +142,47 @@ class RunPodRest:
         while True:
             attempt += 1
             try:
-                return await self._once(method, path, body)
-            except (RunPodRateLimited, RunPodServerError, RunPodTransportError) as exc:
-                retry_ok = method != "POST" or isinstance(exc, RunPodRateLimited)
-                if not retry_ok or attempt >= self._max_attempts:
-                    raise
-                delay = self._delay(attempt, exc)
-                log.info("%s %s: %s; retrying in %.1f s", method, path, exc, delay)
-                await self._sleep(delay)
-
-    def _delay(self, attempt: int, exc: Exception) -> float:
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            return min(float(retry_after), 30.0)
-        factor: int = 2 ** (attempt - 1)
-        return min(self._max_backoff, self._backoff * factor)
-
-    async def _once(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        headers = {
-            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
-            "Accept": "application/json",
-        }
-        try:
-            async with self._session.request(
-                method, f"{self.base_url}{path}", json=body, headers=headers, timeout=_TIMEOUT
-            ) as response:
-                text = await response.text()
-                log.debug("%s %s -> %d", method, path, response.status)
-                if response.status >= 400:
-                    raise self._error(method, path, response, text)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            host = urlsplit(self.base_url).netloc
-            reason = describe_connection_error(exc, host)
-            raise RunPodTransportError(f"{method} {path}: {reason}", reason) from None
-        if not text.strip():
-            return {}
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise RunPodAPIError(
-                f"{method} {path}: RunPod answered HTTP {response.status} with a body that is not JSON",
-                response.status,
-            ) from None
-
-    def _error(
-        self, method: str, path: str, response: aiohttp.ClientResponse, text: str
-    ) -> RunPodAPIError:
-        status = response.status
-        detail = scrub(_detail(text), self._secrets)
-        where = f"{method} {path}"
-        if status in (401, 403):
-            return RunPodAuthError(
-                f"{where}: RunPod refused the API key (HTTP {status}: {detail}); check that "
-                "RUNPOD_API_KEY is a current key with read/write access to Serverless",
-                status,
-            )
-        if status == 404:
-            return RunPodNotFound(f"{where}: not found (HTTP 404: {detail})", status)
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        if status == 429:
-            return RunPodRateLimited(f"{where}: rate limited (HTTP 429)", status, retry_after)
-        if status >= 500:
-            return RunPodServerError(
-                f"{where}: RunPod failed (HTTP {status}: {detail})", status, retry_after
-            )
-        return RunPodAPIError(
-            f"{where}: RunPod rejected the request (HTTP {status}: {detail})", status
-        )
+                return await self._client.request_json(method, path, body)
+            except BackendError as exc:
+                delay = self._retry.delay_for(attempt, exc)
+                if delay is None or (method == "POST" and not isinstance(exc, _NEVER_SENT)):
+                    raise _deploy_error(method, path, exc) from None
+                log.info("%s %s: %s; retrying in %.1f s", method, path, _words(exc), delay)
+                await self._retry.sleep(delay)
 
 
-def _detail(text: str) -> str:
-    """The human part of an error body (problem+json ``detail`` / ``title``, or ``error``)."""
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        return text.strip()[:300] or "no details"
-    if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("title", "detail", "error", "message") if body.get(k)]
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            parts.extend(json.dumps(e, separators=(",", ":"))[:200] for e in errors[:5])
-        if parts:
-            return "; ".join(parts)[:600]
-    return text.strip()[:300]
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Kept only because ``ccrelay.cli.backends`` still imports it: the errors `RunPodRest`
+    raises are scrubbed by the HTTP layer already, so that caller can drop it, and then this."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def _words(exc: BackendError) -> str:
+    """The error without the backend name `UpstreamClient` puts in front."""
+    return exc.message.removeprefix(f"{exc.backend}: ")
+
+
+def _deploy_error(method: str, path: str, exc: BackendError) -> DeployError:
+    """The HTTP layer's error as the deploy tree's, worded for someone running ``deploy``."""
+    where, words = f"{method} {path}", _words(exc)
+    if isinstance(exc, TransportError):
+        return RunPodTransportError(f"{where}: {words}", words)
+    if isinstance(exc, ProtocolError):
+        return RunPodProtocolError(f"{where}: RunPod {words}")
+    if not isinstance(exc, UpstreamStatusError):
+        return DeployError(f"{where}: {words}")
+    status, retry_after = exc.upstream_status, exc.retry_after
+    if isinstance(exc, UpstreamAuthError):
+        return RunPodAuthError(f"{where}: RunPod refused the API key ({words})", status)
+    if isinstance(exc, UnknownModelError):  # what the HTTP layer makes of any 404
+        return RunPodNotFound(f"{where}: not found (HTTP {status})", status)
+    if isinstance(exc, UpstreamRateLimited):
+        return RunPodRateLimited(f"{where}: rate limited ({words})", status, retry_after)
+    if isinstance(exc, UpstreamOverloaded | UpstreamServerError):
+        return RunPodServerError(f"{where}: RunPod failed ({words})", status, retry_after)
+    return RunPodAPIError(f"{where}: RunPod rejected the request ({words})", status)
 
 
 def _as_list(body: Any) -> list[dict[str, Any]]:

@@ -1,5 +1,10 @@
 """serverless.yml: the declared RunPod endpoint, as pydantic models, and its loader.
 
+``type`` is ``QUEUE`` (the default: jobs through RunPod's queue, the worker's serverless
+handler) or ``LOAD_BALANCER`` (requests straight to the workers' own HTTP server: the worker in
+HTTP mode on ``port``, answering RunPod's ``/ping`` on ``health_port``). The environment a
+load-balanced worker needs is set here (`LOAD_BALANCER_ENV`), never by hand.
+
 ``${VAR}`` (and ``${VAR:-default}``; ``$${`` writes a literal ``${``) references anywhere in the
 file are resolved from the environment at deploy time. Values under ``env`` that came from a
 reference are secrets: they are sent to RunPod and never printed. Every error names the file,
@@ -18,10 +23,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ccrelay.deploy.errors import Problem, ServerlessConfigError
+from ccrelay.deploy.problems import REFERENCE_DOC, problems_from
 from ccrelay_config.interpolation import has_reference, substitute
 from ccrelay_wire.defaults import DEFAULT_MODEL
 
 __all__ = [
+    "DEFAULT_LB_REQUEST_COUNT",
+    "DEFAULT_PORT",
+    "IMAGE_OWNER_VARIABLE",
+    "LOAD_BALANCER_ENV",
+    "PLACEHOLDER_IMAGE_OWNERS",
     "DeploySpec",
     "GpuSpec",
     "NetworkVolumeSpec",
@@ -34,7 +45,24 @@ __all__ = [
 ]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_REFERENCE_DOC = "see the serverless.yml reference in docs/deploy.md"
+IMAGE_OWNER_VARIABLE = "CCRELAY_IMAGE_OWNER"
+"""Whose registry namespace the worker image is in: serverless.yml's image is
+``ghcr.io/${CCRELAY_IMAGE_OWNER:-you}/ccrelay-worker:${CCRELAY_IMAGE_TAG:-0.1.0}``."""
+PLACEHOLDER_IMAGE_OWNERS = frozenset({"you", "your-org"})
+"""Owners the repository's examples have used: an image under one is not one anybody pushed."""
+DEFAULT_PORT = 8000
+"""A load-balanced worker's HTTP port: the worker's own default (``CCRELAY_HTTP_PORT``), and
+one a non-root server may bind (RunPod's default ``PORT`` is 80)."""
+DEFAULT_LB_REQUEST_COUNT = 4
+"""In-flight requests per worker before RunPod starts another: the image's
+``OLLAMA_NUM_PARALLEL``, the requests one worker serves at once."""
+LOAD_BALANCER_ENV = (
+    "CCRELAY_WORKER_MODE",
+    "CCRELAY_HTTP_PORT",
+    "PORT",
+    "PORT_HEALTH",
+)
+"""Set by ``ccrelay deploy`` for ``type: LOAD_BALANCER``; serverless.yml's ``env`` may not."""
 
 
 class _Strict(BaseModel):
@@ -107,6 +135,13 @@ class TemplateSpec(_Strict):
 
 class ServerlessSpec(_Strict):
     name: str = Field(min_length=1, max_length=120)
+    type: Literal["QUEUE", "LOAD_BALANCER"] = Field(
+        "QUEUE", description="RunPod's request routing: its job queue, or its load balancer"
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="LOAD_BALANCER: the HTTP port")
+    health_port: int | None = Field(
+        None, ge=1, le=65535, description="LOAD_BALANCER: where RunPod polls /ping"
+    )
     image: str = Field(min_length=1)
     model: str = Field(DEFAULT_MODEL, min_length=1)
     gpu: GpuSpec
@@ -120,6 +155,19 @@ class ServerlessSpec(_Strict):
     data_centers: list[str] = Field(default_factory=list)
     env: dict[str, str | int | float | bool] = Field(default_factory=dict)
     template: TemplateSpec = Field(default_factory=TemplateSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_balancer_scaler(cls, data: Any) -> Any:
+        """A load-balanced endpoint scales on in-flight requests: RunPod allows nothing else."""
+        if not isinstance(data, dict) or data.get("type") != "LOAD_BALANCER":
+            return data
+        scaler = data.get("scaler")
+        if scaler is None:
+            scaler = {"type": "REQUEST_COUNT", "value": DEFAULT_LB_REQUEST_COUNT}
+        elif isinstance(scaler, dict):
+            scaler = {"type": "REQUEST_COUNT", **scaler}
+        return {**data, "scaler": scaler}
 
     @field_validator("image")
     @classmethod
@@ -139,16 +187,56 @@ class ServerlessSpec(_Strict):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         if "CCRELAY_MODEL" in value:
             raise ValueError("CCRELAY_MODEL is set from `model:`; remove it from env")
+        if "CCRELAY_WORKER_MODE" in value:
+            raise ValueError("CCRELAY_WORKER_MODE is set from `type:`; remove it from env")
         return value
 
     @model_validator(mode="after")
     def _idle_timeout_applies(self) -> ServerlessSpec:
-        if self.scaler.type == "REQUEST_COUNT" and "idle_timeout" in self.model_fields_set:
+        if (
+            self.type == "QUEUE"
+            and self.scaler.type == "REQUEST_COUNT"
+            and "idle_timeout" in self.model_fields_set
+        ):
             raise ValueError(
-                "idle_timeout does not apply with scaler.type REQUEST_COUNT (RunPod refuses it); "
-                "remove idle_timeout, or use scaler.type QUEUE_DELAY"
+                "idle_timeout does not apply to a QUEUE endpoint with scaler.type REQUEST_COUNT "
+                "(RunPod refuses it); remove idle_timeout, or use scaler.type QUEUE_DELAY"
             )
         return self
+
+    @model_validator(mode="after")
+    def _routing(self) -> ServerlessSpec:
+        if self.type == "QUEUE":
+            given = [f for f in ("port", "health_port") if f in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} apply only to type LOAD_BALANCER (a queue worker "
+                    "serves no port); remove them, or set type: LOAD_BALANCER"
+                )
+            return self
+        if self.scaler.type != "REQUEST_COUNT":
+            raise ValueError(
+                "a LOAD_BALANCER endpoint scales on scaler.type REQUEST_COUNT (RunPod refuses "
+                "QUEUE_DELAY there: there is no queue); set scaler: {type: REQUEST_COUNT, value: "
+                f"{DEFAULT_LB_REQUEST_COUNT}}}, or leave scaler out"
+            )
+        reserved = sorted(set(self.env) & set(LOAD_BALANCER_ENV))
+        if reserved:
+            raise ValueError(
+                f"env sets {', '.join(reserved)}, which type LOAD_BALANCER sets from port and "
+                "health_port; remove them from env"
+            )
+        return self
+
+    @property
+    def http_port(self) -> int:
+        """The port a load-balanced worker serves on (RunPod's ``PORT``)."""
+        return self.port or DEFAULT_PORT
+
+    @property
+    def ping_port(self) -> int:
+        """Where RunPod's load balancer polls ``/ping`` (``PORT_HEALTH``)."""
+        return self.health_port or self.http_port
 
     @model_validator(mode="after")
     def _volume_region(self) -> ServerlessSpec:
@@ -182,6 +270,26 @@ class DeploySpec:
     @property
     def secret_values(self) -> tuple[str, ...]:
         return tuple(self.env[k] for k in sorted(self.secret_keys) if self.env.get(k))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is valid but almost certainly not meant, said before any plan."""
+        if not is_placeholder_image(self.spec.image):
+            return []
+        return [
+            f"image {self.spec.image} is the example's placeholder, not an image you pushed: "
+            "RunPod's workers would fail to pull it and the endpoint would never serve. Fix: "
+            f"build and push the worker image, then export {IMAGE_OWNER_VARIABLE}=<your GitHub "
+            "user or organisation> (serverless.yml's image is ghcr.io/${"
+            f"{IMAGE_OWNER_VARIABLE}"
+            "}/ccrelay-worker:${CCRELAY_IMAGE_TAG}), or set image: to yours; see docs/deploy.md"
+        ]
+
+
+def is_placeholder_image(image: str) -> bool:
+    """Is `image` under a placeholder owner (``ghcr.io/you/...``, ``your-org/...``)?"""
+    *namespace, _name = image.split("/")
+    return any(part in PLACEHOLDER_IMAGE_OWNERS for part in namespace)
 
 
 def load_spec(path: Path, environ: Mapping[str, str]) -> DeploySpec:
@@ -224,7 +332,7 @@ def parse_spec(
             source,
             [
                 Problem(
-                    "", "must be a YAML mapping (name: ..., image: ..., gpu: ...)", _REFERENCE_DOC
+                    "", "must be a YAML mapping (name: ..., image: ..., gpu: ...)", REFERENCE_DOC
                 )
             ],
         )
@@ -250,92 +358,38 @@ def parse_spec(
     try:
         spec = ServerlessSpec.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend(_problems(exc))
+        problems.extend(problems_from(exc, ServerlessSpec))
         raise ServerlessConfigError(source, problems) from None
     if problems:
         raise ServerlessConfigError(source, problems)
     env = {key: _env_text(value) for key, value in spec.env.items()}
     env["CCRELAY_MODEL"] = spec.model
+    if spec.type == "LOAD_BALANCER":
+        env.update(_load_balancer_env(spec))
     return DeploySpec(source=source, spec=spec, env=env, secret_keys=secret_keys)
+
+
+def _load_balancer_env(spec: ServerlessSpec) -> dict[str, str]:
+    """What the worker image reads to serve RunPod's load balancer: HTTP mode on ``PORT``,
+    ``/ping`` on ``PORT_HEALTH`` (RunPod's names, runpod/docs serverless/load-balancing/
+    overview.mdx), and the worker's own port setting beside them.
+
+    RunPod's load balancer lets through only requests bearing the account's API key, and the
+    workers have no address of their own, so HTTP mode may serve without a key of its own
+    (which a client could not send anyway: the one Authorization header carries RunPod's key).
+    A ``CCRELAY_WORKER_API_KEY`` in ``env`` is kept, and then the worker asks for it."""
+    env = {
+        "CCRELAY_WORKER_MODE": "http",
+        "PORT": str(spec.http_port),
+        "PORT_HEALTH": str(spec.ping_port),
+        "CCRELAY_HTTP_PORT": str(spec.http_port),
+    }
+    if "CCRELAY_WORKER_API_KEY" not in spec.env:
+        env.setdefault("CCRELAY_HTTP_ALLOW_UNAUTHENTICATED", "true")
+    return env
 
 
 def _env_text(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-_FIXES: dict[str, str] = {
-    "name": "a short endpoint name such as ccrelay-qwen3-coder",
-    "image": "the worker image you pushed, with a tag: ghcr.io/you/ccrelay-worker:0.1.0",
-    "model": "an Ollama model name such as qwen3-coder:30b",
-    "gpu": "gpu: {types: [ADA_48_PRO, AMPERE_80], count: 1}",
-    "gpu.types": "list RunPod GPU pool ids in priority order, e.g. [ADA_48_PRO, AMPERE_80]",
-    "gpu.count": "GPUs per worker, 1 to 8",
-    "workers": "workers: {min: 0, max: 3}; min 0 scales to zero",
-    "workers.min": "0 scales to zero; more keeps workers warm (and billed)",
-    "workers.max": "at least 1 (RunPod's default is 3)",
-    "idle_timeout": "seconds an idle worker stays up, 1 to 3600 (RunPod's default is 5)",
-    "scaler.type": "QUEUE_DELAY (scale when jobs wait) or REQUEST_COUNT (jobs per worker)",
-    "scaler.value": "seconds a job may wait (QUEUE_DELAY, at least 0.5) or jobs per worker (REQUEST_COUNT, a whole number)",
-    "flashboot": "OFF, FLASHBOOT or PRIORITY_FLASHBOOT",
-    "execution_timeout": "seconds a job may run, e.g. 600",
-    "container_disk_gb": "5 to 500 GB; the model lives on the network volume, not here",
-    "network_volume": "either `id: <existing volume id>`, or `name`, `size_gb` and `data_center` to create one",
-    "network_volume.size_gb": "10 to 4000 GB; qwen3-coder:30b needs about 19 GB",
-    "data_centers": "a list of RunPod data center ids such as [EU-RO-1], or leave it out",
-    "env": "a mapping of NAME: value; use ${VAR} for secrets",
-    "template.name": "a unique template name, or leave it out for '<name>-template'",
-}
-
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    problems: list[Problem] = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        path = ".".join(loc)
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            problems.append(
-                Problem(
-                    path,
-                    "unknown field",
-                    f"remove it or fix its spelling; allowed: {_allowed(loc[:-1])}",
-                )
-            )
-            continue
-        if kind == "missing":
-            problems.append(Problem(path, "is required", _fix_for(loc)))
-            continue
-        message = str(error["msg"]).removeprefix("Value error, ")
-        message = re.sub(r" or instance of \w+", "", message)
-        if loc and loc[0] == "env" and len(loc) >= 2 and kind != "value_error":
-            loc = loc[:2]  # one problem per variable, not one per accepted type
-            path, message = ".".join(loc), "must be a string, number or boolean"
-        problem = Problem(path, message, _fix_for(loc))
-        if problem not in problems:
-            problems.append(problem)
-    return problems
-
-
-def _fix_for(loc: list[str]) -> str:
-    for size in range(len(loc), 0, -1):
-        hint = _FIXES.get(".".join(loc[:size]))
-        if hint:
-            return hint
-    return _REFERENCE_DOC
-
-
-def _allowed(parent: list[str]) -> str:
-    model: type[BaseModel] = ServerlessSpec
-    for part in parent:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        nested = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if nested is None:
-            return "(see docs/deploy.md)"
-        model = nested
-    return ", ".join(model.model_fields)

@@ -1,6 +1,7 @@
 """Provider error replies -> the `ccrelay.errors` tree, by HTTP status and structured code.
 
-Anthropic, OpenAI, Cerebras, vLLM, LiteLLM and RunPod put their error text in different places;
+Anthropic, OpenAI, Cerebras, vLLM, LiteLLM and RunPod (job API errors, and its REST API's
+RFC 9457 problem documents: ``detail`` and ``errors``) put their error text in different places;
 `provider_message` finds it, and `error_for_status` picks the error type from the status (and,
 for a 400/404, from whether the provider says the *model* is what it does not know). The text
 that goes into an error is scrubbed of the backend's secrets by the caller first.
@@ -43,10 +44,20 @@ def provider_message(text: str) -> tuple[str, str | None, str | None]:
             return inner[:_MAX_MESSAGE], None, None
         if isinstance(inner, dict):
             message = inner.get("message") or inner.get("detail") or str(inner)[:_MAX_MESSAGE]
+            message = f"{message}{_problem_errors(inner)}"
             code = inner.get("code") or inner.get("type")
             param = inner.get("param")
             return str(message)[:_MAX_MESSAGE], _opt_str(code), _opt_str(param)
     return str(data)[:_MAX_MESSAGE], None, None
+
+
+def _problem_errors(problem: dict[str, Any]) -> str:
+    """An RFC 9457 problem document's ``errors`` list, where RunPod's REST API names each field
+    it refused (``$.scaling: ...``); its ``detail`` alone says only "request validation failed"."""
+    errors = problem.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return ""
+    return ": " + "; ".join(str(error) for error in errors[:5])
 
 
 def _opt_str(value: Any) -> str | None:

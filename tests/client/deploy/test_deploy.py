@@ -13,91 +13,17 @@ import yaml
 
 from ccrelay.cli.deploy import register
 from ccrelay.deploy import run_deploy
+from tests.client.deploy.helpers import (
+    REDIS_URL,
+    REPO_SPEC,
+    SPEC,
+    Sleeps,
+    deploy,
+    environ,
+    spec_file,
+    write_paths,
+)
 from tests.fakes.runpod_rest import API_KEY, FakeRunPod
-
-REDIS_URL = "rediss://default:redis-SECRET-pass@redis.example.com:6380/0"
-
-SPEC = """\
-name: ccrelay-qwen3-coder
-image: ghcr.io/example/ccrelay-worker:0.1.0
-model: qwen3-coder:30b
-gpu:
-  types: [ADA_48_PRO, AMPERE_48]
-workers:
-  min: 0
-  max: 3
-idle_timeout: 5
-scaler:
-  type: QUEUE_DELAY
-  value: 4
-flashboot: FLASHBOOT
-execution_timeout: 600
-container_disk_gb: 20
-network_volume:
-  id: vol-existing
-env:
-  REDIS_URL: ${REDIS_URL}
-  OLLAMA_NUM_PARALLEL: 4
-"""
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def runpod(runpod_rest_server: FakeRunPod) -> FakeRunPod:
-    runpod_rest_server.volumes["vol-existing"] = {
-        "id": "vol-existing",
-        "name": "ccrelay-models",
-        "size": 100,
-        "dataCenter": "EU-RO-1",
-        "type": "STANDARD",
-    }
-    return runpod_rest_server
-
-
-def spec_file(tmp_path: Path, text: str = SPEC, **changes: object) -> Path:
-    data = yaml.safe_load(text)
-    for dotted, value in changes.items():
-        target = data
-        *parents, last = dotted.split("__")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-    path = tmp_path / "serverless.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def environ(**extra: str) -> dict[str, str]:
-    return {"RUNPOD_API_KEY": API_KEY, "REDIS_URL": REDIS_URL, **extra}
-
-
-async def deploy(
-    runpod: FakeRunPod,
-    path: Path,
-    env: dict[str, str] | None = None,
-    *,
-    sleeps: Sleeps | None = None,
-    **flags: bool,
-) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = await run_deploy(
-        path,
-        environ=environ() if env is None else env,
-        out=out,
-        err=err,
-        api_url=runpod.api_url,
-        sleep=Sleeps() if sleeps is None else sleeps,
-        **flags,
-    )
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_paths(runpod: FakeRunPod) -> list[tuple[str, str]]:
-    return [(c.method, c.path) for c in runpod.writes]
 
 
 async def test_first_deploy_creates_the_template_and_the_endpoint_from_it(
@@ -230,7 +156,7 @@ async def test_idle_timeout_with_request_count_is_a_config_error(
 ) -> None:
     code, _, err = await deploy(runpod, spec_file(tmp_path, scaler__type="REQUEST_COUNT"))
     assert code == 2
-    assert "idle_timeout does not apply with scaler.type REQUEST_COUNT" in err
+    assert "idle_timeout does not apply to a QUEUE endpoint with scaler.type REQUEST_COUNT" in err
     assert runpod.calls == []
 
 
@@ -418,7 +344,7 @@ async def test_a_bad_file_names_the_file_the_field_and_the_fix(
     path = spec_file(tmp_path, **changes)
     code, out, err = await deploy(runpod, path)
     assert code == 2
-    assert err.startswith(f"error: {path}: ")
+    assert err.startswith(f"ccrelay: config error: {path}: ")
     assert expected in err
     assert runpod.calls == [], "nothing is sent for an invalid file"
     assert REDIS_URL not in out + err
@@ -434,8 +360,49 @@ async def test_a_missing_secret_variable_names_the_field(
 
 async def test_a_missing_api_key_is_reported(runpod: FakeRunPod, tmp_path: Path) -> None:
     code, _, err = await deploy(runpod, spec_file(tmp_path), {"REDIS_URL": REDIS_URL})
-    assert code == 2 and "RUNPOD_API_KEY is not set" in err
+    assert code == 2 and err.startswith("ccrelay: RUNPOD_API_KEY is not set; fix: ")
     assert runpod.calls == []
+
+
+async def test_runpod_failures_are_reported_as_every_command_reports_errors(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    code, _, err = await deploy(runpod, spec_file(tmp_path, network_volume={"id": "vol-nope"}))
+    assert code == 1
+    assert err.startswith("ccrelay: error: ") and err.count("\n") == 1
+    assert "error: error" not in err
+
+
+PLACEHOLDER_WARNING = "ccrelay: warning: image ghcr.io/you/ccrelay-worker:0.1.0 is the example's"
+
+
+async def test_deploying_the_placeholder_image_warns_before_the_plan(
+    runpod: FakeRunPod, tmp_path: Path
+) -> None:
+    text = SPEC.replace("ghcr.io/example/", "ghcr.io/${CCRELAY_IMAGE_OWNER:-you}/")
+    code, out, err = await deploy(runpod, spec_file(tmp_path, text))
+    assert code == 0, err
+    assert err.startswith(PLACEHOLDER_WARNING)
+    assert "export CCRELAY_IMAGE_OWNER=" in err and "docs/deploy.md" in err
+    assert "endpoint 'ccrelay-qwen3-coder': create" in out
+
+    code, out, err = await deploy(
+        runpod, spec_file(tmp_path, text), environ(CCRELAY_IMAGE_OWNER="acme")
+    )
+    assert code == 0 and err == "", "an image of your own: no warning"
+    assert "ghcr.io/acme/ccrelay-worker:0.1.0" in out
+
+
+async def test_a_dry_run_of_the_repository_s_serverless_yml_warns_about_its_placeholder(
+    runpod: FakeRunPod,
+) -> None:
+    """What someone who follows the steps without CCRELAY_IMAGE_OWNER sees, key or not."""
+    for env in ({}, environ()):
+        code, out, err = await deploy(runpod, REPO_SPEC, env, dry_run=True)
+        assert code == 0, err
+        assert err.startswith(PLACEHOLDER_WARNING), err
+        assert '"image": "ghcr.io/you/ccrelay-worker:0.1.0"' in out
+    assert runpod.writes == []
 
 
 async def test_yaml_syntax_errors_name_the_line(runpod: FakeRunPod, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Smaller parts of the deployment: serverless.yml parsing rules, the REST client's tolerance,
-and check_endpoint's verdicts (against the fake RunPod API)."""
+retries and errors, and check_endpoint's verdicts (against the fake RunPod API)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ import pytest
 from pydantic import SecretStr
 
 from ccrelay.deploy import check_endpoint, parse_spec
-from ccrelay.deploy.errors import RunPodNotFound, ServerlessConfigError
-from ccrelay.deploy.rest import RunPodRest, _as_list, scrub
+from ccrelay.deploy.errors import (
+    RunPodAPIError,
+    RunPodNotFound,
+    RunPodServerError,
+    RunPodTransportError,
+    ServerlessConfigError,
+)
+from ccrelay.deploy.rest import RunPodRest, _as_list
 from tests.fakes.runpod_rest import API_KEY, FakeRunPod
 
 MINIMAL = """\
@@ -79,10 +85,78 @@ def test_list_answers_may_be_wrapped() -> None:
     assert _as_list({"unexpected": 1}) == []
 
 
-def test_scrub_hides_every_secret() -> None:
-    assert (
-        scrub("key=abcd1234 and pw=secretpw", ["abcd1234", "secretpw", ""]) == "key=*** and pw=***"
-    )
+class Sleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+async def test_a_refused_body_names_every_field_runpod_refused(
+    runpod_rest_server: FakeRunPod,
+) -> None:
+    """RunPod's 422 is an RFC 9457 problem whose `detail` says only "request validation failed":
+    the `errors` list is what says which field, so it must reach the user."""
+    body = {"name": "ep", "type": "QUEUE", "image": "x:1", "scaling": {"type": "QUEUE_DELAY"}}
+    async with aiohttp.ClientSession() as session:
+        rest = RunPodRest(session, SecretStr(API_KEY), base_url=runpod_rest_server.api_url)
+        with pytest.raises(RunPodAPIError) as caught:
+            await rest.create_endpoint(body)
+    message = str(caught.value)
+    assert message.startswith("POST /serverless: RunPod rejected the request (HTTP 422: ")
+    assert "request validation failed" in message and "$.scaling" in message
+    assert caught.value.status == 422
+    assert len(runpod_rest_server.calls) == 1, "a refused body is not sent again"
+    assert len(runpod_rest_server.rejected) == 1
+    runpod_rest_server.rejected.clear()  # refused on purpose (the fixture fails on any other)
+
+
+async def test_backoff_is_jittered_and_retry_after_comes_first(
+    runpod_rest_server: FakeRunPod,
+) -> None:
+    runpod_rest_server.fail_next = [503, 503, 429]  # the fake's 429 says Retry-After: 0
+    sleeps = Sleeps()
+    async with aiohttp.ClientSession() as session:
+        rest = RunPodRest(
+            session,
+            SecretStr(API_KEY),
+            base_url=runpod_rest_server.api_url,
+            sleep=sleeps,
+            rng=lambda: 0.5,
+        )
+        assert await rest.list_endpoints() == []
+    assert sleeps == [0.25, 0.5, 0.0], "half of 0.5 s, half of 1 s, then RunPod's Retry-After"
+
+
+async def test_retries_end_with_the_last_failure(runpod_rest_server: FakeRunPod) -> None:
+    runpod_rest_server.fail_next = [500] * 4
+    sleeps = Sleeps()
+    async with aiohttp.ClientSession() as session:
+        rest = RunPodRest(
+            session, SecretStr(API_KEY), base_url=runpod_rest_server.api_url, sleep=sleeps
+        )
+        with pytest.raises(RunPodServerError) as caught:
+            await rest.list_templates()
+    assert len(runpod_rest_server.calls) == 4 and len(sleeps) == 3
+    assert str(caught.value) == "GET /templates: RunPod failed (HTTP 500: try again)"
+
+
+async def test_a_create_is_sent_again_only_when_it_never_left() -> None:
+    """Connection refused: RunPod never saw the POST, so sending it again creates nothing twice."""
+    from tests.client.latency.helpers import RefusingPort
+
+    refusing = RefusingPort()
+    sleeps = Sleeps()
+    try:
+        async with aiohttp.ClientSession() as session:
+            rest = RunPodRest(
+                session, SecretStr(API_KEY), base_url=refusing.url + "/v2", sleep=sleeps
+            )
+            with pytest.raises(RunPodTransportError) as caught:
+                await rest.create_template({"name": "t", "image": "x:1"})
+    finally:
+        refusing.close()
+    assert len(sleeps) == 3, "four attempts in all"
+    assert caught.value.reason.startswith("cannot connect to 127.0.0.1:")
+    assert "connection refused" in str(caught.value) and API_KEY not in str(caught.value)
 
 
 async def test_check_by_id_reports_a_reduced_endpoint(runpod_rest_server: FakeRunPod) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ccrelay.deploy import endpoint_body, load_spec, template_body
+from ccrelay.deploy import endpoint_body, load_spec, parse_spec, template_body
 from tests.fakes.runpod_rest import API_KEY, SCHEMAS, FakeRunPod, schema_errors
 
 REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
@@ -53,6 +53,53 @@ def test_what_deploy_sends_for_the_repository_s_serverless_yml_is_accepted() -> 
     update = endpoint_body(deploy, "vol1")
     update.pop("type")
     assert schema_errors("UpdateEndpointRequest", update) == []
+
+
+def test_what_deploy_sends_for_a_load_balanced_endpoint_is_accepted() -> None:
+    text = (REPO / "serverless.yml").read_text().replace("type: QUEUE ", "type: LOAD_BALANCER ")
+    deploy = parse_spec(text.replace("  type: QUEUE_DELAY", "  type: REQUEST_COUNT"), {})
+    assert deploy.spec.type == "LOAD_BALANCER"
+    assert schema_errors("CreateTemplateRequest", template_body(deploy)) == []
+    create = endpoint_body(deploy, "vol1", "tpl1")
+    assert create["type"] == "LOAD_BALANCER" and create["workers"]["idleTimeout"] == 60
+    assert schema_errors("CreateEndpointRequest", create) == []
+    update = endpoint_body(deploy, "vol1")
+    update.pop("type")
+    assert schema_errors("UpdateEndpointRequest", update) == []
+    queue_delay = {**create, "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}
+    assert any(
+        e.startswith("$.scaling") for e in schema_errors("CreateEndpointRequest", queue_delay)
+    )
+
+
+async def test_a_load_balancer_cannot_be_patched_to_queue_delay_scaling() -> None:
+    """The PATCH schema cannot see the stored type; RunPod's own check does (EndpointScaling)."""
+    from tests.worker.loopback import ThreadedServer
+
+    fake = FakeRunPod()
+    record = fake.add_endpoint(
+        name="lb",
+        type="LOAD_BALANCER",
+        image="x:1",
+        scaling={"type": "REQUEST_COUNT", "requestCount": 1},
+    )
+    assert record["workers"]["idleTimeout"] == 10, "a load balancer keeps its idle timeout"
+    server = ThreadedServer(fake.app()).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.patch(
+                f"{server.url}/v2/serverless/{record['id']}",
+                json={"scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 400
+            problem = await response.json()
+    finally:
+        server.stop()
+    assert "queue-based endpoints only" in problem["detail"]
+    assert fake.endpoints[record["id"]]["scaling"]["type"] == "REQUEST_COUNT"
 
 
 @pytest.mark.parametrize(
