@@ -142,7 +142,6 @@ async def runpod_scaling(
     # ccrelay.deploy is imported here, not at the top: only this command needs it.
     from ccrelay.deploy import API_URL_VARIABLE, DEFAULT_API_URL, check_endpoint
     from ccrelay.deploy.errors import DeployError
-    from ccrelay.deploy.rest import scrub
 
     def unknown(detail: str) -> dict[str, Any]:
         return {
@@ -163,7 +162,7 @@ async def runpod_scaling(
     except TimeoutError:
         return unknown(f"RunPod's REST API did not answer within {limit_s:g} s")
     except DeployError as exc:
-        return unknown(scrub(f"cannot ask RunPod's REST API: {exc}", [api_key.get_secret_value()]))
+        return unknown(f"cannot ask RunPod's REST API: {exc}")  # scrubbed by ccrelay.http
     return {
         "ok": check.ok,
         "found": check.found,

@@ -52,7 +52,7 @@ from ccrelay.http.client import UpstreamClient, UpstreamTarget
 from ccrelay.http.retry import RetryPolicy, Sleep
 from ccrelay_config.models import RetrySettings, TimeoutSettings
 
-__all__ = ["DEFAULT_API_URL", "DEFAULT_RETRY", "RunPodRest", "scrub"]
+__all__ = ["DEFAULT_API_URL", "DEFAULT_RETRY", "RunPodRest"]
 
 log = logging.getLogger("ccrelay.deploy")
 
@@ -149,14 +149,6 @@ class RunPodRest:
                     raise _deploy_error(method, path, exc) from None
                 log.info("%s %s: %s; retrying in %.1f s", method, path, _words(exc), delay)
                 await self._retry.sleep(delay)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Kept only because ``ccrelay.cli.backends`` still imports it: the errors `RunPodRest`
-    raises are scrubbed by the HTTP layer already, so that caller can drop it, and then this."""
-    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _words(exc: BackendError) -> str:
