@@ -273,7 +273,11 @@ def _undefined_names(
     routing = top.get("routing")
     if isinstance(routing, dict):
         for rule, route in routing.items():
-            if isinstance(route, dict):
+            if rule in ("classes", "agent_types") and isinstance(route, dict):
+                for key, entry in route.items():
+                    if isinstance(entry, dict):
+                        named.append((f"routing.{rule}.{key}.backend", entry.get("backend")))
+            elif isinstance(route, dict):
                 named.append((f"routing.{rule}.backend", route.get("backend")))
     return [
         ConfigProblem(

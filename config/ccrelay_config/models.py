@@ -142,25 +142,59 @@ class LongContextRoute(Route):
     )
 
 
+REQUEST_CLASSES = ("main", "subagent", "workflow", "compaction", "auxiliary", "side_reply")
+"""What Claude Code 2.1.332+ says a request is (``x-claude-code-request-class``, sent with
+``CLAUDE_CODE_GATEWAY_HINT_HEADERS=1``, which ``ccrelay code`` sets)."""
+
+
 class RoutingSettings(_Frozen):
     """Per-request routing rules (the first that applies wins, in this order): a model written
-    ``BACKEND,MODEL``, the ``x-ccrelay-backend`` header, ``long_context``, ``background``,
-    ``thinking``; else the active backend and its fallbacks."""
+    ``BACKEND,MODEL`` (or a picker id from ``GET /v1/models``), the ``x-ccrelay-backend``
+    header, ``long_context``, the request's class (``classes``, ``agent_types``), ``background``,
+    ``thinking``; else the active backend and its fallbacks.
+
+    Where Claude Code says what a request is, that beats the guesses: ``background`` then
+    applies to the ``auxiliary`` class (titles, summaries, quota checks) rather than to a
+    haiku-class model name."""
 
     background: Route | None = None
     long_context: LongContextRoute | None = None
     thinking: Route | None = None
+    classes: dict[str, Route] = Field(
+        default_factory=dict,
+        description="request class (main, subagent, workflow, compaction, auxiliary, "
+        "side_reply) -> where it goes",
+    )
+    agent_types: dict[str, Route] = Field(
+        default_factory=dict,
+        description="sub-agent type (x-claude-code-agent-type, e.g. Explore) -> where it goes",
+    )
     background_models: list[str] = Field(
         default_factory=lambda: ["claude-*haiku*", "claude-haiku-*"],
-        description="requested models (fnmatch) that are background (haiku-class) requests",
+        description="requested models (fnmatch) that are background (haiku-class) requests "
+        "when Claude Code does not say the request's class",
     )
 
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: dict[str, Route]) -> dict[str, Route]:
+        unknown = sorted(set(value) - set(REQUEST_CLASSES))
+        if unknown:
+            raise ValueError(
+                f"unknown request class {unknown[0]!r}; Claude Code sends: "
+                + ", ".join(REQUEST_CLASSES)
+            )
+        return value
+
     def routes(self) -> dict[str, Route]:
+        """Every configured route by its rule name (``class:compaction``, ``agent:Explore``)."""
         found: dict[str, Route | None] = {
             "background": self.background,
             "long_context": self.long_context,
             "thinking": self.thinking,
         }
+        found.update({f"class:{name}": route for name, route in self.classes.items()})
+        found.update({f"agent:{name}": route for name, route in self.agent_types.items()})
         return {name: route for name, route in found.items() if route is not None}
 
 

@@ -45,6 +45,12 @@ class RequestOptions:
     route: str = "default"
     """The routing rule that sent the request to this backend (`ccrelay.routing.rules`)."""
     tally: RequestTally = field(default_factory=RequestTally)
+    session_id: str | None = None
+    """Claude Code's ``X-Claude-Code-Session-Id``: the conversation, for records and affinity."""
+    request_class: str | None = None
+    """Claude Code's ``x-claude-code-request-class`` (main, subagent, compaction, ...)."""
+    agent_type: str | None = None
+    """Claude Code's ``x-claude-code-agent-type`` for a sub-agent's requests."""
 
 
 @dataclass(frozen=True)

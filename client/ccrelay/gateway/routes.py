@@ -35,6 +35,7 @@ from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
 from ccrelay.gateway.validation import check, decode_body
 from ccrelay.routing.chain import Served
+from ccrelay.routing.rules import picker_targets
 from ccrelay.runtime import Runtime
 from ccrelay_config.models import CcrelayConfig
 
@@ -79,10 +80,22 @@ def served_headers(
 
 
 def _options(request: web.Request, state: GatewayState) -> RequestOptions:
+    headers = request.headers
     return RequestOptions(
         request_id=request[REQUEST_ID],
-        forward_headers=forward_headers(request.headers, auth_on=state.auth is not None),
+        forward_headers=forward_headers(headers, auth_on=state.auth is not None),
+        session_id=_hint(headers.get("x-claude-code-session-id")),
+        request_class=_hint(headers.get("x-claude-code-request-class")),
+        agent_type=_hint(headers.get("x-claude-code-agent-type")),
     )
+
+
+def _hint(value: str | None) -> str | None:
+    """A Claude Code hint header, trusted only as a short printable word (it names a record's
+    session and a routing rule; anything else is ignored)."""
+    if value is None or not 0 < len(value) <= 128 or not value.isprintable():
+        return None
+    return value.strip() or None
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -218,41 +231,50 @@ def _float(value: str | None, default: float) -> float:
 
 
 def model_catalog(config: CcrelayConfig) -> list[dict[str, Any]]:
-    """What GET /v1/models lists: the Claude names the chain's ``models`` maps name literally
-    (wildcard patterns cannot be listed), then each chain backend's default model, in chain
-    order, then ``BACKEND,MODEL`` for every configured backend and model it names (what Claude
-    Code's ``/model`` takes to switch backend), each once. ``display_name`` says where it goes."""
+    """What GET /v1/models lists, in Anthropic's shape (with ``lifecycle``, which the SDK's
+    strict validation requires since 2.16):
+
+    - the Claude names the chain's ``models`` maps name literally (patterns cannot be listed);
+    - each chain backend's default model, in chain order;
+    - every backend and model under a picker id (`ccrelay.routing.rules.picker_id`), which
+      Claude Code's ``/model`` picker keeps (it drops ids without ``claude``; discovery is on
+      with ``CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1``, which ``ccrelay code`` sets).
+
+    ``display_name`` and ``description`` say where each goes; ``BACKEND,MODEL`` still works when
+    typed, but is not listed twice."""
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
 
-    def add(model_id: str, display: str) -> None:
+    def add(model_id: str, display: str, description: str, window: int | None = None) -> None:
         if model_id and model_id not in seen:
             seen.add(model_id)
-            entries.append(
-                {
-                    "type": "model",
-                    "id": model_id,
-                    "display_name": display,
-                    "created_at": _SYNTHETIC_CREATED_AT,
-                }
-            )
+            entry: dict[str, Any] = {
+                "type": "model",
+                "id": model_id,
+                "display_name": display,
+                "description": description,
+                "created_at": _SYNTHETIC_CREATED_AT,
+                "lifecycle": "active",
+            }
+            if window:
+                entry["max_input_tokens"] = window
+            entries.append(entry)
 
     for name in config.chain():
         settings = config.backends[name]
         for pattern, target in settings.models.items():
             if not any(ch in pattern for ch in "*?["):
-                add(pattern, f"{pattern} -> {target} ({name})")
+                add(pattern, f"{pattern} -> {target} ({name})", f"served by {name} as {target}")
     for name in config.chain():
         model = config.backends[name].model
         if model:
-            add(model, f"{model} ({name})")
-    for name, settings in config.backends.items():
-        targets = [settings.model, *settings.models.values()]
-        targets += [r.model for r in config.routing.routes().values() if r.backend == name]
-        for model in dict.fromkeys(t for t in targets if t):
-            add(f"{name},{model}", f"{model} on {name}")
-        if not settings.model:
-            add(f"{name},default", f"{name}'s default model")
+            add(model, f"{model} ({name})", f"served by {name}")
+    for picker, (name, model) in picker_targets(config).items():
+        window = config.backends[name].context_window
+        if model == "default":
+            add(picker, f"{name} (its default model)", f"ccrelay: {name},default", window)
+        else:
+            add(picker, f"{model} on {name}", f"ccrelay: {name},{model}", window)
     return entries
 
 

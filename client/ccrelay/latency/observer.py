@@ -67,6 +67,10 @@ class RequestSummary:
     conversation: str
     """Which conversation it continues: what Anthropic's prompt cache would have been keyed on,
     for the baseline estimate. Not the prompt itself."""
+    session: str | None = None
+    """Claude Code's session id, when it sent one."""
+    request_class: str | None = None
+    """What Claude Code said the request is (main, subagent, compaction, ...), when it did."""
 
 
 class AttemptObserver(Protocol):

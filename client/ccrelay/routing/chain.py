@@ -39,7 +39,7 @@ from ccrelay.errors import (
 )
 from ccrelay.latency.observer import RequestObserver, elapsed_ms
 from ccrelay.routing.breaker import CircuitBreaker, CircuitState, Ticket
-from ccrelay.routing.rules import Routed, route
+from ccrelay.routing.rules import Routed, picker_targets, route
 from ccrelay.routing.summary import failed, served
 from ccrelay_translate.tokens import estimate_tokens
 
@@ -98,6 +98,8 @@ class Router:
         self.observer = observer
         """Told once per client request how it went (`RequestSummary`), beside the attempts."""
         self.config = factory.config
+        self.pickers = picker_targets(self.config)
+        """The ids ``GET /v1/models`` lists for Claude Code's picker -> (backend, model)."""
         self.breakers = {
             name: CircuitBreaker(settings.circuit, clock=clock)
             for name, settings in self.config.backends.items()
@@ -124,7 +126,15 @@ class Router:
             with translation_errors():
                 tokens = estimate_tokens(request)
             options = replace(options, prompt_tokens=tokens)
-        routed = route(request, self.config, header_backend=backend, prompt_tokens=tokens)
+        routed = route(
+            request,
+            self.config,
+            header_backend=backend,
+            prompt_tokens=tokens,
+            pickers=self.pickers,
+            request_class=options.request_class,
+            agent_type=options.agent_type,
+        )
         return routed, options
 
     def _needs_estimate(self) -> bool:

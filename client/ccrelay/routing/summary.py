@@ -52,7 +52,9 @@ def served(
         streamed=isinstance(result.result, EventStream),
         usage=dict(usage),
         cache=result.cache,
-        conversation=conversation_key(request),
+        conversation=conversation_key(request, options.session_id),
+        session=options.session_id,
+        request_class=options.request_class,
     )
 
 
@@ -86,16 +88,19 @@ def failed(
         streamed=streamed,
         usage={},
         cache=None,
-        conversation=conversation_key(request),
+        conversation=conversation_key(request, options.session_id),
+        session=options.session_id,
+        request_class=options.request_class,
     )
 
 
-def conversation_key(request: Mapping[str, Any]) -> str:
+def conversation_key(request: Mapping[str, Any], session_id: str | None = None) -> str:
     """What tells one conversation from another without reading it: Claude Code's session
-    (``metadata.user_id``), the model, and the sizes of its tools and system prompt (a
-    sub-agent has other tools and another system prompt than the main loop). O(blocks)."""
+    (its ``X-Claude-Code-Session-Id``, else ``metadata.user_id``, which holds it), the model,
+    and the sizes of its tools and system prompt (a sub-agent has other tools and another
+    system prompt than the main loop). O(blocks)."""
     metadata = request.get("metadata")
-    user = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    user = session_id or (metadata.get("user_id") if isinstance(metadata, Mapping) else None)
     tools = request.get("tools")
     system = request.get("system")
     if isinstance(system, str):

@@ -106,19 +106,25 @@ async def test_models_list_in_anthropic_shape(fake_openai: FakeOpenAI) -> None:
             "claude-sonnet-4-5",
             "fake-model",
             "spare-model",
-            # BACKEND,MODEL: what Claude Code's /model takes to switch backend mid-session
-            "openai,fake-model",
-            "openai,big-model",
-            "openai,small-model",
-            "spare,spare-model",
+            # picker ids: what Claude Code's /model keeps (ids with "claude") to switch backend
+            "claude-via-openai-fake-model",
+            "claude-via-openai-big-model",
+            "claude-via-openai-small-model",
+            "claude-via-openai-default",
+            "claude-via-spare-spare-model",
+            "claude-via-spare-default",
         ]
         assert body["has_more"] is False
         assert body["first_id"] == "claude-sonnet-4-5"
-        assert body["last_id"] == "spare,spare-model"
+        assert body["last_id"] == "claude-via-spare-default"
         first = body["data"][0]
         assert first["type"] == "model"
         assert first["display_name"] == "claude-sonnet-4-5 -> big-model (openai)"
         assert first["created_at"].endswith("Z")
+        assert first["lifecycle"] == "active"
+        picker = next(m for m in body["data"] if m["id"] == "claude-via-openai-big-model")
+        assert picker["display_name"] == "big-model on openai"
+        assert picker["description"] == "ccrelay: openai,big-model"
         one = await gateway.client.get(gateway.url + "/v1/models/spare-model")
         assert (await one.json())["id"] == "spare-model"
         missing = await gateway.client.get(gateway.url + "/v1/models/claude-opus-9")
@@ -192,3 +198,40 @@ async def test_secrets_never_reach_replies_headers_or_logs(
     assert "Incorrect API key provided: ***" in seen[0]
     for text in seen:
         assert SECRET not in text
+
+
+async def test_the_official_sdk_reads_the_model_list_under_strict_validation(
+    fake_openai: FakeOpenAI,
+) -> None:
+    """anthropic 2.16's ModelInfo requires `lifecycle`; strict validation refuses a list
+    without it."""
+    import anthropic
+
+    backends = {"openai": openai_backend(fake_openai.base_url, models={"claude-x": "big"})}
+    async with running_gateway(config_env(backends)) as gateway:
+        client = anthropic.AsyncAnthropic(
+            base_url=gateway.url, api_key="unused", _strict_response_validation=True
+        )
+        async with client:
+            page = await client.models.list(limit=1000)
+            ids = [model.id async for model in page]
+            one = await client.models.retrieve("claude-via-openai-big")
+    assert "claude-via-openai-big" in ids
+    assert one.display_name == "big on openai"
+
+
+async def test_a_picker_id_reaches_its_backend_as_its_model(
+    fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    backends = {
+        "anthropic": {"type": "anthropic", "base_url": fake_anthropic.url},
+        "openai": openai_backend(fake_openai.base_url, models={"claude-*": "big-model"}),
+    }
+    async with running_gateway(config_env(backends, active="anthropic")) as gateway:
+        request = simple_request(model="claude-via-openai-big-model")
+        response = await gateway.post("/v1/messages", request)
+        assert response.status == 200
+        assert response.headers["x-ccrelay-backend"] == "openai"
+        assert response.headers["x-ccrelay-route"] == "explicit"
+        assert fake_openai.requests[-1].body["model"] == "big-model"
+        assert fake_anthropic.requests == []

@@ -200,3 +200,58 @@ async def test_an_answer_keeps_working_under_a_profile(profiled: Any) -> None:
     async with running_gateway(env) as gateway:
         response = await gateway.post("/v1/messages", simple_request())
         assert (await response.json())["content"][0]["text"] == "ok"
+
+
+HINTS = "x-claude-code-request-class"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "expected"),
+    [
+        # Claude Code says what the request is: the class beats the model-name guess
+        (simple_request(), {HINTS: "compaction"}, ("big", "class:compaction", "tiny")),
+        (
+            simple_request(model="claude-haiku-4-5"),
+            {HINTS: "main"},
+            ("main", "default", "fake-model"),
+        ),
+        (simple_request(), {HINTS: "auxiliary"}, ("side", "background", "fake-model")),
+        (
+            simple_request(),
+            {HINTS: "subagent", "x-claude-code-agent-type": "Explore"},
+            ("side", "agent:Explore", "qwen-other"),
+        ),
+        (simple_request(), {HINTS: "subagent"}, ("main", "default", "fake-model")),
+        # no hint: the old guesses
+        (simple_request(model="claude-haiku-4-5"), {}, ("side", "background", "fake-model")),
+        # a prompt too big for the window still goes to the long-context backend
+        (
+            simple_request(messages=[{"role": "user", "content": "word " * 4000}]),
+            {HINTS: "compaction"},
+            ("big", "long_context", "fake-model"),
+        ),
+    ],
+)
+async def test_the_request_class_routes_where_claude_code_says_it(
+    profiled: Any, body: dict[str, Any], headers: dict[str, str], expected: tuple[str, str, str]
+) -> None:
+    _, env = await three_backends(
+        profiled,
+        background={"backend": "side"},
+        long_context={"backend": "big", "threshold_tokens": 3000},
+        classes={"compaction": {"backend": "big", "model": "tiny"}},
+        agent_types={"Explore": {"backend": "side", "model": "qwen-other"}},
+    )
+    async with running_gateway(env) as gateway:
+        response = await gateway.post("/v1/messages", body, headers=headers)
+        assert response.status == 200, await response.text()
+        assert served(response) == expected
+
+
+async def test_an_unknown_request_class_in_the_config_is_refused(profiled: Any) -> None:
+    from ccrelay.backends.factory import load_client_config
+    from ccrelay_config.errors import ConfigError
+
+    _, env = await three_backends(profiled, classes={"compacting": {"backend": "big"}})
+    with pytest.raises(ConfigError, match="compacting"):
+        load_client_config(env)
