@@ -60,14 +60,16 @@ def picker_id(backend: str, model: str) -> str:
 
 def picker_targets(config: CcrelayConfig) -> dict[str, tuple[str, str]]:
     """Every picker id of a config -> (backend, model): each backend's models (its own, its
-    ``models`` map's targets, those its routes name) and ``default`` (its own choice)."""
+    ``models`` map's targets, those its routes name), and ``default`` for a backend with no
+    model of its own (it picks one)."""
     targets: dict[str, tuple[str, str]] = {}
     for name, settings in config.backends.items():
         models = [settings.model, *settings.models.values()]
         models += [r.model for r in config.routing.routes().values() if r.backend == name]
         for model in dict.fromkeys(m for m in models if m):
             targets.setdefault(picker_id(name, model), (name, model))
-        targets.setdefault(picker_id(name, "default"), (name, "default"))
+        if not settings.model:  # it picks its own (Cerebras' catalog): "default" says so
+            targets.setdefault(picker_id(name, "default"), (name, "default"))
     return targets
 
 

@@ -110,13 +110,11 @@ async def test_models_list_in_anthropic_shape(fake_openai: FakeOpenAI) -> None:
             "claude-via-openai-fake-model",
             "claude-via-openai-big-model",
             "claude-via-openai-small-model",
-            "claude-via-openai-default",
             "claude-via-spare-spare-model",
-            "claude-via-spare-default",
         ]
         assert body["has_more"] is False
         assert body["first_id"] == "claude-sonnet-4-5"
-        assert body["last_id"] == "claude-via-spare-default"
+        assert body["last_id"] == "claude-via-spare-spare-model"
         first = body["data"][0]
         assert first["type"] == "model"
         assert first["display_name"] == "claude-sonnet-4-5 -> big-model (openai)"

@@ -80,7 +80,10 @@ async def test_count_tokens(sdk: anthropic.AsyncAnthropic) -> None:
 
 async def test_models_list(sdk: anthropic.AsyncAnthropic) -> None:
     page = await sdk.models.list()
-    assert [m.id for m in page.data] == ["fake-model", "openai,fake-model"]
+    assert [m.id for m in page.data] == [
+        "fake-model",
+        "claude-via-openai-fake-model",
+    ]
 
 
 async def test_sdk_raises_typed_errors(
