@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from ccrelay_translate.limits import MAX_DEPTH, nests_deeper_than
+
+log = logging.getLogger("ccrelay.translate")
 
 RAW_ARGUMENTS_KEY = "_raw_arguments"
 """Where unparseable tool-call arguments go, verbatim (see `parse_tool_arguments`)."""
@@ -59,46 +64,76 @@ def compact_json(value: Any) -> str:
 
 
 def parse_tool_arguments(arguments: object) -> dict[str, Any]:
-    """A tool call's ``arguments`` (a JSON string) as the ``input`` object Anthropic requires.
+    """A tool call's ``arguments`` (a JSON string) as the ``input`` object Anthropic requires
+    (`tool_input` without its verdict)."""
+    return tool_input(arguments)[0]
+
+
+def tool_input(arguments: object) -> tuple[dict[str, Any], bool]:
+    """(the ``input`` object for a tool call's ``arguments``, whether they had to be repaired).
 
     Never loses what the model wrote: empty arguments are ``{}``; an object is taken as is
     (some servers send one instead of a string); a JSON string holding an object's JSON
     (double-encoded, a known small-model habit) is decoded twice; anything else (malformed
-    JSON, a JSON array or number) becomes ``{"_raw_arguments": "<the text>"}``. The client's
-    schema check then rejects that input and the model sees its mistake and retries, instead
-    of the whole turn failing here.
+    JSON, a JSON array or number, an object nested deeper than `MAX_DEPTH`) becomes
+    ``{"_raw_arguments": "<the text>"}`` and counts as repaired. The client's schema check then
+    rejects that input and the model sees its mistake and retries, instead of the whole turn
+    failing here. JSON is read with orjson, so every value read can be written again (no
+    integer beyond 64 bits, no lone surrogate, no NaN).
     """
     if arguments is None:
-        return {}
+        return {}, False
     if isinstance(arguments, dict):
-        return arguments
+        if not nests_deeper_than(arguments, MAX_DEPTH):
+            return arguments, False
+        return {RAW_ARGUMENTS_KEY: _text_of_deep(arguments)}, True
     if not isinstance(arguments, str):
-        return {RAW_ARGUMENTS_KEY: compact_json(arguments)}
+        return {RAW_ARGUMENTS_KEY: _text_of_deep(arguments)}, True
     if not arguments.strip():
-        return {}
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {RAW_ARGUMENTS_KEY: arguments}
+        return {}, False
+    value = _loads(arguments)
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {RAW_ARGUMENTS_KEY: arguments}
-    if isinstance(value, dict):
-        return value
-    return {RAW_ARGUMENTS_KEY: arguments}
+        value = _loads(value)
+    if isinstance(value, dict) and not nests_deeper_than(value, MAX_DEPTH):
+        return value, False
+    return {RAW_ARGUMENTS_KEY: arguments}, True
+
+
+_UNREADABLE = object()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _UNREADABLE
+
+
+def _text_of_deep(value: object) -> str:
+    try:
+        return compact_json(value)
+    except (TypeError, ValueError, RecursionError):
+        return "[arguments nested too deep to keep]"
+
+
+def log_repair(backend: str, name: str, arguments: object) -> None:
+    """One line per repaired tool call; never the arguments themselves (they may hold secrets)."""
+    size = len(arguments) if isinstance(arguments, str) else 0
+    log.warning(
+        "%s: the arguments of a %s tool call were not a JSON object (%d characters); "
+        "sent as %s for the model to retry",
+        backend,
+        name,
+        size,
+        RAW_ARGUMENTS_KEY,
+    )
 
 
 def is_complete_json(text: str) -> bool:
     """Whether ``text`` already is a whole JSON value (so a tool call's arguments are done)."""
     if not text.strip():
         return False
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+    return _loads(text) is not _UNREADABLE
 
 
 def matched_stop_sequence(choice: Mapping[str, Any]) -> str | None:
@@ -132,33 +167,3 @@ def stop_reason_for(
     if finish_reason == "stop" and stop_sequence is not None:
         return "stop_sequence", stop_sequence
     return "end_turn", None
-
-
-def _count(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return max(int(value), 0)
-
-
-def anthropic_usage(usage: object) -> dict[str, int]:
-    """Anthropic usage counts from an OpenAI ``usage`` object: only the counts it reports.
-
-    OpenAI's ``prompt_tokens`` includes the cached part; Anthropic's ``input_tokens`` does not
-    (``input + cache_creation + cache_read`` is the whole prompt), so when the server reports
-    ``prompt_tokens_details.cached_tokens`` they are moved to ``cache_read_input_tokens``.
-    Nothing maps to ``cache_creation_input_tokens``: OpenAI-style caches are automatic.
-    """
-    if not isinstance(usage, Mapping):
-        return {}
-    out: dict[str, int] = {}
-    prompt = _count(usage.get("prompt_tokens"))
-    completion = _count(usage.get("completion_tokens"))
-    details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, Mapping) else None
-    if prompt is not None:
-        out["input_tokens"] = max(prompt - (cached or 0), 0)
-    if completion is not None:
-        out["output_tokens"] = completion
-    if cached is not None and prompt is not None:
-        out["cache_read_input_tokens"] = cached
-    return out

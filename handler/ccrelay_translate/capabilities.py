@@ -12,17 +12,24 @@ fits and replaces what does not with a short note, so a turn never fails on cont
 - tool schemas: `strip_schema_keywords` removed at every depth (Cerebras rejects some);
 - ``output_config.format`` becomes ``response_format`` when `structured_output`;
 - at most `max_stop` stop sequences (OpenAI's API takes 4);
-- ``reasoning_effort`` is sent only in `reasoning_efforts`' values (none: never sent).
+- ``reasoning_effort`` is sent only in `reasoning_efforts`' values (none: never sent);
+- the history's thinking goes back as `reasoning_history` names it: ``"reasoning"`` (vLLM,
+  Ollama), ``"reasoning_content"`` (DeepSeek), or ``"off"`` (not sent: the default here, each
+  backend type sets its own).
 """
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ALL_IMAGES", "OLLAMA_IMAGES", "Accepts", "Capabilities"]
+__all__ = ["ALL_IMAGES", "OLLAMA_IMAGES", "Accepts", "Capabilities", "ReasoningHistory"]
+
+ReasoningHistory = Literal["off", "reasoning", "reasoning_content"]
+"""Where an assistant message of the history carries its reasoning, if anywhere."""
 
 ALL_IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 OLLAMA_IMAGES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp"})
@@ -39,6 +46,7 @@ class Capabilities:
     structured_output: bool = True
     max_stop: int = 4
     reasoning_efforts: tuple[str, ...] = field(default=())
+    reasoning_history: ReasoningHistory = "off"
 
 
 _CAPABILITIES: dict[tuple[int, str], tuple[Accepts, Capabilities]] = {}
@@ -74,6 +82,17 @@ class Accepts(BaseModel):
         default_factory=lambda: ["*"],
         description="model patterns reasoning_effort is sent for (others answer 400)",
     )
+    reasoning_history: ReasoningHistory = Field(
+        "off",
+        description='the assistant-message field the history\'s thinking goes in: "reasoning" '
+        '(vLLM, Ollama), "reasoning_content" (DeepSeek) or "off" (dropped)',
+    )
+
+    @field_validator("reasoning_history", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML 1.1 reads a bare ``off`` as false (PyYAML's safe_load does)."""
+        return "off" if value is False or value is None else value
 
     def capabilities(self, model: str) -> Capabilities:
         """What a request to `model` may carry; computed once per model (settings are frozen)."""
@@ -99,4 +118,5 @@ class Accepts(BaseModel):
             structured_output=self.structured_output,
             max_stop=self.max_stop,
             reasoning_efforts=efforts,
+            reasoning_history=self.reasoning_history,
         )

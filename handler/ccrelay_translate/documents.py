@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["DocumentTexts", "extract_pdf_text", "pdf_blocks"]
 
-log = logging.getLogger("ccrelay_translate")
+log = logging.getLogger("ccrelay.translate")
 
 _KEEP = 16
 

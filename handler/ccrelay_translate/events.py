@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ccrelay_translate._common import compact_json, parse_tool_arguments
-from ccrelay_translate.errors import MalformedReply
+from ccrelay_translate.errors import MalformedReply, clipped
 
 # Blocks whose input streams as input_json_delta.
 _INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
@@ -51,7 +51,7 @@ def anthropic_events_to_response(
         if kind == "error":
             error = event.get("error")
             detail = error.get("message") if isinstance(error, dict) else error
-            raise MalformedReply(backend, f"the stream carried an error: {detail}")
+            raise MalformedReply(backend, f"the stream carried an error: {clipped(detail)}")
         if kind is None:
             raise MalformedReply(backend, "a stream event without a type")
         if kind not in _HANDLED:

@@ -4,9 +4,11 @@ Decisions (what an OpenAI-compatible server can take, and what it cannot):
 
 - The top-level ``system`` (a string or a list of text blocks) becomes ONE leading system
   message, the blocks' texts joined with a blank line. Claude Code's first system block,
-  ``x-anthropic-billing-header: cc_version=...`` with a per-session hash, is Anthropic-only
-  metadata: it is dropped (unless `keep_billing`), so every session sends the same prompt
-  prefix and the upstream's prefix cache and the worker's response cache work across sessions.
+  ``x-anthropic-billing-header: cc_version=...; cc_entrypoint=...;`` with a per-session hash,
+  is Anthropic-only metadata: it is dropped (unless `keep_billing`), so every session sends the
+  same prompt prefix and the upstream's prefix cache and the worker's response cache work
+  across sessions. It is dropped wherever system text starts with it: a system string, a system
+  block, a ``role: "system"`` message (string or blocks).
 - ``role: "system"`` entries inside ``messages`` (Claude Code 2.x sends them) keep their text
   but not their role: Ollama's qwen3-coder template keeps only the first system message, and a
   system message mid-conversation changes the prompt prefix. Each becomes a
@@ -26,12 +28,20 @@ Decisions (what an OpenAI-compatible server can take, and what it cannot):
   to say it in OpenAI chat.
 - Images, documents and other user-side blocks: `ccrelay_translate.content` (what a backend
   cannot take becomes a short note, never an error).
-- Dropped: thinking and redacted_thinking blocks (another model's reasoning, signed for
-  Anthropic only), server-tool and MCP blocks (``server_tool_use``, ``*_tool_result``,
+- Thinking blocks in an assistant turn: their texts, joined, go as the message's
+  ``reasoning`` or ``reasoning_content`` where the backend reads them
+  (`Capabilities.reasoning_history`; vLLM and Ollama read ``reasoning``, DeepSeek needs
+  ``reasoning_content`` on every tool-calling turn, so there it is sent even empty); else
+  dropped. Signatures are dropped (only Anthropic can check them), and so are
+  ``redacted_thinking`` blocks (encrypted for Anthropic: no other model can read them).
+- Dropped: server-tool and MCP blocks (``server_tool_use``, ``*_tool_result``,
   ``mcp_*``, ``container_upload``: they ran on Anthropic's side and cannot be replayed),
   ``cache_control`` and ``citations`` everywhere.
 - An assistant turn: its texts become ``content`` (None when it only calls tools, as OpenAI
-  specifies), its ``tool_use`` blocks ``tool_calls`` with compact-JSON ``arguments``.
+  specifies), its ``tool_use`` blocks ``tool_calls`` with compact-JSON ``arguments``. Ids and
+  names go back the way the upstream knows them (`ccrelay_translate.naming`): an id ccrelay
+  encoded is decoded (in ``tool_result`` too), a name over 64 characters is shortened, a blank
+  name (what a streamed call without one used to leave) is `UNNAMED_TOOL`.
 """
 
 from __future__ import annotations
@@ -44,7 +54,8 @@ from ccrelay_translate.content import blocks as _blocks
 from ccrelay_translate.content import content_parts
 from ccrelay_translate.content import text_of_block as _text
 from ccrelay_translate.documents import DocumentTexts
-from ccrelay_translate.errors import InvalidRequest
+from ccrelay_translate.errors import InvalidRequest, brief
+from ccrelay_translate.naming import openai_tool_name, upstream_tool_id
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 
@@ -94,7 +105,7 @@ def translate_messages(
         if role == "user":
             out.extend(turns.user(content, path))
         elif role == "assistant":
-            out.append(_assistant(content, path))
+            out.append(_assistant(content, path, caps))
         elif role == "system":
             text = _system_text(content, f"{path}.content", keep_billing=keep_billing)
             if not out:
@@ -103,7 +114,7 @@ def translate_messages(
                 out.append({"role": "user", "content": _reminder(text)})
         else:
             raise InvalidRequest(
-                f'{path}.role: unknown role {role!r}; expected "user", "assistant" or "system"'
+                f'{path}.role: unknown role {brief(role)}; expected "user", "assistant" or "system"'
             )
     return _merge_user_turns(out)
 
@@ -136,18 +147,25 @@ def _join(first: str | list[dict[str, Any]], second: str | list[dict[str, Any]])
 
 def _system_text(system: object, path: str, *, keep_billing: bool) -> str:
     if isinstance(system, str):
-        return system
+        return system if keep_billing else without_billing_header(system)
     texts = []
     for j, block in enumerate(_blocks(system, path)):
         if block["type"] != "text":
             raise InvalidRequest(
-                f"{path}[{j}]: system content must be text blocks, not {block['type']!r}"
+                f"{path}[{j}]: system content must be text blocks, not {brief(block['type'])}"
             )
         text = _text(block, f"{path}[{j}]")
-        if not keep_billing and text.startswith(BILLING_HEADER_PREFIX):
-            continue
-        texts.append(text)
+        texts.append(text if keep_billing else without_billing_header(text))
     return "\n\n".join(t for t in texts if t)
+
+
+def without_billing_header(text: str) -> str:
+    """`text` without the ``x-anthropic-billing-header:`` line(s) it starts with (unchanged when
+    it starts otherwise: only a leading line is the header, a mention further on is content)."""
+    while text.startswith(BILLING_HEADER_PREFIX):
+        _, _, text = text.partition("\n")
+        text = text.lstrip("\n")
+    return text
 
 
 def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -203,7 +221,9 @@ class _Turns:
             raise InvalidRequest(
                 f"{path}: a {block_type} block belongs in {_PLACEMENT[block_type]}, not in {where}"
             )
-        raise InvalidRequest(f"{path}: unsupported content block type {block_type!r} in {where}")
+        raise InvalidRequest(
+            f"{path}: unsupported content block type {brief(block_type)} in {where}"
+        )
 
     def tool_result(
         self, block: dict[str, Any], path: str
@@ -211,6 +231,7 @@ class _Turns:
         tool_use_id = block.get("tool_use_id")
         if not isinstance(tool_use_id, str) or not tool_use_id:
             raise InvalidRequest(f'{path}: tool_result block needs a "tool_use_id"')
+        tool_use_id = upstream_tool_id(tool_use_id)
         content = block.get("content")
         texts: list[str] = []
         images: list[dict[str, Any]] = []
@@ -231,10 +252,11 @@ class _Turns:
         return {"role": "tool", "tool_call_id": tool_use_id, "content": text}, images
 
 
-def _assistant(content: object, path: str) -> dict[str, Any]:
+def _assistant(content: object, path: str, caps: Capabilities) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     for j, block in enumerate(_blocks(content, f"{path}.content")):
         bpath = f"{path}.content[{j}]"
@@ -243,6 +265,10 @@ def _assistant(content: object, path: str) -> dict[str, Any]:
             texts.append(_text(block, bpath))
         elif block_type == "tool_use":
             calls.append(_tool_call(block, bpath))
+        elif block_type == "thinking":
+            thought = block.get("thinking")
+            if isinstance(thought, str) and thought:
+                thoughts.append(thought)
         elif _dropped(block_type):
             continue
         elif block_type in _PLACEMENT:
@@ -252,10 +278,14 @@ def _assistant(content: object, path: str) -> dict[str, Any]:
             )
         else:
             raise InvalidRequest(
-                f"{bpath}: unsupported content block type {block_type!r} in an assistant message"
+                f"{bpath}: unsupported content block type {brief(block_type)} in an assistant "
+                "message"
             )
     text = "\n\n".join(t for t in texts if t)
     message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    field = caps.reasoning_history
+    if field != "off" and (thoughts or (calls and field == "reasoning_content")):
+        message[field] = "\n\n".join(thoughts)
     if calls:
         message["tool_calls"] = calls
     return message
@@ -265,13 +295,13 @@ def _tool_call(block: dict[str, Any], path: str) -> dict[str, Any]:
     call_id, name = block.get("id"), block.get("name")
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequest(f'{path}: tool_use block needs an "id"')
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(f'{path}: tool_use block needs a "name"')
+    if not isinstance(name, str):
+        raise InvalidRequest(f'{path}: tool_use block needs a "name" string')
     arguments = block.get("input", {})
     if not isinstance(arguments, dict):
         raise InvalidRequest(f'{path}: tool_use "input" must be an object')
     return {
-        "id": call_id,
+        "id": upstream_tool_id(call_id),
         "type": "function",
-        "function": {"name": name, "arguments": compact_json(arguments)},
+        "function": {"name": openai_tool_name(name), "arguments": compact_json(arguments)},
     }

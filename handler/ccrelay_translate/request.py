@@ -7,16 +7,21 @@ Anthropic (what Claude Code     OpenAI chat
 sends)
 ==============================  ===========================================================
 ``system``, ``messages``        ``messages`` (`ccrelay_translate.messages`): one leading
-                                system message, no billing-header block, mid-conversation
-                                system messages as ``<system-reminder>`` user text
+                                system message, no billing-header line, mid-conversation
+                                system messages as ``<system-reminder>`` user text, thinking
+                                as ``reasoning`` where the backend reads it, tool ids and
+                                names as the upstream knows them (`ccrelay_translate.naming`)
 ``tools``, ``tool_choice``      ``tools``, ``tool_choice``, ``parallel_tool_calls``
-                                (`ccrelay_translate.tools`), schema keywords stripped
+                                (`ccrelay_translate.tools`), schema keywords stripped, names
+                                over 64 characters shortened
 ``max_tokens``                  ``max_tokens``, clamped to the backend's limit
 ``stop_sequences``              ``stop``: the first ``caps.max_stop`` (4), a log line if cut
 ``temperature``, ``top_p``      the same
 ``stream``                      ``stream`` (+ ``stream_options.include_usage``)
 ``output_config.format``        ``response_format: {type: json_schema, json_schema: {name,
-(json_schema: session titles)   schema, strict}}`` when ``caps.structured_output``
+(json_schema: session titles)   schema, strict}}`` when ``caps.structured_output``; strict
+                                only for a schema OpenAI's strict mode takes
+                                (`ccrelay_translate.structured`)
 ``output_config.effort``,       ``reasoning_effort``, the nearest value the backend takes
 ``thinking``                    (``caps.reasoning_efforts``; none: not sent); the thinking
                                 display decides how reasoning comes back (`thinking_display`)
@@ -36,9 +41,10 @@ from ccrelay_translate.capabilities import Capabilities
 from ccrelay_translate.documents import DocumentTexts
 from ccrelay_translate.errors import InvalidRequest
 from ccrelay_translate.messages import translate_messages
+from ccrelay_translate.structured import response_format as _response_format
 from ccrelay_translate.tools import translate_tool_choice, translate_tools
 
-log = logging.getLogger("ccrelay_translate")
+log = logging.getLogger("ccrelay.translate")
 
 _EFFORT_ORDER = ("minimal", "low", "medium", "high")
 
@@ -124,17 +130,6 @@ def anthropic_to_openai_request(
     if streaming and include_usage:
         body["stream_options"] = {"include_usage": True}
     return body
-
-
-def _response_format(fmt: object) -> dict[str, Any] | None:
-    """Anthropic's ``output_config.format`` as OpenAI's ``response_format`` (json_schema)."""
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-        return None
-    schema = fmt.get("schema")
-    if not isinstance(schema, dict):
-        return None
-    name = fmt.get("name") if isinstance(fmt.get("name"), str) else "output"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
 
 
 def reasoning_effort(request: dict[str, Any], accepted: tuple[str, ...]) -> str | None:

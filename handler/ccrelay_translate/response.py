@@ -8,30 +8,39 @@
   block; reasoning is never mixed into the answer text. Then one text block when the message
   has text (a ``refusal`` counts as text when there is no content), then one ``tool_use``
   block per tool call (and for a legacy ``function_call``), ``input`` parsed from
-  ``arguments`` by `parse_tool_arguments` (malformed JSON is kept under ``_raw_arguments``).
+  ``arguments`` by `tool_input` (malformed JSON is kept under ``_raw_arguments``, with a log
+  line); its ``id`` the upstream's when Anthropic's rule allows it, else reversibly encoded,
+  unique within the message; its ``name`` restored where `tool_names` says it was shortened,
+  `UNNAMED_TOOL` when blank (`ccrelay_translate.naming`).
 - ``stop_reason``: stop -> end_turn (stop_sequence when vLLM/SGLang name the matched string),
   length -> max_tokens, tool_calls / function_call -> tool_use, content_filter -> refusal.
-- ``usage``: see `anthropic_usage` (``cache_read_input_tokens`` only when the server reports
-  cached tokens); missing counts are 0.
+- ``usage``: see `ccrelay_translate.usage` (cache counts only when the server reports them);
+  missing counts are 0.
+- finish_reason ``length`` with nothing at all (a reasoning model spending a ``max_tokens: 1``
+  probe on reasoning) is ``content: []`` with ``stop_reason: "max_tokens"``, what Anthropic
+  itself returns when the one token sampled shows no text.
 
 A body that is not a chat completion (no choices, wrong types) raises `MalformedReply`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ccrelay_translate._common import (
     THINKING_SIGNATURE,
-    anthropic_usage,
+    log_repair,
     matched_stop_sequence,
     new_message_id,
     new_tool_use_id,
-    parse_tool_arguments,
     reasoning_text,
     stop_reason_for,
+    tool_input,
 )
-from ccrelay_translate.errors import MalformedReply
+from ccrelay_translate.errors import MalformedReply, brief, clipped
+from ccrelay_translate.naming import anthropic_tool_id, restore_tool_name
+from ccrelay_translate.usage import anthropic_usage
 
 
 def openai_to_anthropic_response(
@@ -40,14 +49,16 @@ def openai_to_anthropic_response(
     model: str,
     backend: str = "upstream",
     thinking_display: str = "none",
+    tool_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Anthropic message for a non-streamed chat completion; ``backend`` names errors."""
+    """The Anthropic message for a non-streamed chat completion; ``backend`` names errors,
+    ``tool_names`` maps names shortened for the upstream back (`naming.tool_name_map`)."""
     if not isinstance(response, dict):
         raise MalformedReply(backend, "the chat completion is not a JSON object")
     choices = response.get("choices")
     if not isinstance(choices, list) or not choices:
         error = response.get("error")
-        detail = f": {error.get('message')}" if isinstance(error, dict) else ""
+        detail = f": {clipped(error.get('message'))}" if isinstance(error, dict) else ""
         raise MalformedReply(backend, f"the chat completion has no choices{detail}")
     choice = choices[0]
     if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
@@ -74,15 +85,20 @@ def openai_to_anthropic_response(
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         calls = [*calls, {"function": legacy}]
+    used: set[str] = set()
     for k, call in enumerate(calls):
-        content.append(_tool_use(call, k, backend))
+        content.append(_tool_use(call, k, backend, tool_names, used))
 
     stop_reason, stop_sequence = stop_reason_for(
         choice.get("finish_reason"),
         has_tool_calls=bool(calls),
         stop_sequence=matched_stop_sequence(choice),
     )
-    usage = {"input_tokens": 0, "output_tokens": 0, **anthropic_usage(response.get("usage"))}
+    usage = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        **anthropic_usage(response.get("usage"), backend),
+    }
     return {
         "id": new_message_id(),
         "type": "message",
@@ -109,17 +125,25 @@ def _text(content: object, backend: str) -> str:
     raise MalformedReply(backend, "message.content of the chat completion is not text")
 
 
-def _tool_use(call: object, k: int, backend: str) -> dict[str, Any]:
+def _tool_use(
+    call: object,
+    k: int,
+    backend: str,
+    tool_names: Mapping[str, str] | None,
+    used: set[str],
+) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict):
         raise MalformedReply(backend, f"tool_calls[{k}] of the chat completion has no function")
-    name = function.get("name")
-    if not isinstance(name, str) or not name:
-        raise MalformedReply(backend, f"tool_calls[{k}] of the chat completion has no name")
+    raw_name = function.get("name")
+    name = restore_tool_name(raw_name if isinstance(raw_name, str) else "", tool_names)
     call_id = call.get("id") if isinstance(call, dict) else None
-    return {
-        "type": "tool_use",
-        "id": call_id if isinstance(call_id, str) and call_id else new_tool_use_id(),
-        "name": name,
-        "input": parse_tool_arguments(function.get("arguments")),
-    }
+    tool_id = anthropic_tool_id(call_id) if isinstance(call_id, str) and call_id else ""
+    if not tool_id or tool_id in used:
+        tool_id = new_tool_use_id()
+    used.add(tool_id)
+    arguments = function.get("arguments")
+    value, repaired = tool_input(arguments)
+    if repaired:
+        log_repair(backend, brief(name), arguments)
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": value}

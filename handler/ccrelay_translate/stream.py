@@ -6,14 +6,29 @@ pieces keyed by ``index``, in principle interleaved. The translator keeps the bl
 of first appearance and streams the *live* one (the first not yet closed) as it comes. A later
 block's pieces are held until it becomes live. The live block closes when a later block
 appears and it is complete: text always is; a tool call is once its arguments parse as JSON.
-So sequential tool calls (what servers send) all stream live, while interleaved ones lose
-nothing: a tool call whose arguments are still partial stays live and the others wait. At the
-finish_reason every block is closed in order. (Only a piece arriving for a call whose arguments
-were already whole JSON, which could only make them invalid, cannot be sent any more.)
+So interleaved calls lose nothing: a tool call whose arguments are still partial stays live and
+the others wait. At the finish_reason every block is closed in order.
 
-- A tool call is found by ``index``; a new ``id`` at a known index (some servers number
-  every call 0) starts a new call; without an index, by ``id``, else the latest call. A
-  missing id is generated; a name arriving after the arguments is waited for.
+- A tool call's arguments are held until it closes, then sent as ONE ``input_json_delta``:
+  the text as the model wrote it when it is a JSON object, else the JSON of the same repair
+  the non-streamed path makes (`tool_input`: ``{"_raw_arguments": "<text>"}`` for broken JSON,
+  the decoded object for double-encoded JSON). Streamed piece by piece, a cut-off or broken
+  text could never be taken back, and Claude Code would get a tool input that is not JSON.
+  `repaired_tool_calls` counts the repairs; each is logged (``ccrelay.translate``), without
+  the arguments.
+- A tool call is found by ``index``; a new ``id`` at a known index (Ollama numbers every call
+  0, ollama/ollama#15457) starts a new call; so does a payload arriving at an index whose call
+  is already complete JSON: more arguments, or another name (some upstreams stream a second
+  call at the same index with no new id, or with the same one: dyedd/lens#49, and LiteLLM's
+  ``ChunkProcessor.get_combined_tool_content`` in
+  ``litellm/litellm_core_utils/streaming_chunk_builder_utils.py`` would glue the two into
+  ``{...}{...}``). The same id repeated on every chunk of one call (vLLM, spring-ai#6000) is no
+  new call. Without an index, a call is found by ``id``, else it is the latest call. A missing
+  id is generated; a name arriving after the arguments is waited for; a call whose name never
+  comes closes as `UNNAMED_TOOL`. Ids and names are mapped as in `ccrelay_translate.naming`
+  (reversibly encoded ids, shortened names restored by ``tool_names``), and an id already used
+  in this message (vLLM's kimi_k2 ids repeat, vllm-project/vllm#33141) is replaced by a fresh
+  one.
 - ``reasoning`` / ``reasoning_content`` deltas become a ``thinking`` block, streamed as
   ``thinking_delta`` events and closed with a ``signature_delta``, as Anthropic streams them
   for the request's ``thinking_display``: ``omitted`` sends the block without its text,
@@ -25,7 +40,7 @@ were already whole JSON, which could only make them invalid, cannot be sent any 
   finish_reason chunk. So ``message_delta`` + ``message_stop`` go out once both a
   finish_reason and a ``usage`` have been seen (same chunk or later), or at `finish`. The
   ``message_delta`` usage has the real ``output_tokens`` and ``input_tokens`` (see
-  `anthropic_usage`); without usage from the server, ``output_tokens`` is estimated as
+  `ccrelay_translate.usage`); without usage from the server, ``output_tokens`` is estimated as
   characters / 4 and ``input_tokens`` is left to ``message_start``'s estimate.
 - `finish` on a stream that ended without a finish_reason still closes every block (tool
   arguments received so far included) and ends the message (stop_reason ``tool_use`` when tool
@@ -35,33 +50,57 @@ were already whole JSON, which could only make them invalid, cannot be sent any 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from ccrelay_translate._common import (
     THINKING_SIGNATURE,
-    anthropic_usage,
     compact_json,
     is_complete_json,
+    log_repair,
     matched_stop_sequence,
     new_message_id,
     new_tool_use_id,
     reasoning_text,
     stop_reason_for,
+    tool_input,
 )
-from ccrelay_translate.errors import MalformedReply
+from ccrelay_translate.errors import MalformedReply, brief, clipped
+from ccrelay_translate.naming import anthropic_tool_id, restore_tool_name
+from ccrelay_translate.usage import anthropic_usage
 
 
 class _Block:
-    __slots__ = ("arguments", "call_id", "index", "kind", "name", "pending", "started")
+    __slots__ = (
+        "arguments",
+        "call_id",
+        "checked",
+        "index",
+        "kind",
+        "name",
+        "pending",
+        "started",
+    )
 
     def __init__(self, kind: str, call_id: str = "", name: str = "") -> None:
         self.kind = kind  # "text", "thinking" or "tool_use"
-        self.call_id = call_id
+        self.call_id = call_id  # the upstream's id ("" when it sent none)
         self.name = name
-        self.arguments = ""  # all the arguments so far (tool_use)
-        self.pending: list[str] = []  # pieces not yet sent
+        self.arguments = ""  # all the arguments so far (tool_use), sent at the stop
+        self.pending: list[str] = []  # text or thinking pieces not yet sent
         self.started = False
         self.index = -1  # the Anthropic content index, once started
+        self.checked = (-1, False)  # (length of arguments checked, whether complete JSON)
+
+    def complete(self) -> bool:
+        """Whether the arguments so far are whole JSON (checked once per new length, and only
+        when they end like an object, so a long argument text is not parsed on every piece)."""
+        size = len(self.arguments)
+        if self.checked[0] != size:
+            text = self.arguments.rstrip()
+            done = text.endswith("}") and is_complete_json(text)
+            self.checked = (size, done)
+        return self.checked[1]
 
 
 class OpenAIStreamTranslator:
@@ -75,11 +114,16 @@ class OpenAIStreamTranslator:
         input_tokens_estimate: int = 0,
         backend: str = "upstream",
         thinking_display: str = "none",
+        tool_names: Mapping[str, str] | None = None,
     ) -> None:
         self.model = model
         self.thinking_display = thinking_display
         self.message_id = message_id
         self.backend = backend
+        self.tool_names = tool_names
+        """Names shortened for the upstream -> the originals (`naming.tool_name_map`)."""
+        self.repaired_tool_calls = 0
+        """Tool calls whose arguments were not a JSON object and were sent repaired."""
         self._input_estimate = input_tokens_estimate
         self._started = False
         self._ended = False
@@ -87,6 +131,7 @@ class OpenAIStreamTranslator:
         self._live = 0  # position in _blocks of the first block not closed
         self._next_index = 0
         self._calls: dict[Any, _Block] = {}  # by OpenAI index, and by ("id", call id)
+        self._tool_ids: set[str] = set()
         self._finish_reason: str | None = None
         self._stop_sequence: str | None = None
         self._usage: dict[str, int] = {}
@@ -109,7 +154,7 @@ class OpenAIStreamTranslator:
         error = chunk.get("error")
         if error is not None:
             detail = error.get("message") if isinstance(error, dict) else error
-            raise MalformedReply(self.backend, f"the stream carried an error: {detail}")
+            raise MalformedReply(self.backend, f"the stream carried an error: {clipped(detail)}")
         choices = chunk.get("choices")
         if choices is None:
             choices = []
@@ -120,7 +165,7 @@ class OpenAIStreamTranslator:
                 self._choice(choice, events)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self._usage.update(anthropic_usage(usage))
+            self._usage.update(anthropic_usage(usage, self.backend))
             if self._finish_reason is not None:
                 self._end(events)
         return events
@@ -195,11 +240,17 @@ class OpenAIStreamTranslator:
             arguments = compact_json(arguments)
 
         block = self._find_call(key, call_id)
+        previous = None
+        if block is not None and self._starts_another(block, name, arguments):
+            previous, block = block, None
         if block is None:
-            block = _Block("tool_use", call_id or new_tool_use_id(), name)
+            # a second call at a reused index without a name of its own is the same tool's
+            inherited = previous.name if previous is not None and not name else name
+            block = _Block("tool_use", call_id, inherited)
             if key is not None:
                 self._calls[key] = block
-            self._calls["id", block.call_id] = block
+            if call_id:
+                self._calls["id", call_id] = block
             self._append(block, events)
         elif name and not block.name:
             block.name = name
@@ -207,7 +258,6 @@ class OpenAIStreamTranslator:
         if arguments:
             self._output_chars += len(arguments)
             block.arguments += arguments
-            self._push(block, arguments, events)
             self._advance(events)
 
     def _find_call(self, key: Any, call_id: str) -> _Block | None:
@@ -220,6 +270,14 @@ class OpenAIStreamTranslator:
             return self._calls.get(("id", call_id))
         tools = [b for b in self._blocks if b.kind == "tool_use"]
         return tools[-1] if tools else None
+
+    @staticmethod
+    def _starts_another(block: _Block, name: str, arguments: str | None) -> bool:
+        """Whether a payload for a call that is already whole JSON is a second call: more
+        arguments could only break it, a different name cannot be its own."""
+        more = bool(arguments and arguments.strip())
+        renamed = bool(name and block.name and name != block.name)
+        return (more or renamed) and block.complete()
 
     # -- blocks -------------------------------------------------------------------------
 
@@ -241,7 +299,7 @@ class OpenAIStreamTranslator:
                 return
             if self._live == len(self._blocks) - 1:
                 return
-            if block.kind == "tool_use" and not is_complete_json(block.arguments):
+            if block.kind == "tool_use" and not block.complete():
                 return
             self._stop(block, events)
             self._live += 1
@@ -259,8 +317,8 @@ class OpenAIStreamTranslator:
         else:
             content_block = {
                 "type": "tool_use",
-                "id": block.call_id,
-                "name": block.name,
+                "id": self._tool_id(block.call_id),
+                "name": restore_tool_name(block.name, self.tool_names),
                 "input": {},
             }
         events.append(
@@ -270,6 +328,13 @@ class OpenAIStreamTranslator:
             events.append(self._delta(block, "".join(block.pending)))
             block.pending.clear()
         return True
+
+    def _tool_id(self, call_id: str) -> str:
+        tool_id = anthropic_tool_id(call_id) if call_id else ""
+        if not tool_id or tool_id in self._tool_ids:
+            tool_id = new_tool_use_id()
+        self._tool_ids.add(tool_id)
+        return tool_id
 
     def _delta(self, block: _Block, piece: str) -> dict[str, Any]:
         if block.kind == "text":
@@ -291,7 +356,22 @@ class OpenAIStreamTranslator:
         if block.kind == "thinking":
             signature = {"type": "signature_delta", "signature": THINKING_SIGNATURE}
             events.append({"type": "content_block_delta", "index": block.index, "delta": signature})
+        elif block.kind == "tool_use":
+            events.append(self._delta(block, self._input_json(block)))
         events.append({"type": "content_block_stop", "index": block.index})
+
+    def _input_json(self, block: _Block) -> str:
+        """The whole input of a tool call: its arguments as written when they are a JSON object,
+        else the JSON of their repair (the same as a non-streamed reply's)."""
+        value, repaired = tool_input(block.arguments)
+        if repaired:
+            self.repaired_tool_calls += 1
+            log_repair(
+                self.backend, brief(restore_tool_name(block.name, self.tool_names)), block.arguments
+            )
+        elif block.arguments.lstrip().startswith("{"):
+            return block.arguments
+        return compact_json(value)
 
     # -- message ------------------------------------------------------------------------
 

@@ -7,6 +7,20 @@ keywords a backend rejects (`Capabilities.strip_schema_keywords`: Cerebras answe
 ``Unsupported JSON schema fields``) are removed from the schema at every depth; property
 *names* that happen to be keywords (Claude Code's Grep tool has a ``pattern`` parameter) stay.
 
+A name longer than OpenAI's 64 characters is shortened (`ccrelay_translate.naming`), in
+``tools`` and ``tool_choice`` alike; the reply translators restore it.
+
+Claude Code sends the same tools with every request. Where keywords are stripped (a deep copy
+of every schema), the translation is kept (`_KEPT` of them, least recently used dropped), keyed
+by the tools' exact JSON (orjson, keys in their order: the output keeps that order, so sorting
+would merge inputs whose outputs differ) and the keywords: the result is a pure function of
+both, so whoever sends the same tools gets the same translation, and a changed tool is a new
+key. Sharing it is safe as long as nobody changes it: each caller gets a fresh list, the
+function dicts in it are shared and read-only, as the schemas always were. On Claude Code
+2.1.332's request (12 tools, 31 KB): 37 µs translated, 15 µs a repeat, most of it encoding the
+key. Without stripping, translating costs 6 µs, less than encoding any key, so nothing is kept
+(``python -m timeit`` figures in docs/translation.md).
+
 A server tool (any other ``type``: ``web_search_20250305``, ``bash_20250124``,
 ``text_editor_20250728``, ``code_execution_...``, ``tool_search_tool_...``) runs inside
 Anthropic's API; an OpenAI-compatible backend cannot run it, so it is dropped, and a
@@ -15,21 +29,54 @@ Anthropic's API; an OpenAI-compatible backend cannot run it, so it is dropped, a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from ccrelay_translate.errors import InvalidRequest
+import orjson
+
+from ccrelay_translate.errors import InvalidRequest, brief
+from ccrelay_translate.naming import openai_tool_name
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+_KEPT = 16
+_translated: OrderedDict[
+    tuple[bytes, frozenset[str]], tuple[list[dict[str, Any]], frozenset[str]]
+] = OrderedDict()
+"""(the tools' JSON, keywords stripped) -> their translation: bounded, keyed by content."""
 
 
 def translate_tools(
     tools: object, strip: frozenset[str] = frozenset()
 ) -> tuple[list[dict[str, Any]], set[str]]:
-    """(OpenAI function tools, names of the dropped server tools)."""
+    """(OpenAI function tools, names of the dropped server tools); treat both as read-only."""
     if tools is None:
         return [], set()
     if not isinstance(tools, list):
         raise InvalidRequest("tools: must be a list of tools")
+    if not strip:
+        functions, dropped = _translate_tools(tools, strip)
+        return functions, set(dropped)
+    try:
+        key = (orjson.dumps(tools), strip)
+    except (orjson.JSONEncodeError, TypeError):  # not plain JSON: translate, keep nothing
+        functions, dropped = _translate_tools(tools, strip)
+        return functions, set(dropped)
+    known = _translated.get(key)
+    if known is None:
+        known = _translate_tools(tools, strip)
+        _translated[key] = known
+        if len(_translated) > _KEPT:
+            _translated.popitem(last=False)
+    else:
+        _translated.move_to_end(key)
+    return list(known[0]), set(known[1])
+
+
+def _translate_tools(
+    tools: list[Any], strip: frozenset[str]
+) -> tuple[list[dict[str, Any]], frozenset[str]]:
     functions: list[dict[str, Any]] = []
     dropped: set[str] = set()
     for i, tool in enumerate(tools):
@@ -46,13 +93,13 @@ def translate_tools(
         schema = tool.get("input_schema", _EMPTY_SCHEMA)
         if not isinstance(schema, dict):
             raise InvalidRequest(f"{path}.input_schema: must be a JSON schema object")
-        function: dict[str, Any] = {"name": name}
+        function: dict[str, Any] = {"name": openai_tool_name(name)}
         description = tool.get("description")
         if isinstance(description, str) and description:
             function["description"] = description
         function["parameters"] = strip_keywords(schema, strip) if strip else schema
         functions.append({"type": "function", "function": function})
-    return functions, dropped
+    return functions, frozenset(dropped)
 
 
 # Keys whose value maps names to schemas, and keys whose value is a schema or a list of them.
@@ -127,9 +174,10 @@ def translate_tool_choice(
             raise InvalidRequest('tool_choice: type "tool" needs a "name"')
         if name in dropped:
             return None, parallel
-        if all(f["function"]["name"] != name for f in functions):
-            raise InvalidRequest(f"tool_choice: no tool named {name!r} in tools")
-        return {"type": "function", "function": {"name": name}}, parallel
+        sent = openai_tool_name(name)
+        if all(f["function"]["name"] != sent for f in functions):
+            raise InvalidRequest(f"tool_choice: no tool named {brief(name)} in tools")
+        return {"type": "function", "function": {"name": sent}}, parallel
     raise InvalidRequest(
-        f'tool_choice.type: unknown {kind!r}; expected "auto", "any", "tool" or "none"'
+        f'tool_choice.type: unknown {brief(kind)}; expected "auto", "any", "tool" or "none"'
     )

@@ -3,16 +3,11 @@ checks of event streams against the real Anthropic SDK's types and accumulator."
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import Message, RawMessageStreamEvent
-from pydantic import TypeAdapter
+from tests.stream_check import check_stream
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-_EVENT = TypeAdapter(RawMessageStreamEvent)
 
 
 def _schema(**properties: dict[str, Any]) -> dict[str, Any]:
@@ -262,34 +257,6 @@ def pieces(text: str, size: int) -> list[str]:
 
 
 def check_events(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Validate every event against the SDK's types and the protocol's ordering rules, then
-    accumulate them with the SDK's own accumulator; return the message it built."""
-    assert events[0]["type"] == "message_start"
-    assert events[-1] == {"type": "message_stop"}
-    assert events[-2]["type"] == "message_delta"
-    open_index: int | None = None
-    next_index = 0
-    for event in events:
-        _EVENT.validate_python(event)
-        json.dumps(event)  # plain JSON all the way down
-        kind = event["type"]
-        if kind == "content_block_start":
-            assert open_index is None, "a block started while another is open"
-            assert event["index"] == next_index, "block indexes must count up from 0"
-            open_index = event["index"]
-            next_index += 1
-        elif kind == "content_block_delta":
-            assert event["index"] == open_index, "a delta for a block that is not open"
-        elif kind == "content_block_stop":
-            assert event["index"] == open_index
-            open_index = None
-        elif kind in ("message_delta", "message_stop"):
-            assert open_index is None, f"{kind} while block {open_index} is open"
-    assert [e["type"] for e in events].count("message_start") == 1
-    snapshot = None
-    json_bufs: dict[int, bytes] = {}
-    for event in events:
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)
-    assert snapshot is not None
-    message = Message.model_validate(snapshot.model_dump())
-    return message.model_dump(exclude_none=True)
+    """`tests.stream_check.check_stream` (the strict order check and the SDK's accumulator),
+    as a plain dict without the fields the SDK leaves unset."""
+    return check_stream(events).model_dump(exclude_none=True)

@@ -69,14 +69,19 @@ def test_thinking_display_follows_anthropic(thinking: dict[str, Any] | None, dis
 
 
 def test_more_than_four_stops_are_cut_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ccrelay_translate")
+    caplog.set_level(logging.INFO, logger="ccrelay.translate")
     sent = anthropic_to_openai_request(body(stop_sequences=list("abcdef")), model="m")
     assert sent["stop"] == ["a", "b", "c", "d"]
     assert "6 given, the backend takes 4" in caplog.text
 
 
 def test_output_config_format_becomes_response_format_where_supported() -> None:
-    schema = {"type": "object", "properties": {"title": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+        "required": ["title"],
+        "additionalProperties": False,
+    }
     request = body(output_config={"format": {"type": "json_schema", "schema": schema}})
     sent = anthropic_to_openai_request(request, model="m")
     assert sent["response_format"] == {

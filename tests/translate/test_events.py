@@ -415,6 +415,7 @@ def test_round_trip_events_response_events() -> None:
     ]:
         events += translator.feed(item)
     events += translator.finish()
+    check_events(events)
     response = anthropic_events_to_response(events)
     assert response == {
         "id": "msg_rt",
@@ -490,6 +491,7 @@ def test_stream_and_non_stream_translations_agree() -> None:
     ]:
         events += translator.feed(item)
     events += translator.finish()
+    check_events(events)
     streamed = anthropic_events_to_response(events)
     assert streamed["id"] != non_streamed["id"]  # each reply its own fresh id
     assert {**streamed, "id": None} == {**non_streamed, "id": None}

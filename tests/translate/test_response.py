@@ -200,7 +200,7 @@ def test_usage_with_cached_tokens() -> None:
     }
 
 
-@pytest.mark.parametrize("usage", [{}, {"total_tokens": 3}, {"prompt_tokens": "many"}])
+@pytest.mark.parametrize("usage", [{}, {"total_tokens": 3}, {"prompt_tokens": None}])
 def test_missing_usage_counts_are_zero(usage: dict[str, Any]) -> None:
     response = completion({"role": "assistant", "content": "x"}, usage=usage)
     assert convert(response)["usage"] == {"input_tokens": 0, "output_tokens": 0}
@@ -303,10 +303,6 @@ def test_missing_id_gets_a_fresh_one() -> None:
         (
             {"choices": [{"message": {"tool_calls": ["x"]}}]},
             "tool_calls[0] of the chat completion has no function",
-        ),
-        (
-            {"choices": [{"message": {"tool_calls": [{"function": {"arguments": "{}"}}]}}]},
-            "tool_calls[0] of the chat completion has no name",
         ),
     ],
 )

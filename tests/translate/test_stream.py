@@ -18,6 +18,8 @@ from ccrelay_translate import (
     anthropic_events_to_response,
 )
 from ccrelay_translate.errors import MalformedReply
+from ccrelay_translate.naming import UNNAMED_TOOL
+from tests.stream_check import check_stream
 
 from .samples import check_events, chunk, pieces, tool_delta, usage_chunk
 
@@ -31,6 +33,7 @@ def run(
         events += translator.feed(item)
     events += translator.finish()
     assert translator.finish() == []  # idempotent
+    check_stream(events)  # every stream here: the strict order check and the SDK's accumulator
     return events, translator
 
 
@@ -116,10 +119,12 @@ def test_text_then_two_parallel_tool_calls_with_fragmented_arguments() -> None:
         {"type": "tool_use", "id": "call_a", "name": "Read", "input": {}},
         {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {}},
     ]
-    # both calls streamed live: one input_json_delta per fragment
+    # each call's arguments go out whole, as the model wrote them, when the call closes
     json_deltas = [e for e in events if e.get("delta", {}).get("type") == "input_json_delta"]
-    assert [d["delta"]["partial_json"] for d in json_deltas if d["index"] == 1] == pieces(args_a, 5)
-    assert [d["delta"]["partial_json"] for d in json_deltas if d["index"] == 2] == pieces(args_b, 3)
+    assert [(d["index"], d["delta"]["partial_json"]) for d in json_deltas] == [
+        (1, args_a),
+        (2, args_b),
+    ]
     assert translator.finished_cleanly
 
 
@@ -132,37 +137,35 @@ def test_blocks_are_emitted_as_soon_as_possible() -> None:
         "content_block_delta",
     ]
     second = translator.feed(chunk(tool_delta(0, call_id="c0", name="f", args='{"x":')))
-    assert [e["type"] for e in second] == [
-        "content_block_stop",
-        "content_block_start",
-        "content_block_delta",
-    ]
-    third = translator.feed(chunk(tool_delta(0, args="1}")))
-    assert third == [
+    assert [e["type"] for e in second] == ["content_block_stop", "content_block_start"]
+    assert translator.feed(chunk(tool_delta(0, args="1}"))) == []  # arguments wait for the stop
+    finishing = translator.feed(chunk({}, finish_reason="tool_calls"))
+    assert finishing == [
         {
             "type": "content_block_delta",
             "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": "1}"},
-        }
-    ]
-    finishing = translator.feed(chunk({}, finish_reason="tool_calls"))
-    assert finishing == [{"type": "content_block_stop", "index": 1}]  # end waits for usage
+            "delta": {"type": "input_json_delta", "partial_json": '{"x":1}'},
+        },
+        {"type": "content_block_stop", "index": 1},
+    ]  # the end waits for usage
     ending = translator.feed(usage_chunk(10, 5))
     assert [e["type"] for e in ending] == ["message_delta", "message_stop"]
     assert ending[0]["usage"] == {"input_tokens": 10, "output_tokens": 5}
     assert translator.finish() == []
     assert translator.feed(chunk({"content": "late"})) == []  # nothing after message_stop
+    check_stream(first + second + finishing + ending)
 
 
 def test_usage_in_the_finish_chunk_ends_at_once() -> None:
     translator = OpenAIStreamTranslator("m")
-    translator.feed(chunk({"content": "hi"}))
+    first = translator.feed(chunk({"content": "hi"}))
     events = translator.feed(
         chunk({}, finish_reason="stop", usage={"prompt_tokens": 9, "completion_tokens": 1})
     )
     assert [e["type"] for e in events] == ["content_block_stop", "message_delta", "message_stop"]
     assert events[1]["usage"] == {"input_tokens": 9, "output_tokens": 1}
     assert translator.finish() == []
+    check_stream(first + events)
 
 
 def test_usage_before_the_finish_is_kept_and_the_latest_wins() -> None:
@@ -195,15 +198,9 @@ def test_interleaved_tool_calls_lose_nothing() -> None:
     assert [(b["id"], b["name"], b["input"]) for b in response["content"]] == [
         (f"call_{i}", f"T{i}", json.loads(args[i])) for i in range(3)
     ]
-    # call 0 streamed live, piece by piece; the others were held while call 0 was incomplete,
-    # then went out as one catch-up delta and streamed live from there on
+    # each call's arguments go out whole when it closes, in the order the calls began
     deltas = [e for e in events if e["type"] == "content_block_delta"]
-    by_index = [[d["delta"]["partial_json"] for d in deltas if d["index"] == i] for i in range(3)]
-    assert by_index[0] == frags[0]
-    for i in (1, 2):
-        assert "".join(by_index[i]) == args[i]
-        assert len(by_index[i]) < len(frags[i])
-        assert len(by_index[i][0]) > len(frags[i][0])
+    assert [(d["index"], d["delta"]["partial_json"]) for d in deltas] == list(enumerate(args))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -331,17 +328,12 @@ def test_name_arriving_after_the_arguments_is_waited_for() -> None:
     early = translator.feed(chunk(tool_delta(0, call_id="c0", args='{"q":')))
     assert [e["type"] for e in early] == ["message_start"]  # cannot start without a name
     named = translator.feed(chunk(tool_delta(0, name="Search", args='"x"}')))
-    assert [e["type"] for e in named] == [
-        "content_block_start",
-        "content_block_delta",
-        "content_block_delta",
-    ]
+    assert [e["type"] for e in named] == ["content_block_start"]
     assert named[0]["content_block"]["name"] == "Search"
-    assert named[1]["delta"]["partial_json"] == '{"q":'
     events = (
         early + named + translator.feed(chunk({}, finish_reason="tool_calls")) + translator.finish()
     )
-    assert assemble(events)["content"][0]["input"] == {"q": "x"}
+    assert assemble(events)["content"][0]["input"] == {"q": "x"}  # assemble: check_stream too
 
 
 def test_arguments_sent_as_an_object() -> None:
@@ -484,7 +476,9 @@ def test_truncated_interleaved_calls_are_all_closed() -> None:
 def test_unnamed_call_at_the_end_still_gets_a_block() -> None:
     events, _ = run([chunk(tool_delta(0, call_id="c0", args='{"a":1}'))])
     response = assemble(events)
-    assert response["content"] == [{"type": "tool_use", "id": "c0", "name": "", "input": {"a": 1}}]
+    assert response["content"] == [
+        {"type": "tool_use", "id": "c0", "name": UNNAMED_TOOL, "input": {"a": 1}}
+    ]
 
 
 def test_finish_without_any_chunk() -> None:
@@ -535,7 +529,7 @@ def test_reasoning_streams_as_a_thinking_block_then_the_text(field: str) -> None
         ("content_block_start", "text"),
         ("content_block_delta", "text_delta"),
     ]
-    response = anthropic_events_to_response(events)
+    response = assemble(events)
     assert response["content"][0] == {
         "type": "thinking",
         "thinking": "Let me think.",
@@ -549,13 +543,17 @@ def test_omitted_display_streams_the_block_without_its_text() -> None:
     events = translator.feed(chunk({"reasoning": "secret musings"})) + translator.feed(
         chunk({"content": "Hi"}, finish_reason="stop")
     )
+    events += translator.finish()
     assert "secret musings" not in str(events)
     assert events[1]["content_block"]["type"] == "thinking"
+    assert check_stream(events).content[0].type == "thinking"
 
 
 def test_reasoning_is_dropped_when_thinking_was_not_asked_for() -> None:
     translator = OpenAIStreamTranslator("m")  # thinking_display "none"
     events = translator.feed(chunk({"reasoning": "musings", "content": "Hi"}))
+    events += translator.finish()
+    check_stream(events)
     assert "musings" not in str(events)
     assert [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"] == [
         "text"
