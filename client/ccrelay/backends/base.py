@@ -33,6 +33,7 @@ from ccrelay.backends.types import (
     Completion,
     HealthReport,
     ModelInfo,
+    RepairedToolCalls,
     RequestOptions,
     StreamItem,
 )
@@ -246,27 +247,27 @@ class Backend(ABC, Generic[S]):
             cache: str | None = None
             try:
                 item = await anext(events)
-                while isinstance(item, CacheVerdict):
-                    cache = item.value
-                    item = await anext(events)
+                while isinstance(item, CacheVerdict | RepairedToolCalls):
+                    if isinstance(item, CacheVerdict):
+                        cache = item.value
+                    item = await anext(events)  # no repair can come before an event
             except StopAsyncIteration:
                 raise StreamInterrupted(self.name, "the stream ended before any event") from None
             ttfb_ms = elapsed_ms(started)
 
-            def attempt_end(
-                error: BaseException | None, usage: Mapping[str, Any], cache: str | None
-            ) -> None:
+            def attempt_end(error: BaseException | None, stream: EventStream) -> None:
                 self._record(
                     options,
                     model,
                     attempt,
                     started,
                     error=error,
-                    usage=usage,
-                    cache=cache,
+                    usage=stream.usage,
+                    cache=stream.cache,
                     status=200,  # the stream's headers came: whatever broke, broke after them
                     ttfb_ms=ttfb_ms,
                     streamed=True,
+                    repaired_tool_calls=stream.repaired_tool_calls,
                 )
 
             return EventStream(
@@ -315,6 +316,7 @@ class Backend(ABC, Generic[S]):
         status: int | None = None,
         ttfb_ms: float | None = None,
         streamed: bool = False,
+        repaired_tool_calls: int = 0,
     ) -> None:
         if self.observer is None:
             return
@@ -344,5 +346,6 @@ class Backend(ABC, Generic[S]):
                 route=options.route,
                 cache_read_tokens=usage.get("cache_read_input_tokens"),
                 cache_write_tokens=usage.get("cache_creation_input_tokens"),
+                repaired_tool_calls=repaired_tool_calls,
             )
         )

@@ -3,7 +3,8 @@
 The generic `openai` backend with what Ollama 0.13 takes (ollama/ollama v0.13.5,
 ``middleware/openai.go``): images only as jpeg/png/webp data URIs (a GIF or an image URL fails
 the whole request with "invalid image input"), so anything else becomes a short note. Reasoning
-comes back as ``reasoning`` and becomes thinking blocks. Its completion ids repeat
+comes back as ``reasoning`` and becomes thinking blocks, and earlier thinking goes back to it as
+``reasoning`` on the assistant turn (Ollama maps it to its ``thinking``). Its completion ids repeat
 (``chatcmpl-<0..998>``), which is why every reply gets a fresh ``msg_`` id of ccrelay's own.
 """
 
@@ -20,7 +21,9 @@ from ccrelay_wire.defaults import DEFAULT_MODEL
 
 
 def _ollama_accepts() -> Accepts:
-    return Accepts(image_types=sorted(OLLAMA_IMAGES), image_urls=False)
+    return Accepts(
+        image_types=sorted(OLLAMA_IMAGES), image_urls=False, reasoning_history="reasoning"
+    )
 
 
 class OllamaSettings(OpenAIChatSettings):

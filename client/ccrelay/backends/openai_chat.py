@@ -28,7 +28,13 @@ import orjson
 from pydantic import Field
 
 from ccrelay.backends.base import Backend
-from ccrelay.backends.types import CacheVerdict, ModelInfo, RequestOptions, StreamItem
+from ccrelay.backends.types import (
+    CacheVerdict,
+    ModelInfo,
+    RepairedToolCalls,
+    RequestOptions,
+    StreamItem,
+)
 from ccrelay.errors import (
     CcrelayError,
     ProtocolError,
@@ -42,6 +48,7 @@ from ccrelay_translate import (
     OpenAIStreamTranslator,
     anthropic_to_openai_request,
     openai_to_anthropic_response,
+    tool_name_map,
 )
 from ccrelay_translate.capabilities import Accepts
 from ccrelay_translate.documents import DocumentTexts
@@ -163,7 +170,11 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
         except UpstreamInvalidRequest as exc:
             raise self._schema_refused(exc, body) from None
         response = openai_to_anthropic_response(
-            reply.data, model=model, backend=self.name, thinking_display=thinking_display(request)
+            reply.data,
+            model=model,
+            backend=self.name,
+            thinking_display=thinking_display(request),
+            tool_names=tool_name_map(request),
         )
         verdict = verdict_from_headers(reply.headers) or _verdict_field(reply.data)
         return response, verdict.value if verdict is not None else None
@@ -178,6 +189,7 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
             input_tokens_estimate=self.prompt_tokens(request, options),
             backend=self.name,
             thinking_display=thinking_display(request),
+            tool_names=tool_name_map(request),
         )
         try:
             async with (
@@ -198,6 +210,8 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
             )
         for out in translator.finish():
             yield out
+        if translator.repaired_tool_calls:
+            yield RepairedToolCalls(translator.repaired_tool_calls)
 
     def _schema_refused(self, exc: UpstreamInvalidRequest, body: dict[str, Any]) -> CcrelayError:
         """A 400 about JSON-schema fields, naming the tools whose schemas use them."""

@@ -9,11 +9,11 @@ request's summary), in that order: the request's record sums the attempt's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
-from ccrelay.backends.types import CacheVerdict, StreamItem
+from ccrelay.backends.types import CacheVerdict, RepairedToolCalls, StreamItem
 from ccrelay.errors import (
     BackendError,
     CcrelayError,
@@ -26,8 +26,9 @@ from ccrelay_translate.errors import TranslationError
 
 __all__ = ["AttemptEnd", "EventStream"]
 
-AttemptEnd = Callable[[BaseException | None, Mapping[str, Any], str | None], None]
-"""Told once how the stream's attempt ended: (the error or None, usage, cache verdict)."""
+AttemptEnd = Callable[[BaseException | None, "EventStream"], None]
+"""Told once how the stream's attempt ended: the error (None when it completed) and the stream,
+whose usage, cache verdict and repairs are then final."""
 
 
 class EventStream:
@@ -51,6 +52,8 @@ class EventStream:
         self.cache = cache
         self.usage: dict[str, Any] = {}
         self.completed = False
+        self.repaired_tool_calls = 0
+        """Tool calls the translation had to close (cut-off or broken arguments)."""
         self._first: dict[str, Any] | RawEvent | None = first
         self._rest = rest
         self._attempt_end = attempt_end
@@ -67,7 +70,7 @@ class EventStream:
         if self._ended:
             return
         self._ended = True
-        self._attempt_end(error, self.usage, self.cache)
+        self._attempt_end(error, self)
         for callback in self._on_end:
             callback(error)
 
@@ -96,6 +99,9 @@ class EventStream:
             async for event in self._rest:
                 if isinstance(event, CacheVerdict):
                     self.cache = event.value
+                    continue
+                if isinstance(event, RepairedToolCalls):
+                    self.repaired_tool_calls += event.count
                     continue
                 self._track(event)
                 yield event

@@ -19,6 +19,7 @@ __all__ = [
     "Completion",
     "HealthReport",
     "ModelInfo",
+    "RepairedToolCalls",
     "RequestOptions",
     "RequestTally",
     "StreamItem",
@@ -65,9 +66,17 @@ class CacheVerdict:
         return cls(value) if isinstance(value, str) and value in CACHE_VERDICTS else None
 
 
-StreamItem = dict[str, Any] | RawEvent | CacheVerdict
+@dataclass(frozen=True)
+class RepairedToolCalls:
+    """A marker `_stream_once` yields after its last event: how many streamed tool calls the
+    translation closed as valid JSON with a name (their arguments were cut off or broken)."""
+
+    count: int
+
+
+StreamItem = dict[str, Any] | RawEvent | CacheVerdict | RepairedToolCalls
 """What `_stream_once` yields: Anthropic events (dicts, or `RawEvent`s passed through as they
-came), and at most a few `CacheVerdict` markers."""
+came), and a few markers (`CacheVerdict`, `RepairedToolCalls`) that are never passed on."""
 
 
 @dataclass(frozen=True)

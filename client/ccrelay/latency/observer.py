@@ -41,6 +41,8 @@ class Attempt:
     route: str = "default"
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    repaired_tool_calls: int = 0
+    """Streamed tool calls the translation closed as valid JSON with a name."""
 
 
 @dataclass(frozen=True, slots=True)
