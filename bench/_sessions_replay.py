@@ -180,8 +180,10 @@ class _Gateway:
             return
         running = job.started_at is not None
         plan = self.policies.late_hedge(served.session_id, self.loop.now, job_running=running)
-        if plan is None or not self.endpoint.withdraw(job):
+        if plan is None:
             return
+        withdrawn = self.endpoint.withdraw(job)
+        assert withdrawn, "a job that has not started is still queued"
         served.cold_wait = job.cold_wait
         self._send_jobs(plan.jobs)
         self._to_fallback(served, done)
@@ -263,24 +265,15 @@ class _Developer:
 
     def _session(self, index: int) -> None:
         session = self.day.sessions[index]
-        state = {"prompt": 0, "epoch": 0, "last_at": None, "last_prompt": 0, "last_epoch": 0}
+        talk = _Conversation()
 
         def request(turn: int, n: int) -> None:
             planned = session.turns[turn].requests[n]
-            added = planned.added_tokens
-            if state["prompt"] == 0:
-                state["prompt"] = self.a.first_prompt_tokens
-            elif state["prompt"] + added > self.a.context_window_tokens:
-                state["epoch"] += 1
-                state["prompt"] = self.a.first_prompt_tokens + COMPACTED_EXTRA_TOKENS
-            else:
-                state["prompt"] += added
-            served = Served(
-                session.session_id, self.loop.now, state["prompt"], planned.output_tokens
-            )
-            served.anthropic_usd = self._anthropic(served, state)
+            talk.grow(planned.added_tokens, self.a)
+            served = Served(session.session_id, self.loop.now, talk.prompt, planned.output_tokens)
+            served.anthropic_usd = talk.anthropic_usd(served, self.a)
             self.out.requests.append(served)
-            self.gateway.send(served, state["epoch"], lambda: after(turn, n))
+            self.gateway.send(served, talk.epoch, lambda: after(turn, n))
 
         def after(turn: int, n: int) -> None:
             now = self.loop.now
@@ -296,22 +289,39 @@ class _Developer:
 
         request(0, 0)
 
-    def _anthropic(self, served: Served, state: dict) -> float:  # type: ignore[type-arg]
-        """Anthropic's price with prompt caching: the previous prompt (or, after compaction,
-        the system prompt and tools) is read from the cache within its TTL; the rest written."""
-        a = self.a
-        fresh = state["last_at"] is not None and served.sent_at - state["last_at"] <= a.cache_ttl_s
+
+@dataclass
+class _Conversation:
+    """A session's prompt as it grows and compacts, and what Anthropic has cached of it."""
+
+    prompt: int = 0
+    epoch: int = 0
+    """Compactions so far: prompts of different epochs share only the system prompt and tools."""
+    cached_at: float | None = None
+    cached_prompt: int = 0
+    cached_epoch: int = 0
+
+    def grow(self, added: int, a: Assumptions) -> None:
+        if self.prompt == 0:
+            self.prompt = a.first_prompt_tokens
+        elif self.prompt + added > a.context_window_tokens:
+            self.epoch += 1
+            self.prompt = a.first_prompt_tokens + COMPACTED_EXTRA_TOKENS
+        else:
+            self.prompt += added
+
+    def anthropic_usd(self, served: Served, a: Assumptions) -> float:
+        """Anthropic's price with prompt caching: the previous prompt (after a compaction, the
+        system prompt and tools) is read from the cache within its TTL, the rest written."""
         read = 0
-        if fresh:
-            same = state["last_epoch"] == state["epoch"]
-            read = (
-                state["last_prompt"] if same else min(a.first_prompt_tokens, served.prompt_tokens)
-            )
+        if self.cached_at is not None and served.sent_at - self.cached_at <= a.cache_ttl_s:
+            same = self.cached_epoch == self.epoch
+            read = self.cached_prompt if same else min(a.first_prompt_tokens, served.prompt_tokens)
         write = served.prompt_tokens - read
-        state["last_at"], state["last_prompt"], state["last_epoch"] = (
+        self.cached_at, self.cached_prompt, self.cached_epoch = (
             served.sent_at,
             served.prompt_tokens,
-            state["epoch"],
+            self.epoch,
         )
         tokens_in = read * a.cache_read_multiplier + write * a.cache_write_multiplier
         return (

@@ -39,8 +39,11 @@ class Run:
     evaluated_mtok: float
     """Prompt tokens the workers evaluated (prefills included), millions."""
     placed_among_several_share: float
-    gpu_hours: float
+    gpu_seconds: float
+    """Flex seconds billed, idle timeouts included (an always-on worker is priced apart)."""
     gpu_usd: float
+    fallback_mtok: float
+    """Tokens the fallback read and wrote, millions."""
     fallback_usd: float
     cost_usd: float
     anthropic_usd: float
@@ -102,7 +105,7 @@ class Goal:
             getattr(closest, other),
             ""
             if measure == "p95_ttft_s"
-            else f"GPU {judged.gpu_usd:.2f} $ ({judged.gpu_hours:.1f} h) + fallback "
+            else f"GPU {judged.gpu_usd:.2f} $ ({judged.gpu_seconds / 3600:.1f} h) + fallback "
             f"{judged.fallback_usd:.2f} $ a day",
         )
         if goal.ok or not ends:
@@ -232,6 +235,7 @@ class Report:
             "KV hits",
             "GPU h",
             "GPU $",
+            "fallback Mtok",
             "fallback $",
             "cost $",
             "Anthropic $",
@@ -248,8 +252,9 @@ class Report:
                 f"{r.cold_wait_share:.1%}",
                 f"{r.fallback_share:.1%}",
                 f"{r.kv_hit_share:.1%}",
-                f"{r.gpu_hours:.1f}",
+                f"{r.gpu_seconds / 3600:.1f}",
                 f"{r.gpu_usd:.2f}",
+                f"{r.fallback_mtok:.2f}",
                 f"{r.fallback_usd:.2f}",
                 f"{r.cost_usd:.2f}",
                 f"{r.anthropic_usd:.2f}",

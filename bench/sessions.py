@@ -90,8 +90,13 @@ def summarise(
         * per_day
         / 1e6,
         placed_among_several_share=out.placed_among_several / out.placed if out.placed else 0.0,
-        gpu_hours=out.flex_seconds * per_day / 3600,
+        gpu_seconds=out.flex_seconds * per_day,
         gpu_usd=gpu_usd,
+        fallback_mtok=sum(
+            r.prompt_tokens + r.output_tokens for r in served if r.backend == "fallback"
+        )
+        * per_day
+        / 1e6,
         fallback_usd=fallback_usd,
         cost_usd=cost,
         anthropic_usd=anthropic_usd,

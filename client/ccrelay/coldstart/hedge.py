@@ -36,7 +36,7 @@ __all__ = ["ColdStartHedge"]
 
 _EWMA = 0.3
 MAX_SESSIONS = 1024
-"""Sessions whose last self-hosted answer is remembered (oldest dropped)."""
+"""Sessions remembered (their last self-hosted answer; those waiting to return); oldest dropped."""
 WARM_UP_LOST_S = 900.0
 """A warm-up unanswered this long is taken as lost and may be sent again (the gateway's own
 job deadline normally reports it first)."""
@@ -168,6 +168,8 @@ class ColdStartHedge:
             self._episode = _Episode(priced=session_id in self._served)
         self._episode.in_flight += 1
         self._away.setdefault(session_id, None)
+        while len(self._away) > MAX_SESSIONS:  # an endpoint that never warms: oldest go back
+            self._away.popitem(last=False)
 
     def _back(self, session_id: str) -> None:
         del self._away[session_id]

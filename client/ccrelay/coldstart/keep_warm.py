@@ -1,4 +1,4 @@
-"""Session keep-warm: hold one worker through a session's pauses, release it when it is not worth it.
+"""Session keep-warm: hold a worker through a session's pauses while that is worth its price.
 
 A RunPod worker stops ``idle_timeout`` after its last job and is billed until it stops
 (runpod/docs serverless/pricing.mdx: "billed from when a worker starts until it fully stops").
@@ -26,6 +26,9 @@ wait, ``wait_usd_per_s * S``.
   the last ``pause_memory``; a session quiet for ``max_hold`` counts as one that never came
   back), it holds the ``h`` that minimises the summed cost above over those spells. The sum
   rises between observed spells and falls at each, so the best ``h`` is ``I`` or one of them.
+
+Pings stop once a ping's idle timeout would outlast ``h``: the worker stops between ``h`` and
+``h + I - margin`` after the session's last answer.
 
 Everything is computable by the gateway: ``p`` from config or the price table, ``S`` and the
 pauses from its own clock, ``W`` from the fallback's priced answers.

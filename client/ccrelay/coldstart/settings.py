@@ -1,8 +1,8 @@
 """How a RunPod backend hides its cold starts: keep-warm, hedging and worker affinity.
 
 `ColdStartSettings` is the block a runpod backend's settings carry (``cold_start:``); each policy
-has its own part. Defaults are what ``python -m bench sessions`` measured as the best of the
-policies together on a day of Claude Code sessions (`ccrelay.coldstart.policies`).
+has its own part (`ccrelay.coldstart.policies`). ``python -m bench sessions`` measures these
+defaults on days of Claude Code sessions.
 """
 
 from __future__ import annotations

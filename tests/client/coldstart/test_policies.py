@@ -214,3 +214,14 @@ def test_settings_refuse_what_cannot_work() -> None:
     with pytest.raises(ValidationError):
         AffinitySettings.model_validate({"mode": "sticky"})
     assert ColdStartSettings().affinity.mode == "soft"
+
+
+def test_sessions_waiting_on_a_worker_that_never_comes_are_bounded() -> None:
+    from ccrelay.coldstart.hedge import MAX_SESSIONS
+
+    p = policies()
+    p.observe_workers(WorkerCounts(ready=0), 0.0)
+    for n in range(MAX_SESSIONS + 5):
+        assert p.plan_request(f"s{n}", 1.0, prompt_tokens=SMALL).backend == "fallback"
+    assert len(p.hedge.away()) == MAX_SESSIONS
+    assert "s0" not in p.hedge.away()
