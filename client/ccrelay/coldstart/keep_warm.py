@@ -27,8 +27,8 @@ wait, ``wait_usd_per_s * S``.
   back), it holds the ``h`` that minimises the summed cost above over those spells. The sum
   rises between observed spells and falls at each, so the best ``h`` is ``I`` or one of them.
 
-Pings stop once a ping's idle timeout would outlast ``h``: the worker stops between ``h`` and
-``h + I - margin`` after the session's last answer.
+Pings stop once a ping's idle timeout would outlast ``h``: the worker stops between ``h + margin``
+and ``h + I`` after the session's last answer.
 
 Everything is computable by the gateway: ``p`` from config or the price table, ``S`` and the
 pauses from its own clock, ``W`` from the fallback's priced answers.
