@@ -13,6 +13,7 @@ from ccrelay_handler.engine import OllamaEngine
 from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable, ModelNotAllowed
 from ccrelay_handler.service import ChatService
 from tests.conftest import free_port
+from tests.fakes.openai_compat import Answer
 
 from .helpers import cache_lines, chat
 
@@ -85,7 +86,8 @@ async def test_cancelled_stream_stops_the_engine_and_stores_nothing(
     service: ChatService, ollama_server, redis_server, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="ccrelay.handler")
-    ollama_server.content = " ".join(f"word{i}" for i in range(50))
+    long = " ".join(f"word{i}" for i in range(50))
+    ollama_server.responder = lambda _body: Answer(text=long)
     ollama_server.chunk_delay = 0.05
     first_chunk = asyncio.Event()
 
@@ -110,7 +112,7 @@ async def test_cancelled_stream_stops_the_engine_and_stores_nothing(
 async def test_stream_closed_early_stores_nothing(
     service: ChatService, ollama_server, redis_server
 ) -> None:
-    ollama_server.content = "one two three four five"
+    ollama_server.responder = lambda _body: Answer(text="one two three four five")
     ollama_server.chunk_delay = 0.02
     async with aclosing(service.stream(chat("abandoned", stream=True))) as chunks:
         async for _ in chunks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 
 import pytest
@@ -12,6 +13,7 @@ import redis
 from ccrelay_handler.cache import canonical_json
 from ccrelay_handler.chunks import CompletionAssembler
 from ccrelay_handler.service import ChatService, StreamVerdict
+from tests.fakes.openai_compat import Answer
 
 from .helpers import cache_lines, chat
 
@@ -144,9 +146,9 @@ async def test_stream_without_usage_when_client_opts_out(service: ChatService) -
 
 
 async def test_tool_calls_survive_the_cache(service: ChatService, ollama_server) -> None:
-    ollama_server.tool_calls = [
-        {"id": "call_a", "name": "read_file", "arguments": {"path": "x.py"}}
-    ]
+    ollama_server.responder = lambda _body: Answer(
+        tool_calls=[("read_file", json.dumps({"path": "x.py"}))]
+    )
     streamed = await _collect(service, chat("use a tool", stream=True))
     plain = await service.complete(chat("use a tool"))
     replayed = await _collect(service, chat("use a tool", stream=True))
@@ -167,7 +169,7 @@ async def test_no_cache_skips_the_read_but_stores(
     await service.complete(chat("fresh"))
     await service.complete(chat("fresh", cache={"mode": "no-cache"}))
     assert len(ollama_server.chat_requests) == 2
-    ollama_server.content = "second answer"
+    ollama_server.responder = lambda _body: Answer(text="second answer")
     await service.complete(chat("fresh", cache={"mode": "no-cache"}))
     hit = await service.complete(chat("fresh"))
     assert hit["choices"][0]["message"]["content"] == "second answer"  # no-cache stored it
