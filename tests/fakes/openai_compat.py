@@ -312,6 +312,19 @@ class ProfiledServer(LoopbackServer):
     def push(self, *answers: Answer) -> None:
         self.answers.extend(answers)
 
+    def next_answer(self, body: dict[str, Any]) -> Answer:
+        """The next queued answer, else the responder's (default: `echo`)."""
+        return self.answers.pop(0) if self.answers else (self.responder or echo)(body)
+
+    @staticmethod
+    def usage(prompt_tokens: int, answer: Answer) -> dict[str, int]:
+        completion_tokens = chars_to_tokens(answer.text + answer.reasoning) + 1
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
     async def _models(self, request: web.Request) -> web.Response:
         self.recorded.append(await record(request))
         return web.json_response(self.profile.models_body())
@@ -337,14 +350,10 @@ class ProfiledServer(LoopbackServer):
         if cached is not None:
             answer = cached
         else:
-            answer = self.answers.pop(0) if self.answers else (self.responder or echo)(body)
+            answer = self.next_answer(body)
             self.profile.store(body, answer)
         extra = self.profile.headers(hit=cached is not None)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": chars_to_tokens(answer.text + answer.reasoning) + 1,
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage = self.usage(prompt_tokens, answer)
         head = self.profile.head(body)
         if not body.get("stream"):
             return web.json_response(self.profile.completion(head, answer, usage), headers=extra)

@@ -6,6 +6,9 @@
   __main__.py).
 - `OllamaProfile` (openai_route.py): every quirk of ``/v1/chat/completions``, each written once
   with its source in ollama/ollama.
+- models.py: the model store, cards, default context and how an over-long prompt is fitted.
+- releases.py: `CURRENT` (what the worker image pins) and `OLLAMA_0_13_5` (what a user may
+  still run), and the release asset names.
 
 Fixtures (tests/conftest.py): ``ollama_server`` (the worker's engine: the model present, in a
 thread), ``ollama_native_server`` (no model yet: the boot pulls it), ``profiled("ollama")``.
@@ -13,7 +16,21 @@ thread), ``ollama_native_server`` (no model yet: the boot pulls it), ``profiled(
 
 from __future__ import annotations
 
+from tests.fakes.ollama.models import DEFAULT_MODEL, ModelCard, ModelStore, canonical
 from tests.fakes.ollama.openai_route import OllamaProfile
-from tests.fakes.ollama.server import DEFAULT_MODEL, VERSION, FakeOllama, ModelStore, canonical
+from tests.fakes.ollama.releases import CURRENT, OLLAMA_0_13_5, RELEASES, Release, linux_asset
+from tests.fakes.ollama.server import FakeOllama
 
-__all__ = ["DEFAULT_MODEL", "VERSION", "FakeOllama", "ModelStore", "OllamaProfile", "canonical"]
+__all__ = [
+    "CURRENT",
+    "DEFAULT_MODEL",
+    "OLLAMA_0_13_5",
+    "RELEASES",
+    "FakeOllama",
+    "ModelCard",
+    "ModelStore",
+    "OllamaProfile",
+    "Release",
+    "canonical",
+    "linux_asset",
+]
