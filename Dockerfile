@@ -16,7 +16,9 @@
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
-ARG OLLAMA_VERSION=0.13.5
+# The current Ollama release (v0.40.1, 2026-10-07). tests/fakes/ollama/releases.py holds what its
+# OpenAI route sends, which the handler's tests are run against.
+ARG OLLAMA_VERSION=0.40.1
 ARG TARGETARCH=amd64
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,19 +28,26 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
-# 1. System packages.
+# 1. System packages (zstd: Ollama's release tarballs are zstd-compressed since v0.14.0).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl zstd \
     && rm -rf /var/lib/apt/lists/*
 
-# 2. Ollama from its pinned release tarball (binary + its bundled CUDA runtime libraries; the
-#    NVIDIA driver comes from the host through the container toolkit).
-RUN curl -fsSL --retry 3 \
-        "https://github.com/ollama/ollama/releases/download/v${OLLAMA_VERSION}/ollama-linux-${TARGETARCH}.tgz" \
-        -o /tmp/ollama.tgz \
-    && tar -xzf /tmp/ollama.tgz -C /usr \
-    && rm /tmp/ollama.tgz \
-    && test -x /usr/bin/ollama
+# 2. Ollama from its pinned release tarball: bin/ollama, lib/ollama/llama-server and the bundled
+#    CUDA runtime libraries (the NVIDIA driver comes from the host through the container
+#    toolkit). The asset is ollama-linux-<arch>.tar.zst (.tgz before v0.14.0), checked against
+#    the release's sha256sum.txt and unpacked as Ollama's scripts/install.sh does
+#    (zstd -d | tar -xf - -C <prefix>).
+RUN cd /tmp \
+    && base="https://github.com/ollama/ollama/releases/download/v${OLLAMA_VERSION}" \
+    && asset="ollama-linux-${TARGETARCH}.tar.zst" \
+    && curl -fsSL --retry 3 "${base}/${asset}" -o "${asset}" \
+    && curl -fsSL --retry 3 "${base}/sha256sum.txt" -o sha256sum.txt \
+    && grep -E "  (\./)?${asset}\$" sha256sum.txt | sha256sum -c - \
+    && zstd -d < "${asset}" | tar -xf - -C /usr \
+    && rm "${asset}" sha256sum.txt \
+    && test -x /usr/bin/ollama \
+    && test -x /usr/lib/ollama/llama-server
 
 WORKDIR /app
 

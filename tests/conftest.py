@@ -310,37 +310,35 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Buc
 
 @pytest.fixture
 def ollama_server():
-    """A fake Ollama (OpenAI-compatible /v1 API) on 127.0.0.1 in a thread: `.url`, `.requests`.
+    """The worker's engine: a `FakeOllama` (tests/fakes/ollama/) with ``qwen3-coder:30b``
+    present, served from a thread (sync tests and subprocesses reach it too).
 
-    Knobs: `.delay`, `.chunk_delay`, `.fail = (status, message)`, `.fail_mid_stream`, `.content`,
-    `.tool_calls`, `.models`; see tests/fakes/ollama_server.py.
+    `.url`; `.requests` (chat bodies), `.chat_requests` / `.recorded` (`Recorded`); answers
+    from `.push(Answer(...))` or `.responder` (default: echo); knobs `.delay`, `.chunk_delay`,
+    `.fail = (status, message)`, `.fail_mid_stream`, `.fail_after`, `.models`.
     """
-    from tests.fakes.ollama_server import OllamaServer
+    from tests.fakes.ollama import FakeOllama
 
-    server = OllamaServer().start()
+    server = FakeOllama().start_in_thread()
     try:
         yield server
     finally:
-        server.stop()
+        server.stop_thread()
 
 
 @pytest.fixture
 def ollama_native_server():
-    """A fake Ollama NATIVE API (/api/version, tags, show, pull NDJSON, generate) on 127.0.0.1 in a
-    thread: a `FakeOllama` with `.url`, `.pulls`, `.warm_calls`, `.add_model()` and knobs
-    `.fail_pull` ("error-line" | "http-500"), `.pull_delay`, `.fail_warm`; see
-    tests/fakes/ollama_engine.py (also runnable as the boot's engine child process).
+    """A `FakeOllama` with no model yet (the boot pulls it), served from a thread: `.url`,
+    `.pulls`, `.warm_calls`, `.show_calls`, `.add_model()`; knobs `.fail_pull` ("error-line" |
+    "http-500"), `.pull_delay`, `.fail_warm`; see tests/fakes/ollama/server.py.
     """
-    from tests.fakes.ollama_engine import FakeOllama
-    from tests.worker.loopback import ThreadedServer
+    from tests.fakes.ollama import FakeOllama
 
-    fake = FakeOllama()
-    server = ThreadedServer(fake.app()).start()
-    fake.url = server.url
+    server = FakeOllama(models=()).start_in_thread()
     try:
-        yield fake
+        yield server
     finally:
-        server.stop()
+        server.stop_thread()
 
 
 @pytest.fixture
@@ -350,16 +348,16 @@ def runpod_rest_server():
     `.endpoints`, `.rejected` (bodies the schema refused: a test fails if any); knobs
     `.fail_next = [status, ...]`, `.fail_writes`; see tests/fakes/runpod_rest.py.
     """
+    from tests.fakes.harness import LoopbackServer
     from tests.fakes.runpod_rest import FakeRunPod
-    from tests.worker.loopback import ThreadedServer
 
     fake = FakeRunPod()
-    server = ThreadedServer(fake.app()).start()
+    server = LoopbackServer(fake.app()).start_in_thread()
     fake.api_url = f"{server.url}/v2"
     try:
         yield fake
     finally:
-        server.stop()
+        server.stop_thread()
     # no test passes with a body RunPod's published schema refuses
     assert not fake.rejected, [(c.method, c.path, errors) for c, errors in fake.rejected]
 
@@ -413,19 +411,15 @@ async def moto_endpoint(s3_bucket: S3Bucket) -> AsyncIterator[MotoEndpoint]:
 
 @pytest.fixture
 async def profiled() -> AsyncIterator[Callable[..., Any]]:
-    """Start `ProfiledServer`s (tests/fakes/openai_compat.py) by profile name: "ollama", "cerebras",
-    "vllm", "litellm" or "openai"; keyword arguments go to the profile. All are closed after."""
-    from tests.fakes.openai_compat import (
-        CerebrasProfile,
-        LiteLLMProfile,
-        OllamaProfile,
-        Profile,
-        ProfiledServer,
-        VLLMProfile,
-    )
+    """Start OpenAI-compatible fakes by service name: "ollama" (a `FakeOllama`,
+    tests/fakes/ollama/), "cerebras", "vllm", "litellm" or "openai" (a `ProfiledServer`,
+    tests/fakes/openai_compat.py); keyword arguments go to the profile (to `FakeOllama` for
+    "ollama"). All are closed after."""
+    from tests.fakes.cerebras import CerebrasProfile
+    from tests.fakes.ollama import FakeOllama
+    from tests.fakes.openai_compat import LiteLLMProfile, Profile, ProfiledServer, VLLMProfile
 
     kinds: dict[str, type[Profile]] = {
-        "ollama": OllamaProfile,
         "cerebras": CerebrasProfile,
         "vllm": VLLMProfile,
         "litellm": LiteLLMProfile,
@@ -434,7 +428,11 @@ async def profiled() -> AsyncIterator[Callable[..., Any]]:
     started: list[ProfiledServer] = []
 
     async def start(name: str, responder: Any = None, **knobs: Any) -> ProfiledServer:
-        server = await ProfiledServer(kinds[name](**knobs), responder).start()
+        if name == "ollama":
+            server: ProfiledServer = FakeOllama(responder, **knobs)
+        else:
+            server = ProfiledServer(kinds[name](**knobs), responder)
+        await server.start()
         started.append(server)
         return server
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         HandlerError,
         InvalidInput,
         ModelNotAllowed,
+        PromptTooLong,
         SettingsError,
     )
     from ccrelay_handler.request import ChatRequest, parse_chat_request, parse_job_input
@@ -37,6 +38,7 @@ __getattr__, __dir__ = lazy_exports(
             "HandlerError",
             "InvalidInput",
             "ModelNotAllowed",
+            "PromptTooLong",
             "SettingsError",
         ),
         "ccrelay_handler.request": ("ChatRequest", "parse_chat_request", "parse_job_input"),
@@ -57,6 +59,7 @@ __all__ = [
     "HandlerSettings",
     "InvalidInput",
     "ModelNotAllowed",
+    "PromptTooLong",
     "RunPodHandler",
     "SettingsError",
     "parse_chat_request",

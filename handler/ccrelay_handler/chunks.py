@@ -1,10 +1,18 @@
 """OpenAI streamed chunks <-> one chat completion, so streamed and plain requests share a cache entry.
 
 ``CompletionAssembler`` folds the ``chat.completion.chunk`` objects of a stream into the
-``chat.completion`` the same request would have returned unstreamed; ``replay_chunks`` turns a
-stored completion back into a stream: a role chunk, the text (reasoning, then content), one
-chunk per tool call, the finish chunk and, when asked for, the usage chunk.  ``sse_event``
-frames one payload the way OpenAI's SSE does.
+``chat.completion`` the same request would have returned unstreamed. It takes each field from
+whichever chunk carries it, so it reads Ollama's current layout (role only on the first chunk,
+``finish_reason`` on a chunk of its own with an empty delta, usage on a trailing ``choices:
+[]`` chunk; ollama/ollama ``middleware/openai.go`` since v0.32.6) as well as the older one
+(role on every chunk, ``finish_reason`` on the last content chunk). Tool calls are keyed by
+their ``index``, except that a call arriving with an id different from the call already at
+its index is a new call: Ollama before v0.17.4 sent every whole tool call with ``index: 0``.
+
+``replay_chunks`` turns a stored completion back into a stream laid out as Ollama lays one
+out now: the role in the first chunk with the first text, the reasoning before the content,
+one chunk per tool call (indexes 0, 1, 2...), the finish chunk and, when asked for, the usage
+chunk. ``sse_event`` frames one payload the way OpenAI's SSE does.
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ def sse_event(payload: dict[str, Any]) -> str:
 
 
 class _Choice:
-    __slots__ = ("finish_reason", "role", "text", "tool_calls")
+    __slots__ = ("at_index", "finish_reason", "role", "text", "tool_calls")
 
     def __init__(self) -> None:
         self.role: str | None = None
         self.text: dict[str, list[str]] = {}  # "content", "reasoning", ... -> pieces
-        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.tool_calls: list[dict[str, Any]] = []
+        self.at_index: dict[int, int] = {}  # a call's stream index -> its place in tool_calls
         self.finish_reason: str | None = None
 
     def add(self, delta: dict[str, Any]) -> None:
@@ -45,9 +54,12 @@ class _Choice:
 
     def _add_tool_call(self, call: dict[str, Any], position: int) -> None:
         index = call.get("index", position)
-        merged = self.tool_calls.setdefault(
-            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-        )
+        place = self.at_index.get(index)
+        merged = None if place is None else self.tool_calls[place]
+        if merged is None or (call.get("id") and merged["id"] and call["id"] != merged["id"]):
+            merged = {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+            self.at_index[index] = len(self.tool_calls)
+            self.tool_calls.append(merged)
         if call.get("id"):
             merged["id"] = merged["id"] or call["id"]
         if call.get("type"):
@@ -63,7 +75,7 @@ class _Choice:
         for name, pieces in self.text.items():
             message[name] = "".join(pieces)
         if self.tool_calls:
-            message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+            message["tool_calls"] = self.tool_calls
         return message
 
 
@@ -135,18 +147,18 @@ def replay_chunks(
     for position, choice in enumerate(completion.get("choices") or ()):
         index = choice.get("index", position)
         message = choice.get("message") or {}
-        chunks.append(chunk(index, {"role": message.get("role", "assistant"), "content": ""}))
-        texts = [
-            (name, value)
+        deltas: list[dict[str, Any]] = [
+            {name: value}
             for name, value in message.items()
             if name not in ("role", "content") and isinstance(value, str) and value
         ]
         if isinstance(message.get("content"), str) and message["content"]:
-            texts.append(("content", message["content"]))
-        for name, value in texts:
-            chunks.append(chunk(index, {name: value}))
+            deltas.append({"content": message["content"]})
         for call_index, call in enumerate(message.get("tool_calls") or ()):
-            chunks.append(chunk(index, {"tool_calls": [{"index": call_index, **call}]}))
+            deltas.append({"tool_calls": [{**call, "index": call_index}]})
+        first = {"role": message.get("role", "assistant")}
+        deltas[:1] = [first | (deltas[0] if deltas else {"content": ""})]
+        chunks += [chunk(index, delta) for delta in deltas]
         chunks.append(chunk(index, {}, choice.get("finish_reason") or "stop"))
     if include_usage and completion.get("usage"):
         chunks.append({**base, "choices": [], "usage": completion["usage"]})

@@ -5,6 +5,17 @@ Stream events are decoded with ``ccrelay_wire.sse.SSEDecoder`` (pure, dependency
 loop on first use and reused (closed by ``aclose``).  Streams are read incrementally and each
 chunk is yielded as it arrives.  aiohttp and HTTP failures are translated here, at the
 boundary, into the ``EngineError`` branch of ``ccrelay_handler.errors`` carrying Ollama's own message.
+
+Two things current Ollama does that shape this module (ollama/ollama at v0.33.0-rc2):
+
+- an error after a stream began is not reported on the wire: Ollama's writer turns its native
+  ``{"error"}`` line into one empty chunk with ``"model": ""`` and ends the stream without a
+  finish chunk or ``[DONE]`` (``middleware/openai.go`` ``ChatWriter``); the reason is only in
+  Ollama's log. So a stream that ends before ``[DONE]`` is an engine error, named as such;
+- a prompt over the context of a GGUF model served by llama-server's own template is a 400
+  whose message is llama-server's raw body, ``exceed_context_size_error`` with
+  ``n_prompt_tokens`` and ``n_ctx`` (``llm/llama_server.go``): it becomes `PromptTooLong`,
+  worded as Anthropic words it, so a client compacts the conversation and retries.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable
+from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable, PromptTooLong
 from ccrelay_wire.sse import SSEDecoder
 
 __all__ = ["OllamaEngine"]
@@ -34,6 +45,26 @@ def _body(payload: dict[str, Any]) -> bytes | io.BytesIO:
     return io.BytesIO(data) if len(data) > _STREAMED_BODY_BYTES else data
 
 
+def _engine_error(status: int, body: bytes) -> EngineError:
+    """The handler's error for an error answer from Ollama."""
+    message = _engine_message(status, body)
+    limit = _context_exceeded(message)
+    if limit is not None:
+        return PromptTooLong(*limit)
+    return EngineError(message, status)
+
+
+def _context_exceeded(message: str) -> tuple[int, int] | None:
+    """(prompt tokens, context) when ``message`` is llama-server's exceed_context_size_error."""
+    if "exceed_context_size_error" not in message:
+        return None
+    try:
+        error = json.loads(message).get("error")
+        return int(error["n_prompt_tokens"]), int(error["n_ctx"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 def _engine_message(status: int, body: bytes) -> str:
     """Ollama's error text from an error body (OpenAI shape, native shape, or plain text)."""
     text = body.decode("utf-8", errors="replace").strip()
@@ -47,6 +78,16 @@ def _engine_message(status: int, body: bytes) -> str:
     if isinstance(error, str) and error:
         return error[:_MAX_ERROR_TEXT]
     return text[:_MAX_ERROR_TEXT]
+
+
+def _cut_short(last: dict[str, Any] | None) -> str:
+    """Why a stream ended before ``[DONE]``, from its last chunk."""
+    if last is not None and last.get("model") == "" and last.get("choices"):
+        return (
+            "Ollama reported an error part way through the answer and stopped; the reason is "
+            "only in Ollama's log"
+        )
+    return "the engine's stream ended before [DONE]: the answer was cut off"
 
 
 class OllamaEngine:
@@ -105,20 +146,20 @@ class OllamaEngine:
                 url, data=_body({**payload, "stream": True}), headers=_JSON, timeout=self._timeout
             ) as response:
                 if response.status >= 400:
-                    raise EngineError(
-                        _engine_message(response.status, await response.read()), response.status
-                    )
+                    raise _engine_error(response.status, await response.read())
                 decoder = SSEDecoder()
+                last: dict[str, Any] | None = None
                 try:
                     async for raw in response.content.iter_any():
                         for event in decoder.feed(raw):
                             if event.data.strip() == "[DONE]":
                                 return
-                            yield self._chunk(event.data)
+                            last = self._chunk(event.data)
+                            yield last
                     for event in decoder.flush():
                         if event.data.strip() == "[DONE]":
                             return  # a last [DONE] without its blank line is still complete
-                    raise EngineError("the engine's stream ended before [DONE]")
+                    raise EngineError(_cut_short(last))
                 except BaseException:
                     response.close()  # do not drain a half-read stream: drop the connection
                     raise
@@ -159,7 +200,7 @@ class OllamaEngine:
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
-                    raise EngineError(_engine_message(response.status, raw), response.status)
+                    raise _engine_error(response.status, raw)
         try:
             return json.loads(raw)
         except ValueError as exc:

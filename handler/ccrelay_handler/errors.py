@@ -7,6 +7,7 @@
     ├── InvalidInput (ValueError)     the job / HTTP request body is not a valid request; names the field
     │   └── ModelNotAllowed           the request names a model outside the allowlist
     ├── EngineError                   Ollama answered with an error; carries Ollama's own message
+    │   ├── PromptTooLong                         the prompt does not fit the model's context
     │   ├── EngineUnavailable (ConnectionError)   Ollama could not be reached
     │   └── EngineTimeout (TimeoutError)          Ollama did not answer within the engine timeouts
     └── CacheUnavailable (ConnectionError)        Redis is down, slow, or in its back-off window
@@ -29,6 +30,7 @@ __all__ = [
     "HandlerError",
     "InvalidInput",
     "ModelNotAllowed",
+    "PromptTooLong",
     "SettingsError",
 ]
 
@@ -85,6 +87,25 @@ class EngineError(HandlerError):
         self.status = status
         prefix = f"engine error (HTTP {status})" if status is not None else "engine error"
         super().__init__(f"{prefix}: {message}")
+
+
+class PromptTooLong(EngineError):
+    """The prompt is longer than the context the engine runs the model with (llama-server's
+    ``exceed_context_size_error``). Worded as Anthropic words it (``prompt is too long: N
+    tokens > M maximum``), the text Claude Code answers by compacting the conversation."""
+
+    http_status = 400
+    error_type = "invalid_request_error"
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, context: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.context = context
+        super().__init__(
+            f"prompt is too long: {prompt_tokens} tokens > {context} maximum "
+            "(the worker's context window)",
+            400,
+        )
 
 
 class EngineUnavailable(EngineError, ConnectionError):

@@ -1,1 +1,6 @@
-"""One fake per real service, each a real aiohttp server on 127.0.0.1 (see each module)."""
+"""One fake per real service, each a real aiohttp server on 127.0.0.1.
+
+harness.py is what they share (how a fake is served, `Recorded`, `Reply`); then one module
+(or package) per service: ollama/, openai_compat.py (OpenAI, vLLM, LiteLLM), cerebras.py,
+providers.py (scripted OpenAI and Anthropic), runpod_jobs.py, runpod_rest.py.
+"""

@@ -1,22 +1,28 @@
-"""OpenAI-compatible servers that behave like the real ones ccrelay meets, quirks included.
+"""The OpenAI-compatible fake: one server, and a `Profile` per real service behind it.
 
-Each `Profile` is one real service, its behaviour taken from its source or docs (cited on each
-class; the facts are also in ``../shared/reference/FACTS.md``). A `ProfiledServer` speaks
-OpenAI's chat completions the way its profile's service does: the ids it gives, where reasoning
-goes, how tool calls stream, what it refuses with which error, what the model "sees" of the
-prompt (`ProfiledServer.seen`: Ollama keeps one system message and silently drops the oldest
-messages past its context).
+A `ProfiledServer` speaks OpenAI's chat completions; its `Profile` decides everything a real
+service does its own way, from that service's source or docs (cited on each profile): the ids
+it gives, where reasoning goes, how a stream is laid out, what it refuses with which error,
+what the model "sees" of the prompt (`ProfiledServer.seen_prompts`), and what happens on the
+wire when generation fails half way. The plain `Profile` is OpenAI's own API; `VLLMProfile` and
+`LiteLLMProfile` are here, Cerebras is tests/fakes/cerebras.py and Ollama tests/fakes/ollama/
+(whose server is a `ProfiledServer` with Ollama's native API added).
 
 A test says *what* the model answers (`Answer`: text, reasoning, tool calls), by queueing
-answers or with a `responder` function; the profile decides *how* it goes on the wire.
+answers (`push`) or with a `responder` function (default: echo the last user message); the
+profile decides *how* it goes on the wire. Knobs any service can show: ``delay`` (seconds
+before answering), ``chunk_delay`` (between streamed chunks), ``fail = (status, message)``
+(answer every chat with that error), ``fail_mid_stream = message`` after ``fail_after``
+chunks. ``recorded`` holds every request (`Recorded`); ``requests`` the chat bodies;
+``disconnects`` counts streams the client dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
-import random
 import re
 import time
 import uuid
@@ -26,16 +32,33 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.providers import LoopbackServer
+from tests.fakes.harness import LoopbackServer, Recorded, record
+
+__all__ = [
+    "Answer",
+    "LiteLLMProfile",
+    "Profile",
+    "ProfiledServer",
+    "Refusal",
+    "VLLMProfile",
+    "chars_to_tokens",
+    "echo",
+]
+
+CHAT_PATH = "/v1/chat/completions"
 
 
 @dataclass
 class Answer:
-    """What the model says: its reasoning, its text, its tool calls ((name, arguments JSON))."""
+    """What the model says: its reasoning, its text, its tool calls ((name, arguments JSON)).
+
+    ``finish`` is why generation stopped ("stop", or "length" when it ran out of tokens).
+    """
 
     text: str = ""
     reasoning: str = ""
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    finish: str = "stop"
 
 
 class Refusal(Exception):
@@ -51,6 +74,25 @@ def chars_to_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """A message's text: its string content, or its text parts joined."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def echo(body: dict[str, Any]) -> Answer:
+    """The default answer: ``Echo: <the last user message>`` (its first 200 characters)."""
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    return Answer(text=f"Echo: {message_text(users[-1])[:200]}" if users else "Echo:")
+
+
+def words(text: str) -> list[str]:
+    """Text as a model streams it: a word and its trailing space per piece."""
+    return re.findall(r"\S+\s*", text)
+
+
 class Profile:
     """The generic OpenAI-compatible behaviour; each service overrides what it does its own way."""
 
@@ -63,6 +105,9 @@ class Profile:
 
     def completion_id(self) -> str:
         return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+    def tool_call_id(self, index: int) -> str:
+        return f"call_{index}_{uuid.uuid4().hex[:6]}"
 
     def check(self, body: dict[str, Any]) -> None:
         """Raise `Refusal` for a request this service refuses."""
@@ -80,8 +125,14 @@ class Profile:
             }
         }
 
-    def seen(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """(the transcript the model reads, its prompt tokens)."""
+    def status_error(self, status: int, message: str) -> dict[str, Any]:
+        """The body of an error the service answers with HTTP ``status`` (the ``fail`` knob)."""
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+    def seen(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """(the transcript the model reads, its prompt tokens); may raise `Refusal`."""
+        messages = body.get("messages") or []
         return messages, sum(chars_to_tokens(json.dumps(m)) for m in messages)
 
     def tool_call_pieces(self, arguments: str) -> list[str]:
@@ -109,181 +160,67 @@ class Profile:
             ],
         }
 
+    def head(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The fields every completion and chunk of one reply share."""
+        return {"id": self.completion_id(), "created": int(time.time()), "model": body["model"]}
 
-class OllamaProfile(Profile):
-    """Ollama 0.13.x's OpenAI compatibility (ollama/ollama v0.13.5: ``openai/openai.go``,
-    ``middleware/openai.go``, ``server/prompt.go``, ``model/renderers/qwen3coder.go``):
+    def finish_reason(self, answer: Answer) -> str:
+        return "tool_calls" if answer.tool_calls and answer.finish == "stop" else answer.finish
 
-    - completion ids are ``chatcmpl-<rand 0..998>``: they repeat (``id_pool`` narrows the range
-      to make a test see repeats sooner);
-    - a streamed tool call arrives whole, in one chunk, with its ``index``; ``finish_reason``
-      rides on the last content chunk; with ``include_usage`` one more chunk has ``choices: []``;
-    - reasoning is ``reasoning``;
-    - ``tool_choice``, ``parallel_tool_calls``, ``top_k``, ``user`` are ignored;
-    - images must be ``data:image/{jpeg,jpg,png,webp};base64,...`` (or ``data:;base64,``):
-      anything else, URLs and GIFs included, fails with "invalid image input";
-    - the qwen3-coder template keeps only the first system message;
-    - a prompt longer than ``context_length`` tokens is silently cut from the front (the oldest
-      messages after the system message go) and ``prompt_tokens`` counts what was kept.
-    """
-
-    name = "ollama"
-    models = ("qwen3-coder:30b",)
-    _IMAGE = re.compile(r"^data:(image/(jpeg|jpg|png|webp))?;base64,")
-
-    def __init__(self, *, id_pool: int = 999, context_length: int = 32768, seed: int = 7) -> None:
-        super().__init__()
-        self.id_pool = id_pool
-        self.context_length = context_length
-        self._random = random.Random(seed)
-        self.truncated = 0  # prompts cut so far
-
-    def completion_id(self) -> str:
-        return f"chatcmpl-{self._random.randrange(self.id_pool)}"
-
-    def check(self, body: dict[str, Any]) -> None:
-        model = body.get("model")
-        if model not in self.models:
-            raise Refusal(404, self.error(f'model "{model}" not found, try pulling it first'))
-        for message in body.get("messages") or []:
-            content = message.get("content")
-            for part in content if isinstance(content, list) else []:
-                if part.get("type") == "image_url":
-                    url = (part.get("image_url") or {}).get("url", "")
-                    if not self._IMAGE.match(url):
-                        raise Refusal(400, self.error("invalid image input"))
-
-    def seen(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        systems = [m for m in messages if m.get("role") == "system"]
-        rest = [m for m in messages if m.get("role") != "system"]
-        kept = systems[:1] + rest  # the renderer keeps the first system message only
-        tokens = sum(chars_to_tokens(json.dumps(m)) for m in kept)
-        cut = False
-        while tokens > self.context_length and len(kept) > 2:
-            dropped = kept.pop(1 if kept[0].get("role") == "system" else 0)
-            tokens -= chars_to_tokens(json.dumps(dropped))
-            cut = True
-        self.truncated += cut
-        return kept, tokens
-
-    def tool_call_pieces(self, arguments: str) -> list[str]:
-        return [arguments]  # whole, in one chunk
-
-
-class CerebrasProfile(Profile):
-    """Cerebras' OpenAI-compatible API (api.cerebras.ai/v1), as documented and reported:
-
-    - the catalog (``GET /v1/models``, late 2026): ``gpt-oss-120b``, ``qwen-3.8-27b``, both
-      reasoning models; a retired id (``qwen-3-coder-480b``) answers 404 ``model_not_found``;
-    - reasoning comes as ``reasoning`` on the message and on stream deltas;
-    - ``reasoning_effort`` is ``low`` | ``medium`` | ``high``, and for gpt-oss only (others 400);
-    - tool schemas with keywords it does not support answer 400 ``Unsupported JSON schema
-      fields: {...}`` (claude-code-router issue #708; dcdpr/jp#531 lists minItems, maxItems,
-      pattern, format);
-    - unknown request properties are refused, ``wrong_api_format`` (Gitlawb/openclaude#740:
-      ``store``; free-claude-code#1136: ``reasoning_content`` on assistant messages);
-    - ``response_format`` json_schema needs a ``name`` (cerebras-cloud-sdk-python#4);
-    - errors are flat ``{"message", "type", "param", "code"}`` objects.
-    """
-
-    name = "cerebras"
-    models = ("gpt-oss-120b", "qwen-3.8-27b")
-    retired = ("qwen-3-coder-480b", "llama-3.3-70b")
-    unsupported_schema = frozenset(
-        {"minItems", "maxItems", "pattern", "format", "minLength", "maxLength"}
-    )
-    known_fields = frozenset(
-        {
-            "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-            "stream", "stream_options", "tools", "tool_choice", "stop", "seed", "response_format",
-            "reasoning_effort", "user", "n", "logprobs", "top_logprobs",
-        }
-    )  # fmt: skip
-    known_message_fields = frozenset({"role", "content", "tool_calls", "tool_call_id", "name"})
-
-    def error(self, message: str, code: str | None = None, param: str | None = None) -> dict:
-        return {"message": message, "type": "invalid_request_error", "param": param, "code": code}
-
-    def check(self, body: dict[str, Any]) -> None:
-        for name in body:
-            if name not in self.known_fields:
-                raise Refusal(
-                    422,
-                    self.error(
-                        f"body.{name}: property 'body.{name}' is unsupported",
-                        "wrong_api_format",
-                        "validation_error",
-                    ),
-                )
-        for i, message in enumerate(body.get("messages") or []):
-            for name in message:
-                if name not in self.known_message_fields:
-                    path = f"messages.{i}.{message.get('role')}.{name}"
-                    raise Refusal(
-                        400,
-                        self.error(
-                            f"{path}: property '{path}' is unsupported",
-                            "wrong_api_format",
-                            "validation_error",
-                        ),
-                    )
-        model = body.get("model")
-        if model in self.retired or model not in self.models:
-            raise Refusal(
-                404,
+    def completion(
+        self, head: dict[str, Any], answer: Answer, usage: dict[str, int]
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+        if answer.reasoning and self.reasoning_field:
+            message[self.reasoning_field] = answer.reasoning
+        if answer.tool_calls:
+            message["tool_calls"] = [
                 {
-                    "message": f"Model {model} does not exist or you do not have access to it.",
-                    "type": "not_found_error",
-                    "param": "model",
-                    "code": "model_not_found",
-                },
-            )
-        effort = body.get("reasoning_effort")
-        if effort is not None and (
-            not str(model).startswith("gpt-oss") or effort not in ("low", "medium", "high")
-        ):
-            raise Refusal(
-                400,
-                self.error(
-                    f"reasoning_effort {effort!r} is not supported for {model}",
-                    "wrong_api_format",
-                    "reasoning_effort",
-                ),
-            )
-        for tool in body.get("tools") or []:
-            found = _keywords(tool.get("function", {}).get("parameters")) & self.unsupported_schema
-            if found:
-                raise Refusal(
-                    400,
-                    self.error(
-                        f"Unsupported JSON schema fields: {found}", "wrong_api_format", "tools"
-                    ),
-                )
-        fmt = body.get("response_format")
-        if (
-            isinstance(fmt, dict)
-            and fmt.get("type") == "json_schema"
-            and not (fmt.get("json_schema") or {}).get("name")
-        ):
-            raise Refusal(
-                400,
-                self.error(
-                    "response_format.json_schema.name: Field required",
-                    "wrong_api_format",
-                    "response_format",
-                ),
-            )
-        for message in body.get("messages") or []:
-            content = message.get("content")
-            if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
-                raise Refusal(
-                    400,
-                    self.error(
-                        "image inputs are not supported by this model",
-                        "wrong_api_format",
-                        "messages",
-                    ),
-                )
+                    "id": self.tool_call_id(i),
+                    "type": "function",
+                    "function": {"name": n, "arguments": a},
+                }
+                for i, (n, a) in enumerate(answer.tool_calls)
+            ]
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason(answer)}
+        return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+
+    def chunks(
+        self, head: dict[str, Any], answer: Answer, usage: dict[str, int] | None
+    ) -> list[dict[str, Any]]:
+        """OpenAI's layout: a role chunk, the text in pieces, each tool call's arguments in
+        pieces, a finish chunk with an empty delta, then (``include_usage``) a usage chunk."""
+        base = {**head, "object": "chat.completion.chunk"}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        if answer.reasoning and self.reasoning_field:
+            chunks += [chunk({self.reasoning_field: w}) for w in words(answer.reasoning)]
+        chunks += [chunk({"content": w}) for w in words(answer.text)]
+        for index, (name, arguments) in enumerate(answer.tool_calls):
+            pieces = self.tool_call_pieces(arguments)
+            first = {
+                "index": index,
+                "id": self.tool_call_id(index),
+                "type": "function",
+                "function": {"name": name, "arguments": pieces[0]},
+            }
+            chunks.append(chunk({"tool_calls": [first]}))
+            for piece in pieces[1:]:
+                call = {"index": index, "function": {"arguments": piece}}
+                chunks.append(chunk({"tool_calls": [call]}))
+        chunks.append(chunk({}, self.finish_reason(answer)))
+        if usage is not None:
+            chunks.append({**base, "choices": [], "usage": usage})
+        return chunks
+
+    def mid_stream_error(self, head: dict[str, Any], message: str) -> list[bytes]:
+        """What reaches the client when generation fails after the stream began: OpenAI sends
+        an error event; the stream then ends without ``[DONE]``."""
+        error = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        return [f"data: {json.dumps(error)}\n\n".encode()]
 
 
 class VLLMProfile(Profile):
@@ -332,22 +269,6 @@ class LiteLLMProfile(Profile):
         return headers
 
 
-def _keywords(schema: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            found.add(key)
-            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-                for sub in value.values():
-                    found |= _keywords(sub)
-            elif isinstance(value, dict):
-                found |= _keywords(value)
-            elif isinstance(value, list):
-                for sub in value:
-                    found |= _keywords(sub)
-    return found
-
-
 Responder = Callable[[dict[str, Any]], Answer]
 
 
@@ -359,121 +280,109 @@ class ProfiledServer(LoopbackServer):
         self.profile = profile
         self.responder = responder
         self.answers: list[Answer] = []
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        self.recorded: list[Recorded] = []
         self.seen_prompts: list[list[dict[str, Any]]] = []
-        self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.delay = 0.0
+        self.chunk_delay = 0.0
+        self.fail: tuple[int, str] | None = None
+        self.fail_mid_stream: str | None = None
+        self.fail_after = 1
+        self.disconnects = 0
+        self.app.router.add_post(CHAT_PATH, self._chat)
         self.app.router.add_get("/v1/models", self._models)
 
     @property
     def base_url(self) -> str:
         return self.url + "/v1"
 
+    @property
+    def requests(self) -> list[Any]:
+        """The body of every chat completion request, in order."""
+        return [r.body for r in self.chat_requests]
+
+    @property
+    def chat_requests(self) -> list[Recorded]:
+        return [r for r in self.recorded if r.path == CHAT_PATH]
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """The headers of every chat completion request, in order."""
+        return [r.headers for r in self.chat_requests]
+
     def push(self, *answers: Answer) -> None:
         self.answers.extend(answers)
 
+    def next_answer(self, body: dict[str, Any]) -> Answer:
+        """The next queued answer, else the responder's (default: `echo`)."""
+        return self.answers.pop(0) if self.answers else (self.responder or echo)(body)
+
+    @staticmethod
+    def usage(prompt_tokens: int, answer: Answer) -> dict[str, int]:
+        completion_tokens = chars_to_tokens(answer.text + answer.reasoning) + 1
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
     async def _models(self, request: web.Request) -> web.Response:
+        self.recorded.append(await record(request))
         return web.json_response(self.profile.models_body())
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        recorded = await record(request)
+        self.recorded.append(recorded)
+        body = recorded.body
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail is not None:
+            status, message = self.fail
+            return web.json_response(self.profile.status_error(status, message), status=status)
         try:
+            if not isinstance(body, dict):
+                raise Refusal(400, self.profile.status_error(400, "the body is not a JSON object"))
             self.profile.check(body)
+            seen, prompt_tokens = self.profile.seen(body)
         except Refusal as refusal:
             return web.json_response(refusal.body, status=refusal.status)
-        seen, prompt_tokens = self.profile.seen(body.get("messages") or [])
         self.seen_prompts.append(seen)
         cached = self.profile.lookup(body)
         if cached is not None:
             answer = cached
         else:
-            answer = self.answers.pop(0) if self.answers else (self.responder or _echo)(body)
+            answer = self.next_answer(body)
             self.profile.store(body, answer)
         extra = self.profile.headers(hit=cached is not None)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": chars_to_tokens(answer.text + answer.reasoning) + 1,
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        head = {
-            "id": self.profile.completion_id(),
-            "created": int(time.time()),
-            "model": body["model"],
-        }
+        usage = self.usage(prompt_tokens, answer)
+        head = self.profile.head(body)
         if not body.get("stream"):
-            return web.json_response(self._completion(head, answer, usage), headers=extra)
+            return web.json_response(self.profile.completion(head, answer, usage), headers=extra)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = self.profile.chunks(head, answer, usage if include_usage else None)
+        return await self._stream(request, head, chunks, extra)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        head: dict[str, Any],
+        chunks: list[dict[str, Any]],
+        extra: dict[str, str],
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **extra})
         await response.prepare(request)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        for chunk in self._chunks(head, answer, usage if include_usage else None):
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        events = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks]
+        events.append(b"data: [DONE]\n\n")
+        try:
+            for index, event in enumerate(events):
+                if index and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                await response.write(event)
+                if self.fail_mid_stream is not None and index == self.fail_after - 1:
+                    for piece in self.profile.mid_stream_error(head, self.fail_mid_stream):
+                        await response.write(piece)
+                    break  # the stream ends here, without [DONE]
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
         return response
-
-    def _completion(self, head: dict[str, Any], answer: Answer, usage: dict[str, int]) -> dict:
-        message: dict[str, Any] = {"role": "assistant", "content": answer.text}
-        if answer.reasoning and self.profile.reasoning_field:
-            message[self.profile.reasoning_field] = answer.reasoning
-        if answer.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": f"call_{i}_{uuid.uuid4().hex[:6]}",
-                    "type": "function",
-                    "function": {"name": n, "arguments": a},
-                }
-                for i, (n, a) in enumerate(answer.tool_calls)
-            ]
-        finish = "tool_calls" if answer.tool_calls else "stop"
-        return {
-            **head,
-            "object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": usage,
-        }
-
-    def _chunks(
-        self, head: dict[str, Any], answer: Answer, usage: dict[str, int] | None
-    ) -> list[dict[str, Any]]:
-        base = {**head, "object": "chat.completion.chunk"}
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-        chunks = [chunk({"role": "assistant", "content": ""})]
-        field_name = self.profile.reasoning_field
-        if answer.reasoning and field_name:
-            for word in re.findall(r"\S+\s*", answer.reasoning):
-                chunks.append(chunk({field_name: word}))
-        for word in re.findall(r"\S+\s*", answer.text):
-            chunks.append(chunk({"content": word}))
-        for index, (name, arguments) in enumerate(answer.tool_calls):
-            call_id = f"call_{index}_{uuid.uuid4().hex[:6]}"
-            pieces = self.profile.tool_call_pieces(arguments)
-            first = {
-                "index": index,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": name, "arguments": pieces[0]},
-            }
-            chunks.append(chunk({"tool_calls": [first]}))
-            for piece in pieces[1:]:
-                chunks.append(
-                    chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-                )
-        finish = "tool_calls" if answer.tool_calls else "stop"
-        if isinstance(self.profile, OllamaProfile) and len(chunks) > 1:
-            chunks[-1]["choices"][0]["finish_reason"] = finish  # on the last content chunk
-        else:
-            chunks.append(chunk({}, finish))
-        if usage is not None:
-            chunks.append({**base, "choices": [], "usage": usage})
-        return chunks
-
-
-def _echo(body: dict[str, Any]) -> Answer:
-    last = (body.get("messages") or [{}])[-1].get("content")
-    text = last if isinstance(last, str) else json.dumps(last)
-    return Answer(text=f"Echo: {text[:200]}")

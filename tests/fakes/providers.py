@@ -1,58 +1,37 @@
-"""Real aiohttp servers on 127.0.0.1 that speak the providers' wire protocols.
+"""Scripted fakes of OpenAI's chat completions and Anthropic's Messages API, and their bodies.
 
 A test queues `Reply` objects; each request to the server pops the next one (or gets the default).
-Every request is recorded (path, headers, JSON body) so tests can assert what ccrelay sent.
-Used through the fixtures in tests/conftest.py.
+Every request is recorded (`Recorded`: method, path, headers, body) so tests can assert what
+ccrelay sent. Served on 127.0.0.1 by tests/fakes/harness.py; used through the fixtures in
+tests/conftest.py. The harness's `Recorded`, `Reply`, `sse` and `LoopbackServer` are importable
+from here too: the tests that script these fakes use them together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.harness import LoopbackServer, Recorded, Reply, record, sse
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Reply:
-    """What the server does with one request."""
-
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] | None = None  # SSE: raw byte pieces written one by one
-    chunk_delay: float = 0.0
-    delay_before: float = 0.0  # stall before the headers
-    stall_after_chunks: float = 0.0  # stall (holding the connection) after the last chunk
-    abort: bool = False  # drop the connection without a reply (or after the chunks)
-    raw: bytes | None = None  # a non-JSON body
-
-
-def sse(
-    payloads: list[Any], *, event_names: list[str] | None = None, done: bool = False
-) -> list[bytes]:
-    """Encode payloads as SSE events, one write per event."""
-    out = []
-    for i, payload in enumerate(payloads):
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        name = event_names[i] if event_names else None
-        prefix = f"event: {name}\n" if name else ""
-        out.append(f"{prefix}data: {data}\n\n".encode())
-    if done:
-        out.append(b"data: [DONE]\n\n")
-    return out
+__all__ = [
+    "FakeAnthropic",
+    "FakeOpenAI",
+    "FakeProvider",
+    "LoopbackServer",
+    "Recorded",
+    "Reply",
+    "anthropic_message",
+    "anthropic_text_events",
+    "openai_completion",
+    "openai_text_chunks",
+    "openai_tool_chunks",
+    "sse",
+]
 
 
 def openai_completion(
@@ -227,31 +206,6 @@ def anthropic_text_events(
     return events, [e["type"] for e in events]
 
 
-class LoopbackServer:
-    """A real aiohttp server for `self.app` on 127.0.0.1 and a free port.
-
-    `start()` serves it and sets `url`; `close()` stops it. Subclasses add their routes to `app`.
-    """
-
-    def __init__(self) -> None:
-        self.app = web.Application()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> Self:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 class FakeProvider(LoopbackServer):
     """Base: a scripted aiohttp app. Subclasses add the protocol's routes and default replies."""
 
@@ -267,12 +221,7 @@ class FakeProvider(LoopbackServer):
         raise NotImplementedError
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        recorded = Recorded(request.method, request.path, dict(request.headers), body)
+        recorded = await record(request)
         self.requests.append(recorded)
         reply = self.queue.pop(0) if self.queue else self.default_reply(recorded)
         if reply.delay_before:

@@ -47,7 +47,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.providers import LoopbackServer, openai_completion, openai_text_chunks
+from tests.fakes.harness import LoopbackServer, Recorded, record
+from tests.fakes.providers import openai_completion, openai_text_chunks
 
 
 @dataclass
@@ -109,15 +110,6 @@ def paced_worker(
     return work
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
 class FakeRunPod(LoopbackServer):
     endpoint_id = "fakeendpoint01"
 
@@ -135,7 +127,7 @@ class FakeRunPod(LoopbackServer):
         self.openai_requests: list[Any] = []  # bodies sent to the OpenAI route
         self.ready_at: float | None = None  # the loop time the cold worker is up
         self.context_window: int | None = 32768
-        self.requests: list[Seen] = []
+        self.requests: list[Recorded] = []
         self.jobs: dict[str, Job] = {}
         self.cancels: list[str] = []
         self.scripts: list[Script] = []
@@ -178,18 +170,16 @@ class FakeRunPod(LoopbackServer):
     ) -> None:
         self.failures.append((status, body or {"error": f"HTTP {status}"}, headers or {}))
 
-    def submissions(self) -> list[Seen]:
+    def submissions(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith(("/run", "/runsync"))]
 
-    def polls(self, kind: str) -> list[Seen]:
+    def polls(self, kind: str) -> list[Recorded]:
         return [r for r in self.requests if f"/{kind}/" in r.path]
 
     # -- routes --------------------------------------------------------------------------
 
-    async def _record(self, request: web.Request) -> tuple[Seen, web.Response | None]:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        seen = Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+    async def _record(self, request: web.Request) -> tuple[Recorded, web.Response | None]:
+        seen = await record(request)
         self.requests.append(seen)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return seen, web.json_response({"error": "Unauthorized"}, status=401)

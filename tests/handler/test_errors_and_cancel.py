@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from contextlib import aclosing
 
 import pytest
 import redis
 
 from ccrelay_handler.engine import OllamaEngine
-from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable, ModelNotAllowed
+from ccrelay_handler.errors import (
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    ModelNotAllowed,
+    PromptTooLong,
+)
 from ccrelay_handler.service import ChatService
 from tests.conftest import free_port
+from tests.fakes.ollama import ModelCard
+from tests.fakes.openai_compat import Answer
 
 from .helpers import cache_lines, chat
 
@@ -57,13 +66,40 @@ async def test_engine_500_carries_the_engines_message(
 async def test_engine_error_mid_stream_stores_nothing(
     service: ChatService, ollama_server, redis_server
 ) -> None:
+    """Ollama reports an error after the first chunk only in its log: on the wire, one empty
+    chunk with ``model: ""`` and the end of the stream (no finish chunk, no [DONE])."""
     ollama_server.fail_mid_stream = "out of memory"
     received = []
-    with pytest.raises(EngineError, match="out of memory"):
+    with pytest.raises(EngineError, match="Ollama reported an error part way"):
         async for chunk in service.stream(chat("half", stream=True)):
             received.append(chunk)
-    assert len(received) == 1
+    assert [c["model"] for c in received] == ["qwen3-coder:30b", ""]  # a word, then the error
+    assert ollama_server.profile.server_log == ["out of memory"]
     assert redis.Redis.from_url(redis_server.url).keys("*") == []
+
+
+async def test_a_prompt_over_llama_server_s_context_is_prompt_too_long(
+    make_settings, ollama_server, redis_server
+) -> None:
+    """A GGUF model without an Ollama parser runs on llama-server's own template; a prompt
+    that does not fit is llama-server's 400, which the handler words as Anthropic does."""
+    ollama_server.add_model("custom-gguf:latest", ModelCard("custom-gguf", parser=None))
+    ollama_server.profile.context_length = 100
+    service = ChatService(make_settings(CCRELAY_ALLOWED_MODELS="qwen3-coder:30b,custom-gguf"))
+    try:
+        with pytest.raises(PromptTooLong) as info:
+            await service.complete(chat("word " * 500, model="custom-gguf"))
+        assert info.value.http_status == 400 and info.value.context == 100
+        assert re.search(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", str(info.value))
+        with pytest.raises(PromptTooLong):
+            [c async for c in service.stream(chat("word " * 500, model="custom-gguf", stream=True))]
+        # the qwen3-coder renderer's path cuts the same prompt silently instead
+        answer = await service.complete(chat("word " * 500))
+    finally:
+        await service.aclose()
+    assert answer["usage"]["prompt_tokens"] == 100 - (100 - 4) // 2
+    assert ollama_server.profile.truncated == 1
+    assert redis.Redis.from_url(redis_server.url).keys("*") != []  # only the answer was stored
 
 
 async def test_engine_unreachable_and_slow(ollama_server) -> None:
@@ -85,7 +121,8 @@ async def test_cancelled_stream_stops_the_engine_and_stores_nothing(
     service: ChatService, ollama_server, redis_server, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="ccrelay.handler")
-    ollama_server.content = " ".join(f"word{i}" for i in range(50))
+    long = " ".join(f"word{i}" for i in range(50))
+    ollama_server.responder = lambda _body: Answer(text=long)
     ollama_server.chunk_delay = 0.05
     first_chunk = asyncio.Event()
 
@@ -110,7 +147,7 @@ async def test_cancelled_stream_stops_the_engine_and_stores_nothing(
 async def test_stream_closed_early_stores_nothing(
     service: ChatService, ollama_server, redis_server
 ) -> None:
-    ollama_server.content = "one two three four five"
+    ollama_server.responder = lambda _body: Answer(text="one two three four five")
     ollama_server.chunk_delay = 0.02
     async with aclosing(service.stream(chat("abandoned", stream=True))) as chunks:
         async for _ in chunks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 
 import pytest
@@ -12,6 +13,8 @@ import redis
 from ccrelay_handler.cache import canonical_json
 from ccrelay_handler.chunks import CompletionAssembler
 from ccrelay_handler.service import ChatService, StreamVerdict
+from tests.fakes.ollama import CURRENT, OLLAMA_0_13_5, FakeOllama
+from tests.fakes.openai_compat import Answer
 
 from .helpers import cache_lines, chat
 
@@ -144,15 +147,16 @@ async def test_stream_without_usage_when_client_opts_out(service: ChatService) -
 
 
 async def test_tool_calls_survive_the_cache(service: ChatService, ollama_server) -> None:
-    ollama_server.tool_calls = [
-        {"id": "call_a", "name": "read_file", "arguments": {"path": "x.py"}}
-    ]
+    ollama_server.responder = lambda _body: Answer(
+        tool_calls=[("read_file", json.dumps({"path": "x.py"}))]
+    )
     streamed = await _collect(service, chat("use a tool", stream=True))
     plain = await service.complete(chat("use a tool"))
     replayed = await _collect(service, chat("use a tool", stream=True))
     assert len(ollama_server.chat_requests) == 1
     call = plain["choices"][0]["message"]["tool_calls"][0]
-    assert call["function"] == {"name": "read_file", "arguments": '{"path": "x.py"}'}
+    assert call["function"]["name"] == "read_file"
+    assert json.loads(call["function"]["arguments"]) == {"path": "x.py"}  # re-encoded compact
     assert plain["choices"][0]["finish_reason"] == "tool_calls"
     for chunks in (streamed, replayed):
         deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
@@ -167,7 +171,7 @@ async def test_no_cache_skips_the_read_but_stores(
     await service.complete(chat("fresh"))
     await service.complete(chat("fresh", cache={"mode": "no-cache"}))
     assert len(ollama_server.chat_requests) == 2
-    ollama_server.content = "second answer"
+    ollama_server.responder = lambda _body: Answer(text="second answer")
     await service.complete(chat("fresh", cache={"mode": "no-cache"}))
     hit = await service.complete(chat("fresh"))
     assert hit["choices"][0]["message"]["content"] == "second answer"  # no-cache stored it
@@ -257,3 +261,43 @@ async def test_every_request_logs_exactly_one_line(
         "cache=hit",
         "cache=hit",
     ]
+
+
+@pytest.mark.parametrize("release", [CURRENT, OLLAMA_0_13_5], ids=lambda r: r.version)
+async def test_either_ollama_layout_is_cached_and_replayed_whole(make_settings, release) -> None:
+    """The image runs the current Ollama; HTTP mode on a host's own Ollama may meet 0.13.5.
+    Both streams (releases.py) are stored as the completion the plain request would return."""
+    engine = await FakeOllama(release=release).start()
+    engine.push(
+        Answer(
+            reasoning="Two files.",
+            text="Reading them.",
+            tool_calls=[("Read", '{"file_path": "/a.py"}'), ("Read", '{"file_path": "/b.py"}')],
+            finish="length",
+        )
+    )
+    service = ChatService(make_settings(OLLAMA_HOST=engine.url))
+    try:
+        streamed = await _collect(service, chat("read both", stream=True))
+        plain = await service.complete(chat("read both"))
+        replayed = await _collect(service, chat("read both", stream=True))
+    finally:
+        await service.aclose()
+        await engine.close()
+    assert len(engine.chat_requests) == 1
+    message = plain["choices"][0]["message"]
+    assert message["content"] == "Reading them." and message["reasoning"] == "Two files."
+    assert [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]] == [
+        {"file_path": "/a.py"},
+        {"file_path": "/b.py"},
+    ]
+    # 0.13.5 relabels any reason "tool_calls" once a call went out; since v0.32.6 "length" stays
+    assert plain["choices"][0]["finish_reason"] == (
+        "length" if release is CURRENT else "tool_calls"
+    )
+    assert plain["usage"]["total_tokens"] > 0
+    for chunks in (streamed, replayed):
+        assembler = CompletionAssembler()
+        for chunk in chunks:
+            assembler.add(chunk)
+        assert assembler.completion()["choices"] == plain["choices"]

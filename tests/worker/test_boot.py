@@ -1,5 +1,5 @@
 """The worker's boot through its real subprocess path: `python -m ccrelay_worker` starts a fake Ollama
-(tests/fakes/ollama_engine.py, speaking the native API on loopback) as its engine child."""
+(tests/fakes/ollama/, speaking the native API on loopback) as its engine child."""
 
 from __future__ import annotations
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.ollama import linux_asset
 
 REPO = Path(__file__).resolve().parents[2]
 CODE_DIRS = ("worker", "handler")
@@ -127,3 +133,95 @@ def test_the_build_context_leaves_out_what_the_image_does_not_need() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", "tests", "secrets.ci.json"):
         assert entry in ignored
+
+
+def _arg(name: str) -> str:
+    values = [a.split("=", 1)[1] for k, a in instructions() if k == "ARG" and a.startswith(name)]
+    assert len(values) == 1, f"ARG {name} is not set once"
+    return values[0]
+
+
+def _ollama_step() -> str:
+    steps = [a for k, a in instructions() if k == "RUN" and "github.com/ollama/ollama" in a]
+    assert len(steps) == 1
+    return steps[0]
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_the_ollama_asset_is_the_one_its_release_publishes(arch: str) -> None:
+    """Ollama's Linux assets are .tar.zst since v0.14.0 and .tgz before (its release.yaml):
+    the URL the image fetches must name the asset the pinned release really has."""
+    version = _arg("OLLAMA_VERSION")
+    step = _ollama_step().replace("${TARGETARCH}", arch).replace("${OLLAMA_VERSION}", version)
+    assert "zstd" in " ".join(a for k, a in instructions() if k == "RUN" and "apt-get" in a)
+    asset = re.search(r'asset="([^"]+)"', step)
+    assert asset and asset.group(1) == linux_asset(version, arch)
+    assert f"releases/download/v{version}" in step
+
+
+def _fake_release(directory: Path, asset: str, *, digest: str | None = None) -> None:
+    """A release directory like Ollama's: the zstd tarball and sha256sum.txt."""
+    tree = directory / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "lib" / "ollama").mkdir(parents=True)
+    for path in (tree / "bin" / "ollama", tree / "lib" / "ollama" / "llama-server"):
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    tarball = directory / asset
+    subprocess.run(f"tar -cf - -C {tree} bin lib | zstd -q -o {tarball}", shell=True, check=True)
+    digest = digest or hashlib.sha256(tarball.read_bytes()).hexdigest()
+    other = "0" * 64
+    (directory / "sha256sum.txt").write_text(
+        f"{other}  ./ollama-darwin.tgz\n{digest}  ./{asset}\n{other}  ./{asset[:-8]}-rocm.tar.zst\n"
+    )
+
+
+def _run_ollama_step(tmp_path: Path, release: Path) -> subprocess.CompletedProcess[str]:
+    """The Dockerfile's Ollama step under sh, with curl answering from ``release`` and /usr
+    moved under ``tmp_path`` (everything else as written)."""
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    curl = fake_bin / "curl"
+    curl.write_text(
+        "#!/bin/sh\n"
+        'out=""; url=""\n'
+        'while [ $# -gt 0 ]; do case "$1" in -o) out="$2"; shift 2;; -*) shift;; '
+        '*) url="$1"; shift;; esac; done\n'
+        f'src="{release}/$(basename "$url")"\n'
+        '[ -f "$src" ] || exit 22\n'
+        'cp "$src" "$out"\n'
+    )
+    curl.chmod(0o755)
+    prefix = tmp_path / "usr"
+    prefix.mkdir()
+    script = (
+        _ollama_step().replace("cd /tmp", f"cd {tmp_path / 'work'}").replace("/usr", str(prefix))
+    )
+    (tmp_path / "work").mkdir()
+    env = {
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "OLLAMA_VERSION": _arg("OLLAMA_VERSION"),
+        "TARGETARCH": "amd64",
+    }
+    return subprocess.run(["sh", "-ec", script], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+def test_the_ollama_step_checks_the_digest_and_unpacks_the_tarball(tmp_path: Path) -> None:
+    asset = linux_asset(_arg("OLLAMA_VERSION"), "amd64")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    _fake_release(good, asset)
+    (tmp_path / "a").mkdir()
+    result = _run_ollama_step(tmp_path / "a", good)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a" / "usr" / "bin" / "ollama").is_file()
+    assert (tmp_path / "a" / "usr" / "lib" / "ollama" / "llama-server").is_file()
+    assert not list((tmp_path / "a" / "work").iterdir()), "the download is removed"
+
+    bad.mkdir()
+    _fake_release(bad, asset, digest="f" * 64)
+    (tmp_path / "b").mkdir()
+    refused = _run_ollama_step(tmp_path / "b", bad)
+    assert refused.returncode != 0
+    assert not (tmp_path / "b" / "usr" / "bin" / "ollama").exists()

@@ -10,14 +10,14 @@ from aiohttp import web
 
 from ccrelay_worker.healthcheck import check, main
 from tests.conftest import free_port
-from tests.fakes.ollama_engine import FakeOllama
-from tests.worker.loopback import ThreadedServer
+from tests.fakes.harness import LoopbackServer
+from tests.fakes.ollama import FakeOllama
 
 HEALTH_STATUS = web.AppKey("health_status", dict)
 
 
 @pytest.fixture
-def health_server() -> Iterator[ThreadedServer]:
+def health_server() -> Iterator[LoopbackServer]:
     state = {"status": 200}
 
     async def health(_request: web.Request) -> web.Response:
@@ -26,11 +26,11 @@ def health_server() -> Iterator[ThreadedServer]:
     app = web.Application()
     app.router.add_get("/health", health)
     app[HEALTH_STATUS] = state
-    server = ThreadedServer(app).start()
+    server = LoopbackServer(app).start_in_thread()
     try:
         yield server
     finally:
-        server.stop()
+        server.stop_thread()
 
 
 def ollama_host(fake: FakeOllama) -> str:
@@ -50,7 +50,7 @@ def test_unhealthy_when_ollama_is_down(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_http_mode_also_needs_health(
-    ollama_native_server: FakeOllama, health_server: ThreadedServer
+    ollama_native_server: FakeOllama, health_server: LoopbackServer
 ) -> None:
     env = {
         "OLLAMA_HOST": ollama_host(ollama_native_server),

@@ -13,7 +13,7 @@ from ccrelay_worker.errors import ModelPullError, ModelWarmError
 from ccrelay_worker.model_store import PullProgress, ensure_model
 from ccrelay_worker.ollama_api import OllamaClient
 from ccrelay_worker.pull_lock import PullLock
-from tests.fakes.ollama_engine import FakeOllama
+from tests.fakes.ollama import FakeOllama
 
 MODEL = "qwen3-coder:30b"
 

@@ -1,5 +1,5 @@
 """Running `python -m ccrelay_worker` as a subprocess, with the fake Ollama
-(tests/fakes/ollama_engine.py) as its engine child, on a volume under ``tmp_path``."""
+(tests/fakes/ollama/, run as `python -m tests.fakes.ollama`) as its engine child, on a volume under ``tmp_path``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_ENGINE = f"{shlex.quote(sys.executable)} -m tests.fakes.ollama_engine"
+FAKE_ENGINE = f"{shlex.quote(sys.executable)} -m tests.fakes.ollama"
 MODEL = "qwen3-coder:30b"
 
 

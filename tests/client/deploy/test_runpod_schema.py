@@ -119,10 +119,10 @@ async def test_a_load_balancer_cannot_be_patched_to_queue_delay_scaling() -> Non
 async def test_the_fake_answers_a_refused_body_with_a_422_problem(
     body: dict[str, object], expected: str
 ) -> None:
-    from tests.worker.loopback import ThreadedServer
+    from tests.fakes.harness import LoopbackServer
 
     fake = FakeRunPod()
-    server = ThreadedServer(fake.app()).start()
+    server = LoopbackServer(fake.app()).start_in_thread()
     try:
         async with (
             aiohttp.ClientSession() as session,
@@ -136,7 +136,7 @@ async def test_the_fake_answers_a_refused_body_with_a_422_problem(
             assert response.content_type == "application/problem+json"
             problem = await response.json()
     finally:
-        server.stop()
+        server.stop_thread()
     assert problem["status"] == 422 and problem["title"] and problem["detail"]
     assert any(expected in error for error in problem["errors"]), problem["errors"]
     assert fake.endpoints == {} and len(fake.rejected) == 1

@@ -21,6 +21,7 @@ from tests.client.gateway.conftest import (
     running_gateway,
     simple_request,
 )
+from tests.fakes.harness import LoopbackServer
 from tests.fakes.providers import FakeOpenAI, Reply, openai_text_chunks, sse
 
 
@@ -228,13 +229,9 @@ async def test_client_disconnect_closes_the_upstream_stream() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", endless)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    upstream = await LoopbackServer(app).start()
     try:
-        env = config_env({"openai": openai_backend(f"http://127.0.0.1:{port}/v1")})
+        env = config_env({"openai": openai_backend(f"{upstream.url}/v1")})
         async with running_gateway(env) as gateway:
             async with gateway.client.post(
                 gateway.url + "/v1/messages", json=simple_request(stream=True)
@@ -250,7 +247,7 @@ async def test_client_disconnect_closes_the_upstream_stream() -> None:
             await asyncio.wait_for(closed.wait(), 5)
             assert sent < 100
     finally:
-        await runner.cleanup()
+        await upstream.close()
 
 
 # -- bugs: a generic 500 and a generic stream error, logged without secrets ---------------------

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tests.client.gateway.conftest import (
     SECRET,
@@ -33,19 +32,6 @@ class Primary(FakeOpenAI):
     def __init__(self, port: int = 0) -> None:
         super().__init__()
         self.port = port
-
-    async def start(self) -> Primary:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    async def close(self) -> None:
-        await super().close()
-        self._runner = None
 
 
 def chain_env(primary: Primary, secondary: FakeAnthropic, threshold: int = 2) -> dict[str, str]:
