@@ -5,9 +5,9 @@
     HandlerError                      base of every error the handler raises on purpose
     ├── SettingsError (ValueError)    the environment does not make valid HandlerSettings
     ├── InvalidInput (ValueError)     the job / HTTP request body is not a valid request; names the field
-    │   └── ModelNotAllowed           the request names a model outside the allowlist
+    │   ├── ModelNotAllowed           the request names a model outside the allowlist
+    │   └── PromptTooLong             the prompt does not fit the window (ours or the engine's)
     ├── EngineError                   Ollama answered with an error; carries Ollama's own message
-    │   ├── PromptTooLong                         the prompt does not fit the model's context
     │   ├── EngineUnavailable (ConnectionError)   Ollama could not be reached
     │   └── EngineTimeout (TimeoutError)          Ollama did not answer within the engine timeouts
     └── CacheUnavailable (ConnectionError)        Redis is down, slow, or in its back-off window
@@ -20,7 +20,11 @@ mapping, so callers branch on types and attributes, never on message text.
 
 from __future__ import annotations
 
-from ccrelay_wire.job_error import CODE_INVALID_INPUT, CODE_MODEL_NOT_ALLOWED
+from ccrelay_wire.job_error import (
+    CODE_INVALID_INPUT,
+    CODE_MODEL_NOT_ALLOWED,
+    CODE_PROMPT_TOO_LONG,
+)
 
 __all__ = [
     "CacheUnavailable",
@@ -76,6 +80,21 @@ class ModelNotAllowed(InvalidInput):
         )
 
 
+class PromptTooLong(InvalidInput):
+    r"""The prompt does not fit the worker's context window. The message is the one Claude Code
+    compacts on (its regex: ``prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)``); the
+    prompt is never sent to be truncated."""
+
+    code = CODE_PROMPT_TOO_LONG
+
+    def __init__(self, tokens: int, maximum: int) -> None:
+        HandlerError.__init__(self, f"prompt is too long: {tokens} tokens > {maximum} maximum")
+        self.field = "messages"
+        self.problem = str(self)
+        self.tokens = tokens
+        self.maximum = maximum
+
+
 class EngineError(HandlerError):
     """Ollama answered with an error status; ``message`` is Ollama's own text."""
 
@@ -87,25 +106,6 @@ class EngineError(HandlerError):
         self.status = status
         prefix = f"engine error (HTTP {status})" if status is not None else "engine error"
         super().__init__(f"{prefix}: {message}")
-
-
-class PromptTooLong(EngineError):
-    """The prompt is longer than the context the engine runs the model with (llama-server's
-    ``exceed_context_size_error``). Worded as Anthropic words it (``prompt is too long: N
-    tokens > M maximum``), the text Claude Code answers by compacting the conversation."""
-
-    http_status = 400
-    error_type = "invalid_request_error"
-    code = "context_length_exceeded"
-
-    def __init__(self, prompt_tokens: int, context: int) -> None:
-        self.prompt_tokens = prompt_tokens
-        self.context = context
-        super().__init__(
-            f"prompt is too long: {prompt_tokens} tokens > {context} maximum "
-            "(the worker's context window)",
-            400,
-        )
 
 
 class EngineUnavailable(EngineError, ConnectionError):

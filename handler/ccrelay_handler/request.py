@@ -1,10 +1,13 @@
-"""What a job (or an HTTP request) asks for: an OpenAI chat-completions request, validated.
+"""What a job (or an HTTP request) asks for: a chat-completions request, validated, or an
+Anthropic Messages request (answered by `ccrelay_handler.messages`).
 
-Two job shapes reach the RunPod handler:
+These job shapes reach the RunPod handler:
 
 * native: ``job["input"]`` *is* the chat request: ``{"model", "messages", "stream", ...}``;
 * RunPod's OpenAI-compatible route (``https://api.runpod.ai/v2/{id}/openai/v1/...``):
-  ``{"openai_route": "/v1/chat/completions", "openai_input": {...chat request...}}`` or
+  ``{"openai_route": "/v1/chat/completions", "openai_input": {...chat request...}}``,
+  ``{"openai_route": "/v1/messages", "openai_input": {...Anthropic request...}}`` (and
+  ``/v1/messages/count_tokens``: RunPod relays Anthropic's routes too), or
   ``{"openai_route": "/v1/models"}``;
 * a warm-up, ``{"ccrelay_warmup": true}``: sent by the client the moment a session starts, so
   a scale-to-zero endpoint cold-starts while the user types. It is answered without inference
@@ -38,6 +41,7 @@ __all__ = [
     "ChatJob",
     "ChatMessage",
     "ChatRequest",
+    "MessagesJob",
     "ModelsJob",
     "WarmupJob",
     "parse_chat_request",
@@ -53,6 +57,8 @@ _NOT_FOR_ENGINE = frozenset({"cache"})
 
 _CHAT_ROUTES = frozenset({"/v1/chat/completions", "/chat/completions"})
 _MODELS_ROUTES = frozenset({"/v1/models", "/models"})
+_MESSAGES_ROUTES = frozenset({"/v1/messages", "/messages"})
+_COUNT_ROUTES = frozenset({"/v1/messages/count_tokens", "/messages/count_tokens"})
 
 _MAX_TTL_S = 30 * 86_400
 
@@ -134,6 +140,19 @@ class ChatJob:
 
 
 @dataclass(frozen=True, slots=True)
+class MessagesJob:
+    """An Anthropic Messages request (``openai_route: /v1/messages``), validated later by
+    `ccrelay_handler.messages` as it is translated (the translation names a bad field)."""
+
+    body: dict[str, Any]
+    count_tokens: bool = False
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+
+@dataclass(frozen=True, slots=True)
 class ModelsJob:
     """A ``/v1/models`` job from RunPod's OpenAI route."""
 
@@ -168,7 +187,7 @@ def parse_chat_request(data: Any, *, field_prefix: str = "") -> ChatRequest:
         raise _describe(exc, field_prefix) from exc
 
 
-def parse_job_input(job_input: Any) -> ChatJob | ModelsJob | WarmupJob:
+def parse_job_input(job_input: Any) -> ChatJob | MessagesJob | ModelsJob | WarmupJob:
     """Turn a RunPod job's ``input`` (native or OpenAI-route shape) into a job description."""
     if not isinstance(job_input, dict):
         raise InvalidInput("input", "must be a JSON object")
@@ -187,6 +206,13 @@ def parse_job_input(job_input: Any) -> ChatJob | ModelsJob | WarmupJob:
         if body is None:
             raise InvalidInput("openai_input", "Field required")
         return ChatJob(parse_chat_request(body, field_prefix="openai_input"), openai_route=True)
+    if route in _MESSAGES_ROUTES or route in _COUNT_ROUTES:
+        body = job_input.get("openai_input")
+        if not isinstance(body, dict):
+            raise InvalidInput("openai_input", "must be a JSON object (an Anthropic request)")
+        return MessagesJob(body, count_tokens=route in _COUNT_ROUTES)
     raise InvalidInput(
-        "openai_route", f"unsupported route {route!r} (supported: /v1/chat/completions, /v1/models)"
+        "openai_route",
+        f"unsupported route {route[:60]!r} (supported: /v1/messages, "
+        "/v1/messages/count_tokens, /v1/chat/completions, /v1/models)",
     )

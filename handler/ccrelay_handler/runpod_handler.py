@@ -20,6 +20,13 @@ return the list of everything yielded; ``/stream`` returns it piece by piece):
   do not know (openai-python's models keep extra fields);
 * ``/v1/models`` via the OpenAI route: one item, the model list (each with the worker's
   ``context_window`` when ``OLLAMA_CONTEXT_LENGTH`` is set);
+* an Anthropic Messages job (``openai_route: /v1/messages``, the gateway's ``runpod`` backend
+  and Claude Code straight at the endpoint): not streamed, one item, the Messages response (with
+  ``x_ccrelay_cache``); streamed, each Anthropic event as SSE text
+  (``"event: <type>\ndata: {...}\n\n"``) as it is ready, which RunPod's OpenAI route relays as
+  the HTTP event stream (and ``/stream`` hands out in batches). An error is an SSE ``error``
+  event there, before or after the first event, as Anthropic streams one: RunPod has already
+  answered 200. ``/v1/messages/count_tokens``: one item, ``{"input_tokens": N}``;
 * a warm-up (``{"ccrelay_warmup": true}``): one item, ``{"warm": true, "model", "context_window"}``,
   without inference;
 * any error: ``{"error": "<string>"}`` and the job ends; the string is JSON
@@ -42,7 +49,8 @@ from typing import Any
 from ccrelay_handler._requestlog import RequestLog
 from ccrelay_handler.chunks import SSE_DONE, sse_event
 from ccrelay_handler.errors import HandlerError, InvalidInput
-from ccrelay_handler.request import ChatJob, WarmupJob, parse_job_input
+from ccrelay_handler.messages import MessagesService, anthropic_error, anthropic_sse
+from ccrelay_handler.request import ChatJob, MessagesJob, WarmupJob, parse_job_input
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_wire import CACHE_VERDICT_FIELD, encode_job_error
@@ -58,12 +66,19 @@ class RunPodHandler:
     def __init__(self, settings: HandlerSettings, *, service: ChatService | None = None) -> None:
         self.settings = settings
         self._service = service
+        self._messages: MessagesService | None = None
 
     @property
     def service(self) -> ChatService:
         if self._service is None:
             self._service = ChatService(self.settings)
         return self._service
+
+    @property
+    def messages(self) -> MessagesService:
+        if self._messages is None:
+            self._messages = MessagesService(self.service, self.settings)
+        return self._messages
 
     def concurrency_modifier(self, current: int) -> int:
         """Jobs this worker takes at once: Ollama's parallel slots (``OLLAMA_NUM_PARALLEL``)."""
@@ -92,6 +107,11 @@ class RunPodHandler:
             if isinstance(parsed, WarmupJob):
                 logger.info("warm-up job %s: the worker is ready", label)
                 yield self.service.warmup()
+                return
+            if isinstance(parsed, MessagesJob):
+                async with aclosing(self._messages_job(parsed, label)) as outputs:
+                    async for output in outputs:
+                        yield output
                 return
             if not isinstance(parsed, ChatJob):
                 yield await self.service.models(label=label)
@@ -122,6 +142,23 @@ class RunPodHandler:
         except Exception as exc:  # a bug: log it here, never hand the SDK a traceback to echo
             logger.exception("job %s failed unexpectedly", label)
             yield {"error": f"internal error ({type(exc).__name__})"}
+
+    async def _messages_job(self, job: MessagesJob, label: str | None) -> AsyncGenerator[Any, None]:
+        """What a Messages job yields (the module docstring); a handler error before a streamed
+        job's first event is its first event."""
+        if job.count_tokens:
+            yield self.messages.count_tokens(job.body)
+            return
+        if not job.stream:
+            yield await self.messages.complete(job.body, label=label)
+            return
+        try:
+            prepared = await self.messages.prepare(job.body, stream=True)
+            async with aclosing(self.messages.stream(prepared, label=label)) as events:
+                async for event in events:
+                    yield anthropic_sse(event)
+        except HandlerError as exc:
+            yield anthropic_sse(anthropic_error(exc))
 
 
 def job_error(exc: HandlerError) -> str:

@@ -89,7 +89,7 @@ async def test_a_prompt_over_llama_server_s_context_is_prompt_too_long(
     try:
         with pytest.raises(PromptTooLong) as info:
             await service.complete(chat("word " * 500, model="custom-gguf"))
-        assert info.value.http_status == 400 and info.value.context == 100
+        assert info.value.http_status == 400 and info.value.maximum == 100
         assert re.search(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", str(info.value))
         with pytest.raises(PromptTooLong):
             [c async for c in service.stream(chat("word " * 500, model="custom-gguf", stream=True))]
