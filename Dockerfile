@@ -70,16 +70,14 @@ ENV PYTHONPATH=/app/handler:/app/worker
 #   OLLAMA_HOST         Ollama stays on loopback; the handler / HTTP mode are the public faces
 #   OLLAMA_NOPRUNE      a starting worker must not prune blobs another worker is pulling
 #   OLLAMA_KEEP_ALIVE   keep the model loaded while the worker lives (-1: forever)
-#   OLLAMA_NUM_PARALLEL requests one worker serves at once (each gets its own context)
-#   OLLAMA_CONTEXT_LENGTH  Claude Code sends long prompts; the OpenAI route cannot set num_ctx
+# Not set here: OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE and
+# OLLAMA_FLASH_ATTENTION. The worker picks them for the GPU it finds (nvidia-smi, or
+# CCRELAY_GPU_MEMORY_GB) from the table in docs/engine-sizing.md; any of them set wins.
 ENV OLLAMA_MODELS=/runpod-volume/ollama \
     OLLAMA_HOST=127.0.0.1:11434 \
     OLLAMA_NOPRUNE=1 \
     OLLAMA_KEEP_ALIVE=-1 \
-    OLLAMA_NUM_PARALLEL=4 \
     OLLAMA_MAX_LOADED_MODELS=1 \
-    OLLAMA_FLASH_ATTENTION=1 \
-    OLLAMA_CONTEXT_LENGTH=32768 \
     CCRELAY_MODEL=qwen3-coder:30b \
     CCRELAY_VOLUME_ROOT=/runpod-volume \
     CCRELAY_HTTP_PORT=8000

@@ -116,7 +116,6 @@ def test_the_image_installs_the_worker_extra_only() -> None:
         ("OLLAMA_MODELS", "/runpod-volume/ollama"),
         ("OLLAMA_HOST", "127.0.0.1:11434"),
         ("OLLAMA_NOPRUNE", "1"),
-        ("OLLAMA_NUM_PARALLEL", None),
         ("OLLAMA_KEEP_ALIVE", None),
         ("CCRELAY_MODEL", "qwen3-coder:30b"),
     ],
@@ -127,6 +126,22 @@ def test_environment_defaults(name: str, value: str | None) -> None:
     assert match, f"ENV {name} is not set"
     if value is not None:
         assert match.group(1) == value
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "OLLAMA_CONTEXT_LENGTH",
+        "OLLAMA_NUM_PARALLEL",
+        "OLLAMA_KV_CACHE_TYPE",
+        "OLLAMA_FLASH_ATTENTION",
+    ],
+)
+def test_the_engine_sizing_is_left_to_the_worker(name: str) -> None:
+    """An ENV here would count as the user's choice and pin every GPU to one row of
+    docs/engine-sizing.md."""
+    env_lines = " ".join(a for k, a in instructions() if k == "ENV")
+    assert not re.search(rf"\b{name}=", env_lines)
 
 
 def test_the_build_context_leaves_out_what_the_image_does_not_need() -> None:

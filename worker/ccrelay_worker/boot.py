@@ -5,7 +5,8 @@
 3. make sure the model is on the volume: ask /api/tags and /api/show first, pull only when it is
    missing, under the volume's pull lock (so many cold workers pull once);
 4. warm it: POST /api/generate with an empty prompt and keep_alive, so the first job does not
-   pay for loading the weights;
+   pay for loading the weights; then read the context it was loaded with (GET /api/ps), the
+   window the handler reports to clients;
 5. serve: the runpod SDK loop (``runpod.serverless.start``) with the handler, or with ``--http``
    the OpenAI-compatible HTTP server (``ccrelay_worker.http_server.run``). Both are imported lazily.
 
@@ -58,6 +59,7 @@ class BootReport:
     ollama_version: str
     model: EnsureResult
     warmed: bool
+    context_length: int | None = None  # per request, as Ollama loaded the model (None: unknown)
 
 
 async def boot(
@@ -90,6 +92,9 @@ async def _boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
             settings.models_dir,
             settings.volume_root,
         )
+    log.info("%s", settings.sizing.describe())
+    for warning in settings.sizing.warnings():
+        log.warning("%s", warning)
     try:
         settings.models_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -107,6 +112,7 @@ async def _boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
             timeout=settings.pull_lock_timeout_s,
             stale_after=settings.pull_lock_stale_s,
         )
+        context: int | None = None
         try:
             result = await ensure_model(
                 client, settings.model, lock, progress_interval=settings.pull_log_interval_s
@@ -121,11 +127,39 @@ async def _boot(settings: WorkerSettings, engine: OllamaProcess) -> BootReport:
                     load_within=settings.warm_timeout_s,
                 )
                 log.info("model %s is loaded", settings.model)
+                context = await _loaded_context(client, settings)
         except OllamaAPIError:
             # a broken stream is what a dead engine looks like from here: say which it was
             await engine.raise_if_exited_soon(f"while the boot used model {settings.model!r}")
             raise
-    return BootReport(ollama_version=version, model=result, warmed=settings.warm)
+    return BootReport(
+        ollama_version=version, model=result, warmed=settings.warm, context_length=context
+    )
+
+
+async def _loaded_context(client: OllamaClient, settings: WorkerSettings) -> int | None:
+    """The window Ollama really gave the model (it clamps to the model's trained context)."""
+    try:
+        context = await client.loaded_context(settings.model)
+    except OllamaAPIError as exc:
+        log.warning("could not read the loaded context from Ollama (%s)", exc)
+        return None
+    configured = settings.sizing.context_length
+    if context is None:
+        log.warning("Ollama does not list %s as loaded; its window is not known", settings.model)
+    elif configured is not None and context != configured:
+        log.warning(
+            "Ollama runs %s with %d tokens per request, not the %d configured; clients are told %d",
+            settings.model,
+            context,
+            configured,
+            context,
+        )
+    else:
+        log.info(
+            "engine window: %d tokens per request, %d slot(s)", context, settings.sizing.parallel
+        )
+    return context
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,7 +291,7 @@ def main(
         watcher.start()
         if settings.mode == "serverless":
             signals.immediate = stop_now
-        serve(settings, handler_environment(settings, env))
+        serve(settings, handler_environment(settings, env, report.context_length))
         return signals.exit_code or 0
     except StopRequested as stop:
         return 128 + stop.signum
@@ -272,11 +306,21 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def handler_environment(settings: WorkerSettings, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment the handler's settings are read from: ours, pointing at our Ollama."""
+def handler_environment(
+    settings: WorkerSettings, environ: Mapping[str, str], context_length: int | None = None
+) -> dict[str, str]:
+    """The environment the handler's settings are read from: ours, pointing at our Ollama, with
+    its parallel slots (the jobs it takes at once) and the window each request gets:
+    ``context_length`` as Ollama loaded the model when known, else as configured."""
     env = dict(environ)
     env["OLLAMA_HOST"] = settings.ollama_url
     env["CCRELAY_MODEL"] = settings.model
+    sizing = settings.sizing.environment()
+    for name in ("OLLAMA_NUM_PARALLEL", "OLLAMA_CONTEXT_LENGTH"):
+        if not (env.get(name) or "").strip() and name in sizing:
+            env[name] = sizing[name]
+    if context_length is not None:
+        env["OLLAMA_CONTEXT_LENGTH"] = str(context_length)
     return env
 
 
@@ -288,9 +332,11 @@ def handler_serve(handler_env: Mapping[str, str], signals: StopSignals | None = 
     """
     from ccrelay_handler.settings import HandlerSettings
 
-    handler_settings = HandlerSettings.from_env(handler_env)
+    HandlerSettings.from_env(handler_env)  # raises now, before the boot, when they are wrong
 
-    def serve(settings: WorkerSettings, _environ: Mapping[str, str]) -> None:
+    def serve(settings: WorkerSettings, environ: Mapping[str, str]) -> None:
+        # the boot's final environment: the window Ollama really gave the model
+        handler_settings = HandlerSettings.from_env(environ)
         if settings.mode == "http":
             from ccrelay_worker import http_server
 

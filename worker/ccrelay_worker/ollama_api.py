@@ -1,8 +1,8 @@
 """A small client for Ollama's native API, on an injected aiohttp session and base URL.
 
 Only what the boot needs: /api/version (readiness), /api/tags and /api/show (is the model on the
-volume?), /api/pull (streamed NDJSON progress) and /api/generate with an empty prompt (load the
-model into memory and keep it there).
+volume?), /api/pull (streamed NDJSON progress), /api/generate with an empty prompt (load the
+model into memory and keep it there) and /api/ps (the context the loaded model really has).
 """
 
 from __future__ import annotations
@@ -147,6 +147,20 @@ class OllamaClient:
             raise ModelWarmError(model, _describe(exc)) from exc
         if isinstance(body, dict) and body.get("error"):
             raise ModelWarmError(model, str(body["error"]))
+
+    async def loaded_context(self, model: str) -> int | None:
+        """The context ``model`` was loaded with (GET /api/ps ``context_length``: the runner's
+        per-request window, ollama/ollama ``server/sched.go``), or None when it is not loaded."""
+        body = await self._get_json("/api/ps")
+        wanted = normalize_model_name(model)
+        for item in (body.get("models") if isinstance(body, dict) else None) or []:
+            if not isinstance(item, dict):
+                continue
+            names = {normalize_model_name(str(item.get(k) or "")) for k in ("name", "model")}
+            context = item.get("context_length")
+            if wanted in names and isinstance(context, int) and context > 0:
+                return context
+        return None
 
     async def _get_json(self, path: str) -> Any:
         try:

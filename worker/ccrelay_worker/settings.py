@@ -1,7 +1,8 @@
 """The worker's boot settings, read once from the environment at the entry point.
 
-Every variable is optional; the defaults run Qwen3-Coder 30B from a RunPod network volume. A bad
-value raises :class:`worker.errors.WorkerConfigError` naming the variable and the fix.
+Every variable is optional; the defaults run Qwen3-Coder 30B from a RunPod network volume, with
+Ollama sized for the GPU found (:mod:`ccrelay_worker.engine_sizing`). A bad value raises
+:class:`worker.errors.WorkerConfigError` naming the variable and the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccrelay_wire.defaults import DEFAULT_MODEL
+from ccrelay_worker.engine_sizing import EngineSizing, resolve_sizing
 from ccrelay_worker.errors import WorkerConfigError
 
 __all__ = [
@@ -68,6 +70,10 @@ class WorkerSettings(BaseModel):
     http_host: str = "0.0.0.0"
     http_port: int = Field(8000, ge=1, le=65535)
     http_drain_s: float = Field(30.0, ge=0)
+    sizing: EngineSizing = Field(
+        default_factory=lambda: resolve_sizing({}, DEFAULT_MODEL, detect=lambda _path: None),
+        description="Ollama's context, parallel slots and KV cache for this GPU",
+    )
 
     def volume_refusal(self) -> str | None:
         """Why this worker must not boot without a volume, or None.
@@ -95,7 +101,8 @@ class WorkerSettings(BaseModel):
         return normalize_model_name(self.model)
 
     def engine_environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The child's environment: ours plus where to listen and where the models live.
+        """The child's environment: ours plus where to listen, where the models live, and the
+        engine sizing (docs/engine-sizing.md) for what ``base`` does not set itself.
 
         OLLAMA_NOPRUNE=1 because `ollama serve` deletes blobs no manifest references when it
         starts; on a shared volume that would delete the half-pulled blobs of another worker.
@@ -104,6 +111,9 @@ class WorkerSettings(BaseModel):
         env["OLLAMA_HOST"] = f"{self.ollama_host}:{self.ollama_port}"
         env["OLLAMA_MODELS"] = str(self.models_dir)
         env.setdefault("OLLAMA_NOPRUNE", "1")
+        for name, value in self.sizing.environment().items():
+            if not (env.get(name) or "").strip():
+                env[name] = value
         return env
 
     @classmethod
@@ -151,6 +161,9 @@ class WorkerSettings(BaseModel):
             http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
             http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
             http_drain_s=_number(environ, "CCRELAY_HTTP_DRAIN", 30.0),
+            sizing=resolve_sizing(
+                environ, normalize_model_name(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL)
+            ),
         )
 
 
