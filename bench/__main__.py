@@ -58,6 +58,12 @@ def runpod_stream_rows(quick: bool) -> list[Row]:
     return runpod_stream.rows(quick)
 
 
+def context_editing_rows(quick: bool) -> list[Row]:
+    from bench import context_editing
+
+    return context_editing.rows(quick)
+
+
 def stats_rows(quick: bool) -> list[Row]:
     from bench import stats
 
@@ -78,6 +84,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "runpod_stream": runpod_stream_rows,
     "stats": stats_rows,
     "sessions": sessions_rows,
+    "context_editing": context_editing_rows,
 }
 SAMPLED: dict[str, Callable[[bool, int], list[Row]]] = {
     "handler": handler_rows,

@@ -12,7 +12,9 @@ what Claude Code sends). One concept per module:
 - `naming`:   tool ids and names both sides accept (`tool_name_map` for the replies);
 - `usage`:    OpenAI usage -> Anthropic's, cache counts included;
 - `structured`: ``output_config.format`` -> ``response_format``, strict when it fits;
-- `limits`:   the nesting depth every boundary checks on a decoded body (`check_depth`).
+- `limits`:   the nesting depth every boundary checks on a decoded body (`check_depth`);
+- `context_editing`: Anthropic's ``context_management`` edits, done for the other backends
+  (`apply_context_management`).
 
 Each module's docstring records what is translated, what is dropped and why.
 """
@@ -25,6 +27,7 @@ from ccrelay_wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ccrelay_translate._common import RAW_ARGUMENTS_KEY
+    from ccrelay_translate.context_editing import CLEARED_TOOL_RESULT, apply_context_management
     from ccrelay_translate.events import anthropic_events_to_response, response_to_anthropic_events
     from ccrelay_translate.limits import MAX_DEPTH, check_depth
     from ccrelay_translate.naming import UNNAMED_TOOL, tool_name_map
@@ -37,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "ccrelay_translate._common": ("RAW_ARGUMENTS_KEY",),
+        "ccrelay_translate.context_editing": ("CLEARED_TOOL_RESULT", "apply_context_management"),
         "ccrelay_translate.events": (
             "anthropic_events_to_response",
             "response_to_anthropic_events",
@@ -51,6 +55,7 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "CLEARED_TOOL_RESULT",
     "IMAGE_TOKENS",
     "MAX_DEPTH",
     "RAW_ARGUMENTS_KEY",
@@ -58,6 +63,7 @@ __all__ = [
     "OpenAIStreamTranslator",
     "anthropic_events_to_response",
     "anthropic_to_openai_request",
+    "apply_context_management",
     "check_depth",
     "estimate_tokens",
     "openai_to_anthropic_response",
