@@ -15,7 +15,8 @@ and the provider's own error text (scrubbed of the key before it is raised).
 
     CcrelayError                              fault      outcome
     ├── InvalidRequestError       400         caller     invalid_request
-    │   └── PromptTooLong         400         caller     prompt_too_long  no backend's window fits it
+    │   ├── PromptTooLong         400         caller     prompt_too_long  no backend's window fits it
+    │   └── RequestTooLarge       413         caller     request_too_large  over a backend's size limit
     ├── UnknownBackendError       400         caller     unknown_backend
     ├── GatewayShuttingDown       529         gateway    shutdown
     ├── StatsSourceError                      (latency records cannot be read; ccrelay.latency.reading)
@@ -37,6 +38,8 @@ and the provider's own error text (scrubbed of the key before it is raised).
         │   ├── UnknownModelError 404         caller     unknown_model
         │   ├── UpstreamRateLimited 429       backend    rate_limited     retryable
         │   ├── UpstreamOverloaded 529        backend    overloaded       retryable
+        │   ├── NoWorkerReady     503         backend    no_worker        (a load balancer's wait)
+        │   ├── PinnedWorkerUnavailable 503   backend    pinned_worker_gone
         │   └── UpstreamServerError 500       backend    server_error     retryable
         ├── ProtocolError         502         backend    protocol_error   garbage: non-JSON, truncated
         │   └── ReplyTooLarge                 backend    reply_too_large  past the reply/event limit
@@ -129,6 +132,14 @@ class InvalidRequestError(CcrelayError):
     error_type = "invalid_request_error"
     fault = Fault.CALLER
     outcome = "invalid_request"
+
+
+class RequestTooLarge(InvalidRequestError):
+    """Larger than a backend can be sent (RunPod's load balancer: 30 MB), refused here."""
+
+    status = 413
+    error_type = "request_too_large"
+    outcome = "request_too_large"
 
 
 class PromptTooLong(InvalidRequestError):
@@ -286,6 +297,24 @@ class UpstreamOverloaded(UpstreamStatusError):
     error_type = "overloaded_error"
     retryable = True
     outcome = "overloaded"
+
+
+class NoWorkerReady(UpstreamStatusError):
+    """A load-balanced endpoint had no worker to take the request (RunPod answers "no workers
+    available" while workers start): the backend asks again until its cold-start limit."""
+
+    status = 503
+    error_type = "overloaded_error"
+    outcome = "no_worker"
+
+
+class PinnedWorkerUnavailable(UpstreamStatusError):
+    """The worker a session was pinned to is gone, or stayed busy past RunPod's wait: the
+    backend drops the pin and asks again without it."""
+
+    status = 503
+    error_type = "overloaded_error"
+    outcome = "pinned_worker_gone"
 
 
 class UpstreamServerError(UpstreamStatusError):

@@ -28,7 +28,13 @@ from typing import Any
 
 import aiohttp
 
-from ccrelay_handler.errors import EngineError, EngineTimeout, EngineUnavailable, PromptTooLong
+from ccrelay_handler.errors import (
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    HandlerError,
+    PromptTooLong,
+)
 from ccrelay_wire.sse import SSEDecoder
 
 __all__ = ["OllamaEngine"]
@@ -45,7 +51,7 @@ def _body(payload: dict[str, Any]) -> bytes | io.BytesIO:
     return io.BytesIO(data) if len(data) > _STREAMED_BODY_BYTES else data
 
 
-def _engine_error(status: int, body: bytes) -> EngineError:
+def _engine_error(status: int, body: bytes) -> HandlerError:
     """The handler's error for an error answer from Ollama."""
     message = _engine_message(status, body)
     limit = _context_exceeded(message)

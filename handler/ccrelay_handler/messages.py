@@ -32,6 +32,7 @@ from ccrelay_handler.settings import HandlerSettings
 from ccrelay_translate import (
     OpenAIStreamTranslator,
     anthropic_to_openai_request,
+    apply_context_management,
     estimate_tokens,
     openai_to_anthropic_response,
     tool_name_map,
@@ -66,6 +67,9 @@ class Prepared:
     display: str
     tool_names: dict[str, str]
     prompt_tokens: int
+    applied_edits: list[dict[str, Any]] | None
+    """``context_management`` edits applied here (Anthropic applies them server-side), for the
+    answer's ``context_management.applied_edits``; None when the request asked for none."""
 
 
 class MessagesService:
@@ -103,6 +107,7 @@ class MessagesService:
         request = _request(body, count=False)
         cache = request.pop("cache", None)
         with _translation_errors():
+            request, applied = apply_context_management(request, count_tokens=estimate_tokens)
             tokens = estimate_tokens(request)
         limit = self.prompt_limit()
         if limit is not None and tokens > limit:
@@ -126,6 +131,7 @@ class MessagesService:
             display=thinking_display(request),
             tool_names=tool_name_map(request),
             prompt_tokens=tokens,
+            applied_edits=applied,
         )
 
     async def complete(self, body: Any, *, label: str | None = None) -> dict[str, Any]:
@@ -140,6 +146,8 @@ class MessagesService:
                 thinking_display=prepared.display,
                 tool_names=prepared.tool_names,
             )
+        if prepared.applied_edits is not None:
+            message["context_management"] = {"applied_edits": prepared.applied_edits}
         return {**message, CACHE_VERDICT_FIELD: verdict}
 
     async def stream(
@@ -166,11 +174,11 @@ class MessagesService:
                 for event in events:
                     if event.get("type") == "message_start":
                         event = _with_verdict(event, holder.value)
-                    yield event
+                    yield _with_applied(event, prepared.applied_edits)
         if not translator.finished_cleanly:
             raise EngineStreamCut("the engine's answer ended before its finish")
         for event in translator.finish():
-            yield event
+            yield _with_applied(event, prepared.applied_edits)
 
 
 class EngineStreamCut(HandlerError):
@@ -190,6 +198,13 @@ def anthropic_sse(event: dict[str, Any]) -> str:
 def anthropic_error(exc: HandlerError) -> dict[str, Any]:
     """A handler error in Anthropic's shape (the body of an error reply or SSE event)."""
     return {"type": "error", "error": {"type": exc.error_type, "message": str(exc)}}
+
+
+def _with_applied(event: dict[str, Any], applied: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """``message_delta`` carries ``context_management`` at its top level, as Anthropic's does."""
+    if applied is None or event.get("type") != "message_delta":
+        return event
+    return {**event, "context_management": {"applied_edits": applied}}
 
 
 def _with_verdict(event: dict[str, Any], verdict: str | None) -> dict[str, Any]:

@@ -7,11 +7,14 @@ Bearer <api_key>`` (401 otherwise):
 - ``GET|POST /status/{id}``, ``GET|POST /stream/{id}`` (``{"status", "stream": [{"output"}]}``);
 - ``POST /cancel/{id}``: recorded in ``.cancels``; the job ends CANCELLED;
 - ``GET /health``: ``.health_body``; ``GET /openai/v1/models``: ``.models_body`` (404 if None);
-- ``POST /openai/v1/chat/completions``: the endpoint's OpenAI route (FACTS.md, as worker-vllm
-  uses it): the request is held while no worker is up (``cold_start_s``), then the worker gets
-  ``{"openai_route": "/v1/chat/completions", "openai_input": <body>}`` and every SSE string it
-  yields is written to the HTTP stream as it comes. A worker error (``{"error": ...}``) ends
-  the stream without ``[DONE]`` (what RunPod sends then is not documented).
+- ``POST /openai/v1/<route>``: the endpoint's OpenAI route (RunPod's docs for
+  ``/chat/completions``; worker-vllm commit 4c4e039 and its README for ``/messages``, which RunPod
+  relays too): the request is held while no worker is up (``cold_start_s``), then the worker gets
+  ``{"openai_route": "/v1/<route>", "openai_input": <body>}``. Streamed, every SSE string it
+  yields is written to the HTTP stream as it comes; not streamed, its one output is the JSON
+  body. A worker error (``{"error": ...}``) ends a stream as it is, and a plain request with a 500
+  carrying the job's error: what RunPod sends then is not documented (worker-vllm yields errors
+  in-band instead, which is what the ccrelay worker does for streams).
 
 Each job follows a `Script` (``.push_job`` queues scripts; otherwise the default): some polls
 ``IN_QUEUE`` (a cold start), some ``IN_PROGRESS``, then the final status. ``/runsync`` answers
@@ -48,7 +51,12 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.harness import LoopbackServer, Recorded, record
-from tests.fakes.providers import openai_completion, openai_text_chunks
+from tests.fakes.providers import (
+    anthropic_message,
+    anthropic_text_events,
+    openai_completion,
+    openai_text_chunks,
+)
 
 
 @dataclass
@@ -84,15 +92,52 @@ class Job:
 Worker = Callable[[Any], AsyncIterator[Any]]
 
 
+def anthropic_sse(event: dict[str, Any]) -> str:
+    """One Anthropic event as the ccrelay worker yields it on a streamed Messages job."""
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def messages_outputs(
+    job_input: Any, pieces: list[str], *, verdict: str | None = "miss"
+) -> list[Any]:
+    """What the ccrelay worker yields for a Messages job (ccrelay_handler.runpod_handler): one
+    message, or (streamed) its events as SSE text; the cache verdict on the message, or on
+    ``message_start``'s."""
+    body = job_input.get("openai_input") if isinstance(job_input, dict) else None
+    body = body if isinstance(body, dict) else {}
+    model = str(body.get("model") or "qwen3-coder:30b")
+    if not body.get("stream"):
+        message = anthropic_message("".join(pieces), model=model)
+        return [{**message, "x_ccrelay_cache": verdict} if verdict else message]
+    events, _ = anthropic_text_events(pieces, model=model)
+    if verdict:
+        start = events[0]
+        events[0] = {**start, "message": {**start["message"], "x_ccrelay_cache": verdict}}
+    return [anthropic_sse(event) for event in events]
+
+
+def is_messages(job_input: Any) -> bool:
+    return isinstance(job_input, dict) and job_input.get("openai_route") == "/v1/messages"
+
+
 def paced_worker(
     pieces: list[str] | None = None, *, interval_s: float = 0.0, log: list[float] | None = None
 ) -> Worker:
     """A worker that yields what the ccrelay handler yields: chunk dicts for a native job, SSE
-    strings on the OpenAI route; one content piece every `interval_s`, each production time
-    (``time.perf_counter``) appended to `log`."""
+    strings on the OpenAI route (Anthropic events for ``/v1/messages``); one content piece every
+    `interval_s`, each production time (``time.perf_counter``) appended to `log`."""
     texts = pieces if pieces is not None else ["Hello", " from", " RunPod"]
 
     async def work(job_input: Any) -> AsyncIterator[Any]:
+        if is_messages(job_input):
+            for output in messages_outputs(job_input, texts):
+                content = isinstance(output, str) and "text_delta" in output
+                if content and interval_s:
+                    await asyncio.sleep(interval_s)
+                if content and log is not None:
+                    log.append(time.perf_counter())
+                yield output
+            return
         openai_route = isinstance(job_input, dict) and "openai_route" in job_input
         body = job_input.get("openai_input", {}) if openai_route else job_input
         model = body.get("model", "fake") if isinstance(body, dict) else "fake"
@@ -148,7 +193,7 @@ class FakeRunPod(LoopbackServer):
         app.router.add_post(f"{base}/cancel/{{job_id}}", self._cancel)
         app.router.add_get(f"{base}/health", self._health)
         app.router.add_get(f"{base}/openai/v1/models", self._models)
-        app.router.add_post(f"{base}/openai/v1/chat/completions", self._openai_chat)
+        app.router.add_post(f"{base}/openai/v1/{{route:.+}}", self._openai_route)
 
     async def close(self) -> None:
         for job in self.jobs.values():
@@ -236,7 +281,7 @@ class FakeRunPod(LoopbackServer):
             body["output"] = list(job.produced)
         return body
 
-    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+    async def _openai_route(self, request: web.Request) -> web.StreamResponse:
         seen, denied = await self._record(request)
         if denied is not None:
             return denied
@@ -247,10 +292,13 @@ class FakeRunPod(LoopbackServer):
         if self.cold_start_s and self.ready_at is None:
             self.ready_at = asyncio.get_running_loop().time() + self.cold_start_s
         await self._worker_up()  # RunPod holds the request while the job waits for a worker
-        job_input = {"openai_route": "/v1/chat/completions", "openai_input": seen.body}
+        route = "/v1/" + request.match_info["route"]
+        job_input = {"openai_route": route, "openai_input": seen.body}
         outputs = (self.worker or paced_worker())(job_input)
         if not (isinstance(seen.body, dict) and seen.body.get("stream")):
             items = [item async for item in outputs]
+            if items and isinstance(items[0], dict) and "error" in items[0]:
+                return web.json_response({"error": str(items[0]["error"])}, status=500)
             return web.json_response(items[0] if items else {})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -378,9 +426,12 @@ class FakeRunPod(LoopbackServer):
 
     @staticmethod
     def _streamed(job: Job) -> bool:
-        return isinstance(job.input, dict) and bool(job.input.get("stream"))
+        body = job.input.get("openai_input", job.input) if isinstance(job.input, dict) else None
+        return isinstance(body, dict) and bool(body.get("stream"))
 
     def _default_output(self, job: Job) -> Any:
+        if is_messages(job.input):
+            return messages_outputs(job.input, ["Hello", " from", " RunPod"])
         if isinstance(job.input, dict) and job.input.get("ccrelay_warmup") is True:
             return {"warm": True, "model": "qwen3-coder:30b", "context_window": self.context_window}
         model = job.input.get("model", "fake") if isinstance(job.input, dict) else "fake"

@@ -51,6 +51,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 API_KEY = "rpa_TESTKEY_0123456789abcdefSECRET"
+_BODY = web.RequestKey("runpod_rest_body", Any)
+_KIND = web.RequestKey("runpod_rest_kind", str)
 SCHEMAS = Path(__file__).with_name("runpod_rest_v2_schemas.json")
 _CONTAINER = ("image", "args", "disk", "ports", "env", "registry")
 _KINDS = {
@@ -165,9 +167,9 @@ class FakeRunPod:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             return problem(400, "Bad Request", "request body is not valid JSON")
-        request["body"] = body
+        request[_BODY] = body
         kind = request.path.split("/")[2]
-        request["kind"] = kind
+        request[_KIND] = kind
         call = Call(request.method, request.path, body, request.headers.get("Authorization"))
         with self._lock:
             self.calls.append(call)
@@ -190,7 +192,7 @@ class FakeRunPod:
         return await handler(request)
 
     async def _list(self, request: web.Request) -> web.Response:
-        kind = request["kind"]
+        kind = request[_KIND]
         schema, key, _ = _KINDS[kind]
         items = [copy.deepcopy(v) for v in self._store(kind).values()]
         for item in items:
@@ -198,7 +200,7 @@ class FakeRunPod:
         return web.json_response({key: items})
 
     async def _get(self, request: web.Request) -> web.Response:
-        kind = request["kind"]
+        kind = request[_KIND]
         record = self._store(kind).get(request.match_info["id"])
         if record is None:
             return problem(404, "Not Found", f"{kind} {request.match_info['id']} not found")
@@ -206,8 +208,8 @@ class FakeRunPod:
         return web.json_response(copy.deepcopy(record))
 
     async def _create(self, request: web.Request) -> web.Response:
-        kind = request["kind"]
-        body = copy.deepcopy(request["body"])
+        kind = request[_KIND]
+        body = copy.deepcopy(request[_BODY])
         if kind == "serverless":
             resolved = self._resolve_template(body)
             if isinstance(resolved, web.Response):
@@ -240,11 +242,11 @@ class FakeRunPod:
         return web.json_response(copy.deepcopy(record), status=201)
 
     async def _patch(self, request: web.Request) -> web.Response:
-        kind = request["kind"]
+        kind = request[_KIND]
         record = self._store(kind).get(request.match_info["id"])
         if record is None:
             return problem(404, "Not Found", f"{kind} {request.match_info['id']} not found")
-        body = copy.deepcopy(request["body"])
+        body = copy.deepcopy(request[_BODY])
         if kind == "network-volumes" and body.get("size", record["size"]) < record["size"]:
             return problem(400, "Bad Request", "network volume storage cannot be reduced")
         updated = copy.deepcopy(record)

@@ -21,6 +21,7 @@ from ccrelay.errors import (
     CcrelayError,
     ConnectionLost,
     FirstByteTimeout,
+    JobFailed,
     JobStalled,
     ProtocolError,
     ReplyCutOff,
@@ -39,7 +40,7 @@ from tests.fakes.providers import (
     openai_text_chunks,
     sse,
 )
-from tests.fakes.runpod_jobs import Script
+from tests.fakes.runpod_jobs import Script, anthropic_sse
 
 SECRET = "sk-FAULTS-9d1e7c4b2a-SECRET"
 """The key every backend is configured with: it must show up nowhere but in the request."""
@@ -89,7 +90,7 @@ RECORDED: dict[str, type[BackendError]] = {
 # RunPod streaming by polling: its mid-stream faults are the job's own
 RECORDED_RUNPOD: dict[str, type[BackendError]] = {
     "stall_mid_stream": JobStalled,
-    "truncated_sse": ProtocolError,
+    "truncated_sse": JobFailed,  # the job ended COMPLETED before message_stop: never resubmitted
     "malformed_event": ProtocolError,
 }
 
@@ -148,8 +149,9 @@ def pre_stream_reply(fault: str, stall_s: float = STALL_S) -> Reply:
 
 
 def started_stream(kind: str) -> list[bytes]:
-    """The first events of a good stream in `kind`'s wire protocol (no end)."""
-    if kind == "anthropic":
+    """The first events of a good stream in `kind`'s wire protocol (no end): Anthropic's for
+    the pass-through and for RunPod (the worker speaks Messages), OpenAI's for the rest."""
+    if kind == "anthropic" or kind.startswith("runpod"):
         events, names = anthropic_text_events(["Hel", "lo"])
         return sse(events[:4], event_names=names[:4])
     return sse(openai_text_chunks(["Hel", "lo"])[:3])
@@ -263,9 +265,12 @@ def stall_for(kind: str, call: str) -> float:
 
 
 def runpod_script(fault: str) -> Script:
-    chunks: list[Any] = openai_text_chunks(["Hel", "lo"])[:2]
+    """A streamed Messages job (the worker yields each event's SSE text) with `fault`."""
+    events, _ = anthropic_text_events(["Hel", "lo"])
+    chunks: list[Any] = [anthropic_sse(event) for event in events[:4]]
     if fault == "stall_mid_stream":
         return Script(status="COMPLETED", batches=[chunks], running_polls=10_000)
     if fault == "truncated_sse":
         return Script(status="COMPLETED", batches=[chunks])
-    return Script(status="COMPLETED", batches=[chunks, ["{not json"]], running_polls=10)
+    broken = "event: content_block_delta\ndata: {not json\n\n"
+    return Script(status="COMPLETED", batches=[chunks, [broken]], running_polls=10)

@@ -191,3 +191,47 @@ async def test_a_tool_call_from_the_engine_is_an_anthropic_tool_use(
     (block,) = [b for b in message.content if b.type == "tool_use"]
     assert block.name == "Read" and block.input == {"file_path": "a.py"}
     assert message.stop_reason == "tool_use"
+
+
+async def test_context_editing_is_applied_in_the_worker_and_reported(
+    handler: RunPodHandler, ollama_server: Any
+) -> None:
+    """Claude Code straight at the endpoint sends its edits to the worker: applied as Anthropic
+    applies them, reported as Anthropic reports them."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "read them"}]
+    for n in range(3):
+        messages += [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": "y" * 3000}
+                ],
+            },
+        ]
+    edits = {
+        "edits": [
+            {
+                "type": "clear_tool_uses_20250919",
+                "trigger": {"type": "tool_uses", "value": 1},
+                "keep": {"type": "tool_uses", "value": 1},
+            }
+        ]
+    }
+    body = {
+        **REQUEST,
+        "messages": messages,
+        "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
+        "context_management": edits,
+    }
+    (message,) = await outputs(handler, body)
+    (applied,) = message["context_management"]["applied_edits"]
+    assert applied["cleared_tool_uses"] == 2
+    sent = ollama_server.requests[-1]["messages"]
+    assert sum("y" * 3000 in str(m.get("content")) for m in sent) == 1
+    events = events_of(await outputs(handler, {**body, "stream": True}))
+    (delta,) = [e for e in events if e["type"] == "message_delta"]
+    assert delta["context_management"]["applied_edits"][0]["cleared_tool_uses"] == 2

@@ -180,7 +180,12 @@ def claude_code_request() -> dict[str, Any]:
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
         "thinking": {"type": "adaptive"},
         "context_management": {
-            "edits": [{"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens"}}]
+            "edits": [
+                {
+                    "type": "clear_tool_uses_20250919",
+                    "trigger": {"type": "input_tokens", "value": 100000},
+                }
+            ]
         },
         "output_config": {"effort": "high"},
         "metadata": {"user_id": "user_abc_account_123_session_456"},

@@ -15,21 +15,18 @@ are dropped from the history, since Anthropic refuses a thinking block it did no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, ClassVar
-
-import orjson
 
 from ccrelay.backends.base import Backend
 from ccrelay.backends.types import ModelInfo, RequestOptions, StreamItem
-from ccrelay.errors import ProtocolError, UpstreamServerError
-from ccrelay.http.events import RawEvent
+from ccrelay.errors import ProtocolError
+from ccrelay.http.events import anthropic_events
 from ccrelay_config.models import BackendSettings
 from ccrelay_translate._common import THINKING_SIGNATURE
 
 ANTHROPIC_VERSION = "2023-06-01"
 _FORWARDED = ("anthropic-beta", "anthropic-version", "x-api-key", "authorization")
-_PARSED = frozenset({"message_start", "message_delta", "message_stop", "error"})
-"""The events whose JSON is read: usage for the records, the end, an error to raise."""
 
 
 class AnthropicSettings(BackendSettings):
@@ -98,43 +95,22 @@ class AnthropicBackend(Backend[AnthropicSettings]):
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[StreamItem]:
         """Anthropic's events passed through as they came (`RawEvent`): only the few the
-        records and the stream's end need are parsed (`_PARSED`), the deltas never."""
-        stopped = False
+        records and the stream's end need are parsed, the deltas never."""
         async with self.upstream.stream(
             "/v1/messages",
             self._body(request, model, stream=True),
             headers=self._headers(options),
             model=model,
         ) as response:
-            async for event in response.events():
-                if not event.data:
-                    continue
-                kind = event.event
-                if kind is not None and kind not in _PARSED:
-                    data = event.data
-                    if not (data.startswith("{") and data.endswith("}")):  # cut off, or garbage
-                        raise ProtocolError(self.name, "sent a stream event that is not JSON")
-                    yield RawEvent(kind, data)
-                    continue
-                try:
-                    payload = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    raise ProtocolError(self.name, "sent a stream event that is not JSON") from None
-                if not isinstance(payload, dict):
-                    raise ProtocolError(self.name, "sent a stream event that is not a JSON object")
-                if payload.get("type") == "error":
-                    raise self.upstream.payload_error(payload.get("error"), model=model)
-                yield RawEvent(str(payload.get("type") or kind), event.data, payload)
-                if payload.get("type") == "message_stop":
-                    stopped = True
-                    await response.drain()
-                    break
-        if not stopped:
-            raise UpstreamServerError(
-                self.name,
-                "the stream ended before message_stop (truncated reply)",
-                upstream_status=502,
+            events = anthropic_events(
+                response.events(),
+                backend=self.name,
+                error_of=lambda error: self.upstream.payload_error(error, model=model),
             )
+            async with aclosing(events):
+                async for event in events:
+                    yield event
+            await response.drain()
 
     async def count_tokens(self, request: dict[str, Any], options: RequestOptions) -> int | None:
         """Anthropic's exact count (POST /v1/messages/count_tokens); the gateway uses it."""

@@ -45,7 +45,7 @@ from ccrelay.errors import (
     outcome_word,
     translation_errors,
 )
-from ccrelay.http.client import UpstreamClient, UpstreamTarget
+from ccrelay.http.client import Refusal, UpstreamClient, UpstreamTarget
 from ccrelay.http.retry import RetryPolicy, Sleep
 from ccrelay.latency.observer import Attempt, AttemptObserver, elapsed_ms
 from ccrelay_config.models import BackendSettings, TimeoutSettings
@@ -93,6 +93,7 @@ class Backend(ABC, Generic[S]):
         headers: Mapping[str, str] | None = None,
         timeouts: TimeoutSettings | None = None,
         auth_fix: str = "check the backend's api_key",
+        refusal: Refusal | None = None,
     ) -> UpstreamClient:
         """The client this backend talks through: its key in the header the provider reads,
         the configured extra headers, and every secret scrubbed from what comes back."""
@@ -114,6 +115,7 @@ class Backend(ABC, Generic[S]):
             secrets=(secret,) if secret else (),
             auth_fix=auth_fix,
             limits=settings.limits,
+            refusal=refusal,
         )
         return UpstreamClient(self.session, target)
 

@@ -18,6 +18,7 @@ thin subclasses that set defaults.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -47,14 +48,20 @@ from ccrelay_config.models import BackendSettings
 from ccrelay_translate import (
     OpenAIStreamTranslator,
     anthropic_to_openai_request,
+    apply_context_management,
+    estimate_tokens,
     openai_to_anthropic_response,
+    response_to_anthropic_events,
     tool_name_map,
 )
+from ccrelay_translate._common import new_message_id
 from ccrelay_translate.capabilities import Accepts
 from ccrelay_translate.documents import DocumentTexts
 from ccrelay_translate.request import thinking_display
 from ccrelay_translate.tools import schema_keywords
 from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+
+log = logging.getLogger("ccrelay.backends")
 
 _CATALOG_TTL_S = 60.0
 _SCHEMA_FIELDS = re.compile(r"[Uu]nsupported JSON schema fields?:?\s*\{([^}]*)\}")
@@ -161,6 +168,7 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
     async def _complete_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> tuple[dict[str, Any], str | None]:
+        request, applied = edited(request, options)
         await self.documents.prepare(request)
         body = self.chat_body(request, model, stream=False)
         try:
@@ -168,6 +176,8 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
         except UnknownModelError as exc:
             raise await self._not_served(exc, model) from None
         except UpstreamInvalidRequest as exc:
+            if probe(request):
+                return self._probe_answer(request, model, options), None
             raise self._schema_refused(exc, body) from None
         response = openai_to_anthropic_response(
             reply.data,
@@ -176,12 +186,37 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
             thinking_display=thinking_display(request),
             tool_names=tool_name_map(request),
         )
+        if applied is not None:
+            response["context_management"] = {"applied_edits": applied}
         verdict = verdict_from_headers(reply.headers) or _verdict_field(reply.data)
         return response, verdict.value if verdict is not None else None
+
+    def _probe_answer(
+        self, request: dict[str, Any], model: str, options: RequestOptions
+    ) -> dict[str, Any]:
+        """What Anthropic answers a request with a tiny ``max_tokens`` (Claude Code's start-up
+        probe sends 1): a message cut at its limit. A reasoning model refuses such a request
+        (it cannot even start to think), which would turn Claude Code's probe into a 400."""
+        log.info(
+            "%s refused a max_tokens=%s probe; answering it as cut off",
+            self.name,
+            request.get("max_tokens"),
+        )
+        return {
+            "id": new_message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": "max_tokens",
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.prompt_tokens(request, options), "output_tokens": 0},
+        }
 
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[StreamItem]:
+        request, applied = edited(request, options)
         await self.documents.prepare(request)
         body = self.chat_body(request, model, stream=True)
         translator = OpenAIStreamTranslator(
@@ -197,11 +232,15 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
                 aclosing(openai_stream_items(response, translator, self.upstream, model)) as items,
             ):
                 async for item in items:
-                    yield item
+                    yield with_applied(item, applied)
         except UnknownModelError as exc:
             raise await self._not_served(exc, model) from None
         except UpstreamInvalidRequest as exc:
-            raise self._schema_refused(exc, body) from None
+            if not probe(request):
+                raise self._schema_refused(exc, body) from None
+            for event in response_to_anthropic_events(self._probe_answer(request, model, options)):
+                yield event
+            return
         if not translator.finished_cleanly:
             raise UpstreamServerError(
                 self.name,
@@ -209,7 +248,7 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
                 upstream_status=502,
             )
         for out in translator.finish():
-            yield out
+            yield with_applied(out, applied)
         if translator.repaired_tool_calls:
             yield RepairedToolCalls(translator.repaired_tool_calls)
 
@@ -279,6 +318,33 @@ async def openai_stream_items(
                 yield verdict
         for out in translator.feed(chunk):
             yield out
+
+
+_PROBE_MAX_TOKENS = 16
+
+
+def probe(request: dict[str, Any]) -> bool:
+    """A request with a tiny ``max_tokens`` (Claude Code probes with 1)."""
+    limit = request.get("max_tokens")
+    return isinstance(limit, int) and not isinstance(limit, bool) and limit < _PROBE_MAX_TOKENS
+
+
+def edited(
+    request: dict[str, Any], options: RequestOptions
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The request with its ``context_management`` edits applied as Anthropic applies them
+    server-side (no OpenAI-style upstream can), and the ``applied_edits`` to report."""
+    return apply_context_management(
+        request, count_tokens=estimate_tokens, input_tokens=options.prompt_tokens
+    )
+
+
+def with_applied(item: StreamItem, applied: list[dict[str, Any]] | None) -> StreamItem:
+    """A stream's ``message_delta`` with ``context_management.applied_edits`` at its top
+    level, where Anthropic puts it; every other item as it is."""
+    if applied is None or not isinstance(item, dict) or item.get("type") != "message_delta":
+        return item
+    return {**item, "context_management": {"applied_edits": applied}}
 
 
 def reported_window(entry: dict[str, Any]) -> int | None:

@@ -21,7 +21,7 @@ Every provider message is scrubbed of the backend's secrets before it goes into 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,7 @@ from ccrelay.errors import (
     ReplyTooLarge,
     StreamStalled,
     TotalTimeout,
+    UpstreamStatusError,
 )
 from ccrelay.http.retry import parse_retry_after
 from ccrelay.http.statuses import error_for_payload, error_for_status
@@ -52,6 +53,10 @@ __all__ = ["JsonReply", "SSEReply", "UpstreamClient", "UpstreamTarget"]
 
 _MIN_HEADER_SECRET = 6
 _MAX_ERROR_BODY = 64 * 1024  # an error reply's text: enough for any provider's message
+
+
+Refusal = Callable[[str, int, str], UpstreamStatusError | None]
+"""(backend, status, scrubbed body text) -> the error this reply really is, or None."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class UpstreamTarget:
     auth_fix: str = "check the backend's api_key"
     """What a 401/403 tells the user to do."""
     limits: LimitSettings = field(default_factory=LimitSettings)
+    refusal: Refusal | None = None
+    """A provider's own error replies that the status alone does not tell apart (RunPod's
+    load balancer answers "no workers available" with a 400): checked before the mapping by
+    status, so decisions stay on types."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +246,15 @@ class UpstreamClient:
             raise self.transport_error(exc) from None
         except TimeoutError:
             raise FirstByteTimeout(self.backend, f"{stage} within {max(waited, 0):.3g} s") from None
+        text = self.scrub(text)
+        if self.target.refusal is not None:
+            refused = self.target.refusal(self.backend, response.status, text)
+            if refused is not None:
+                raise refused
         raise error_for_status(
             self.backend,
             response.status,
-            self.scrub(text),
+            text,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             model=model,
             auth_fix=self.target.auth_fix,

@@ -10,14 +10,16 @@ go to the caller as they came, and its JSON is parsed only when someone asks for
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ccrelay_wire.sse import encode_sse
+from ccrelay.errors import CcrelayError, ProtocolError, UpstreamServerError
+from ccrelay_wire.sse import ServerSentEvent, encode_sse
 
-__all__ = ["RawEvent", "encode_event"]
+__all__ = ["RawEvent", "anthropic_events", "encode_event"]
 
 _PREFIXES: dict[str, bytes] = {}
 
@@ -61,3 +63,46 @@ class RawEvent:
         if prefix is None or "\n" in self.data or "\r" in self.data:
             return encode_sse(self.data, event=self.kind if prefix is not None else None)
         return prefix + self.data.encode() + b"\n\n"
+
+
+_PARSED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+"""The events whose JSON is read as they pass: usage for the records, the end, an error."""
+
+
+async def anthropic_events(
+    events: AsyncIterator[ServerSentEvent],
+    *,
+    backend: str,
+    error_of: Callable[[Any], CcrelayError],
+) -> AsyncGenerator[RawEvent, None]:
+    """An Anthropic event stream read as `RawEvent`s, up to and including ``message_stop``.
+
+    Only the events in `_PARSED` are decoded; a delta's bytes go on as they came. An ``error``
+    event raises ``error_of(its error object)``, and a stream that ends before
+    ``message_stop`` raises `UpstreamServerError` (a truncated reply is never passed off as
+    whole). Shared by every backend that receives Anthropic's own events.
+    """
+    async for event in events:
+        if not event.data:
+            continue
+        kind = event.event
+        if kind is not None and kind not in _PARSED:
+            data = event.data
+            if not (data.startswith("{") and data.endswith("}")):  # cut off, or garbage
+                raise ProtocolError(backend, "sent a stream event that is not JSON")
+            yield RawEvent(kind, data)
+            continue
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(backend, "sent a stream event that is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ProtocolError(backend, "sent a stream event that is not a JSON object")
+        if payload.get("type") == "error":
+            raise error_of(payload.get("error"))
+        yield RawEvent(str(payload.get("type") or kind), event.data, payload)
+        if payload.get("type") == "message_stop":
+            return
+    raise UpstreamServerError(
+        backend, "the stream ended before message_stop (truncated reply)", upstream_status=502
+    )

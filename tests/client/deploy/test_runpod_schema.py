@@ -74,7 +74,7 @@ def test_what_deploy_sends_for_a_load_balanced_endpoint_is_accepted() -> None:
 
 async def test_a_load_balancer_cannot_be_patched_to_queue_delay_scaling() -> None:
     """The PATCH schema cannot see the stored type; RunPod's own check does (EndpointScaling)."""
-    from tests.worker.loopback import ThreadedServer
+    from tests.fakes.harness import LoopbackServer
 
     fake = FakeRunPod()
     record = fake.add_endpoint(
@@ -84,7 +84,7 @@ async def test_a_load_balancer_cannot_be_patched_to_queue_delay_scaling() -> Non
         scaling={"type": "REQUEST_COUNT", "requestCount": 1},
     )
     assert record["workers"]["idleTimeout"] == 10, "a load balancer keeps its idle timeout"
-    server = ThreadedServer(fake.app()).start()
+    server = LoopbackServer(fake.app()).start_in_thread()
     try:
         async with (
             aiohttp.ClientSession() as session,
@@ -97,7 +97,7 @@ async def test_a_load_balancer_cannot_be_patched_to_queue_delay_scaling() -> Non
             assert response.status == 400
             problem = await response.json()
     finally:
-        server.stop()
+        server.stop_thread()
     assert "queue-based endpoints only" in problem["detail"]
     assert fake.endpoints[record["id"]]["scaling"]["type"] == "REQUEST_COUNT"
 

@@ -4,16 +4,15 @@ RunPod's queue-based API (``/run``, ``/runsync``, ``/status/{id}``, ``/stream/{i
 ``/cancel/{id}``, ``/health``) is a protocol of its own, whatever the worker computes: a job
 is submitted, moves ``IN_QUEUE`` -> ``IN_PROGRESS`` -> ``COMPLETED`` (or ``FAILED`` /
 ``CANCELLED`` / ``TIMED_OUT``), and is followed by polls. This module holds that protocol,
-apart from the Anthropic-facing strategy in `ccrelay.backends.runpod` (which owns the HTTP
-calls and the translation), so each reads in one sitting:
+apart from the calls that carry it (`ccrelay.backends.runpod.queue`), so each reads in one
+sitting:
 
 - `Job`: one submitted job's state machine; its status from each reply, the limits it runs
   under (`JobLimits`: the cold-start queue wait, the total run time, and for a streamed job
   the first output and the gap between outputs), and the poll backoff.
 - Readers of replies and outputs: `output_items` (a ``COMPLETED`` output, bare or in the
-  aggregate-stream list shape), `stream_outputs` (a ``/stream`` batch), `output_chunks`,
-  `cache_verdict`, `is_error_output`, `is_completion`, `active_workers` and `health_summary`
-  (a ``/health`` reply).
+  aggregate-stream list shape), `stream_outputs` (a ``/stream`` batch), `cache_verdict`,
+  `is_error_output`, `is_message`, `active_workers` and `health_summary` (a ``/health`` reply).
 - `job_error`: a failed job or an error output mapped to our error tree by its structured
   code only (``model_not_allowed`` -> `UnknownModelError`, ``invalid_input`` /
   ``invalid_request_error`` -> `UpstreamInvalidRequest`, else `JobFailed`), never by text.
@@ -47,6 +46,7 @@ from ccrelay_wire import (
     CACHE_VERDICT_FIELD,
     CODE_INVALID_INPUT,
     CODE_MODEL_NOT_ALLOWED,
+    CODE_PROMPT_TOO_LONG,
     decode_job_error,
 )
 
@@ -200,15 +200,6 @@ def stream_outputs(backend: str, job_id: str, reply: dict[str, Any]) -> list[Any
     return [item.get("output") if isinstance(item, dict) else item for item in stream]
 
 
-def output_chunks(backend: str, output: Any) -> list[dict[str, Any]]:
-    """One streamed output's OpenAI chunks (an output may hold one chunk or a list)."""
-    items = output if isinstance(output, list) else [output]
-    for item in items:
-        if not isinstance(item, dict):
-            raise ProtocolError(backend, "a streamed output is not a JSON object (an OpenAI chunk)")
-    return items
-
-
 def cache_verdict(item: dict[str, Any]) -> str | None:
     """The worker's cache verdict on a completion or a stream's first chunk, if it sent one."""
     verdict = CacheVerdict.parse(item.get(CACHE_VERDICT_FIELD))
@@ -219,11 +210,9 @@ def is_error_output(item: Any) -> bool:
     return isinstance(item, dict) and item.get("error") is not None and "choices" not in item
 
 
-def is_completion(item: Any) -> bool:
-    if not isinstance(item, dict) or item.get("object") == "chat.completion.chunk":
-        return False
-    choices = item.get("choices")
-    return isinstance(choices, list) and bool(choices) and "message" in (choices[0] or {})
+def is_message(item: Any) -> bool:
+    """An Anthropic Messages response (what the worker answers a ``/v1/messages`` job)."""
+    return isinstance(item, dict) and item.get("type") == "message"
 
 
 def active_workers(health: dict[str, Any]) -> int:
@@ -282,7 +271,8 @@ def job_error(
             f"`ccrelay models --backend {backend}` and set `model` in the config",
             upstream_status=404,
         )
-    if code in (CODE_INVALID_INPUT, "invalid_request_error"):
+    if code in (CODE_INVALID_INPUT, CODE_PROMPT_TOO_LONG, "invalid_request_error"):
+        # a prompt too long keeps the worker's words: Claude Code compacts on them
         return UpstreamInvalidRequest(backend, message, upstream_status=400)
     if status == "CANCELLED":
         return JobFailed(backend, f"{which} was cancelled on RunPod" + _detail(message))

@@ -28,8 +28,9 @@ from ccrelay.errors import (
 from ccrelay.latency.observer import Attempt
 from ccrelay_config.models import RetrySettings, TimeoutSettings
 from ccrelay_translate import anthropic_events_to_response
-from tests.fakes.providers import openai_completion, openai_text_chunks, openai_tool_chunks
-from tests.fakes.runpod_jobs import FakeRunPod, Script
+from tests.fakes.providers import anthropic_message, anthropic_text_events, openai_completion
+from tests.fakes.runpod_jobs import FakeRunPod, Script, anthropic_sse
+from tests.stream_check import check_stream
 
 REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",
@@ -59,6 +60,40 @@ def make_backend(
 async def collect(backend: RunPodBackend, request: dict[str, Any] = REQUEST) -> list[dict]:
     stream = await backend.open_stream(dict(request), OPTIONS)
     return [event async for event in stream]
+
+
+def worker_events(pieces: list[str], *, verdict: str | None = None) -> list[str]:
+    """What the ccrelay worker yields for a streamed Messages job: SSE text per event, the
+    verdict on message_start's message."""
+    events, _ = anthropic_text_events(pieces, model="qwen3-coder:30b")
+    if verdict is not None:
+        events[0] = {**events[0], "message": {**events[0]["message"], "x_ccrelay_cache": verdict}}
+    return [anthropic_sse(event) for event in events]
+
+
+def tool_events(text: str, call_id: str, name: str, arguments: str) -> list[str]:
+    start, _ = anthropic_text_events([text], model="qwen3-coder:30b")
+    events = start[:-2]  # up to the text block's stop
+    events += [
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": arguments},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 9},
+        },
+        {"type": "message_stop"},
+    ]
+    return [anthropic_sse(event) for event in events]
 
 
 def text_of(events: list[dict]) -> str:
@@ -142,35 +177,39 @@ async def test_runsync_completed(fake_runpod: FakeRunPod, session) -> None:
     backend = make_backend(fake_runpod, session, runsync_wait_ms=45_000)
     completion = await backend.complete(dict(REQUEST), OPTIONS)
     assert completion.response["content"] == [{"type": "text", "text": "Hello from RunPod"}]
-    assert completion.response["usage"]["input_tokens"] == 11
+    assert completion.response["usage"]["input_tokens"] == 12
     assert completion.model == "qwen3-coder:30b"
+    assert completion.cache == "miss"
+    assert "x_ccrelay_cache" not in completion.response  # the worker's verdict is taken off
     (submit,) = fake_runpod.submissions()
     assert submit.path.endswith("/runsync")
     assert submit.query == {"wait": "45000"}
     assert submit.headers["Authorization"] == f"Bearer {fake_runpod.api_key}"
+    # RunPod's OpenAI-route job shape: Claude Code's request, unchanged but for model and stream
     job_input = submit.body["input"]
-    assert job_input["model"] == "qwen3-coder:30b"
-    assert job_input["stream"] is False
-    assert job_input["messages"] == [{"role": "user", "content": "Write hello world in Python"}]
+    assert job_input["openai_route"] == "/v1/messages"
+    sent = job_input["openai_input"]
+    assert sent == {**REQUEST, "model": "qwen3-coder:30b", "stream": False}
     assert fake_runpod.polls("status") == []
     assert fake_runpod.cancels == []
 
 
 async def test_aggregate_list_output_and_cache_verdict(fake_runpod, session) -> None:
-    output = [{**openai_completion("cached answer"), "x_ccrelay_cache": "hit"}]
+    output = [{**anthropic_message("cached answer"), "x_ccrelay_cache": "hit"}]
     fake_runpod.push_job(Script(output=output))
     backend = make_backend(fake_runpod, session, cache={"mode": "no-cache", "ttl": 60})
     completion = await backend.complete(dict(REQUEST), OPTIONS)
     assert completion.response["content"][0]["text"] == "cached answer"
     assert completion.cache == "hit"
-    assert fake_runpod.submissions()[0].body["input"]["cache"] == {"mode": "no-cache", "ttl": 60}
+    sent = fake_runpod.submissions()[0].body["input"]["openai_input"]
+    assert sent["cache"] == {"mode": "no-cache", "ttl": 60}
 
 
-async def test_output_as_list_of_chunks_is_assembled(fake_runpod, session) -> None:
-    fake_runpod.push_job(Script(output=openai_text_chunks(["Hel", "lo"])))
-    completion = await make_backend(fake_runpod, session).complete(dict(REQUEST), OPTIONS)
-    assert completion.response["content"] == [{"type": "text", "text": "Hello"}]
-    assert completion.response["stop_reason"] == "end_turn"
+async def test_an_output_that_is_not_a_message_is_a_protocol_error(fake_runpod, session) -> None:
+    """An old worker image answers chat completions: say so rather than guess."""
+    fake_runpod.push_job(Script(output=[openai_completion("a chat completion")]))
+    with pytest.raises(ProtocolError, match="not a Messages response"):
+        await make_backend(fake_runpod, session).complete(dict(REQUEST), OPTIONS)
 
 
 async def test_cold_start_polls_status_then_succeeds(fake_runpod, session) -> None:
@@ -342,41 +381,41 @@ async def test_unknown_endpoint_says_check_endpoint_id(fake_runpod, session) -> 
 # -- streamed (poll mode) -------------------------------------------------------------------
 
 
-async def test_stream_translates_text_in_poll_batches(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["Hel", "lo", " wor", "ld"])
-    fake_runpod.push_job(Script(queued_polls=2, batches=[chunks[:2], [], chunks[2:4], chunks[4:]]))
+async def test_stream_reads_the_worker_s_events_in_poll_batches(fake_runpod, session) -> None:
+    texts = worker_events(["Hel", "lo", " wor", "ld"])
+    # one event split over two outputs, as batches may cut the worker's text anywhere
+    cut = texts[3][:9], texts[3][9:]
+    batches = [[*texts[:3], cut[0]], [], [cut[1], *texts[4:6]], texts[6:]]
+    fake_runpod.push_job(Script(queued_polls=2, batches=batches))
     events = await collect(make_backend(fake_runpod, session))
     assert text_of(events) == "Hello world"
-    assert events[0]["type"] == "message_start"
-    assert events[-1]["type"] == "message_stop"
+    check_stream(events)
     (submit,) = fake_runpod.submissions()
     assert submit.path.endswith("/run")
-    assert submit.body["input"]["stream"] is True
-    assert submit.body["input"]["stream_options"] == {"include_usage": True}
-    # 2 queued, 4 batches, and the empty batch that says the stream is over
-    assert len(fake_runpod.polls("stream")) == 7
+    assert submit.body["input"]["openai_route"] == "/v1/messages"
+    assert submit.body["input"]["openai_input"]["stream"] is True
+    # 2 queued and 4 batches: message_stop ends it, with the job COMPLETED (no cancel)
+    assert len(fake_runpod.polls("stream")) == 6
     assert {p.method for p in fake_runpod.polls("stream")} == {"GET"}
     assert fake_runpod.cancels == []
     response = anthropic_events_to_response(events)
-    assert response["usage"]["output_tokens"] == 7
+    assert response["usage"]["output_tokens"] == 6
 
 
 async def test_chunks_that_come_with_and_after_completed_are_not_lost(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["Hel", "lo", " wor", "ld"])
+    chunks = worker_events(["Hel", "lo", " wor", "ld"])
     # the status reads COMPLETED from the second batch on; two batches are still to come
     batches = [chunks[:2], chunks[2:3], chunks[3:5], chunks[5:]]
     fake_runpod.push_job(Script(batches=batches, late_batches=2))
     events = await collect(make_backend(fake_runpod, session))
     assert text_of(events) == "Hello world"
     assert events[-1]["type"] == "message_stop"
-    assert len(fake_runpod.polls("stream")) == 5  # 4 batches, then final AND empty
+    assert len(fake_runpod.polls("stream")) == 4  # 4 batches: message_stop ends it
     assert fake_runpod.cancels == []
 
 
-async def test_stream_translates_tool_calls(fake_runpod, session) -> None:
-    chunks = openai_tool_chunks(
-        "Let me look.", [("call_1", "read_file", json.dumps({"path": "a.py"}))]
-    )
+async def test_stream_relays_tool_calls(fake_runpod, session) -> None:
+    chunks = tool_events("Let me look.", "call_1", "read_file", json.dumps({"path": "a.py"}))
     fake_runpod.push_job(Script(batches=[chunks[:3], chunks[3:]]))
     events = await collect(make_backend(fake_runpod, session))
     response = anthropic_events_to_response(events)
@@ -388,9 +427,9 @@ async def test_stream_translates_tool_calls(fake_runpod, session) -> None:
 
 
 async def test_stream_failed_midway_raises_with_the_worker_message(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["partial"])
+    chunks = worker_events(["partial"])
     fake_runpod.push_job(
-        Script(status="FAILED", error="engine error: out of memory", batches=[chunks[:2], []])
+        Script(status="FAILED", error="engine error: out of memory", batches=[chunks[:4], []])
     )
     stream = await make_backend(fake_runpod, session).open_stream(dict(REQUEST), OPTIONS)
     with pytest.raises(StreamInterrupted) as info:
@@ -427,8 +466,8 @@ async def test_stream_caller_gives_up_while_queued_cancels(fake_runpod, session)
 
 
 async def test_stream_closed_early_cancels_the_job(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["a", "b", "c"])
-    fake_runpod.push_job(Script(batches=[chunks[:2]] + [[]] * 50 + [chunks[2:]]))
+    chunks = worker_events(["a", "b", "c"])
+    fake_runpod.push_job(Script(batches=[chunks[:4]] + [[]] * 50 + [chunks[4:]]))
     backend = make_backend(fake_runpod, session)
     stream = await backend.open_stream(dict(REQUEST), OPTIONS)
     async for event in stream:
@@ -439,8 +478,8 @@ async def test_stream_closed_early_cancels_the_job(fake_runpod, session) -> None
 
 
 async def test_stream_stalls_after_first_output_cancels(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["a"])
-    fake_runpod.push_job(Script(batches=[chunks[:2]] + [[]] * 500))
+    chunks = worker_events(["a"])
+    fake_runpod.push_job(Script(batches=[chunks[:4]] + [[]] * 500))
     backend = make_backend(fake_runpod, session, timeouts=TimeoutSettings(idle_s=0.2))
     stream = await backend.open_stream(dict(REQUEST), OPTIONS)
     with pytest.raises(StreamInterrupted) as info:
@@ -468,7 +507,7 @@ async def test_stream_mode_runsync_replays_the_completion(fake_runpod, session) 
     assert events[-1]["type"] == "message_stop"
     (submit,) = fake_runpod.submissions()
     assert submit.path.endswith("/runsync")
-    assert submit.body["input"]["stream"] is False
+    assert submit.body["input"]["openai_input"]["stream"] is False
 
 
 class Attempts:
@@ -480,8 +519,7 @@ class Attempts:
 
 
 async def test_stream_poll_mode_reports_the_workers_cache_verdict(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["Hel", "lo"])
-    chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}  # the handler marks the first chunk
+    chunks = worker_events(["Hel", "lo"], verdict="hit")  # on message_start's message
     fake_runpod.push_job(Script(batches=[[], chunks[:2], chunks[2:]]))
     backend = make_backend(fake_runpod, session)
     backend.observer = observer = Attempts()
@@ -490,18 +528,19 @@ async def test_stream_poll_mode_reports_the_workers_cache_verdict(fake_runpod, s
     events = [event async for event in stream]
     assert text_of(events) == "Hello"
     assert all("type" in e for e in events)  # the marker is never passed on
+    assert "x_ccrelay_cache" not in events[0]["message"]  # nor the worker's field
     assert [(a.cache, a.streamed, a.outcome) for a in observer.seen] == [("hit", True, "ok")]
 
 
 async def test_stream_poll_mode_without_a_verdict(fake_runpod, session) -> None:
-    fake_runpod.push_job(Script(batches=[openai_text_chunks(["Hi"])]))
+    fake_runpod.push_job(Script(batches=[worker_events(["Hi"])]))
     stream = await make_backend(fake_runpod, session).open_stream(dict(REQUEST), OPTIONS)
     assert text_of([event async for event in stream]) == "Hi"
     assert stream.cache is None
 
 
 async def test_stream_mode_runsync_reports_the_cache_verdict(fake_runpod, session) -> None:
-    output = [{**openai_completion("cached answer"), "x_ccrelay_cache": "miss"}]
+    output = [{**anthropic_message("cached answer"), "x_ccrelay_cache": "miss"}]
     fake_runpod.push_job(Script(output=output))
     backend = make_backend(fake_runpod, session, stream_mode="runsync")
     backend.observer = observer = Attempts()
@@ -509,15 +548,6 @@ async def test_stream_mode_runsync_reports_the_cache_verdict(fake_runpod, sessio
     assert stream.cache == "miss"
     assert text_of([event async for event in stream]) == "cached answer"
     assert [(a.cache, a.streamed) for a in observer.seen] == [("miss", True)]
-
-
-async def test_aggregated_stream_output_keeps_the_verdict(fake_runpod, session) -> None:
-    chunks = openai_text_chunks(["Hel", "lo"])
-    chunks[0] = {**chunks[0], "x_ccrelay_cache": "hit"}
-    fake_runpod.push_job(Script(output=chunks))
-    completion = await make_backend(fake_runpod, session).complete(dict(REQUEST), OPTIONS)
-    assert completion.response["content"] == [{"type": "text", "text": "Hello"}]
-    assert completion.cache == "hit"
 
 
 # -- health and models ----------------------------------------------------------------------
@@ -600,7 +630,9 @@ async def test_the_default_stream_reads_the_openai_route_with_no_polling(
     assert text_of(events) == "Hello from RunPod"
     assert events[-1]["type"] == "message_stop"
     (body,) = fake_runpod.openai_requests
-    assert body["stream"] is True and body["messages"][-1]["role"] == "user"
+    assert body == {**REQUEST, "model": "qwen3-coder:30b", "stream": True}
+    route = [r.path for r in fake_runpod.requests]
+    assert route == [f"/v2/{fake_runpod.endpoint_id}/openai/v1/messages"]
     assert fake_runpod.submissions() == [] and fake_runpod.polls("stream") == []
 
 
@@ -643,7 +675,7 @@ async def test_a_route_that_breaks_before_the_first_token_is_not_resubmitted(ses
 
     fake = await FakeRunPod(worker=dies).start()
     try:
-        with pytest.raises(ProtocolError, match="ended before a finish_reason"):
+        with pytest.raises(JobFailed, match="ended before message_stop"):
             await collect(make_backend(fake, session, stream_mode="openai"))
     finally:
         await fake.close()
@@ -664,7 +696,7 @@ async def test_live_jobs_stream_through_poll_mode_too(session) -> None:
 async def test_an_openai_route_with_no_first_token_in_time_is_final(session) -> None:
     async def hangs(job_input):
         await asyncio.sleep(1)  # past the deadlines below
-        yield "data: [DONE]\n\n"
+        yield anthropic_sse({"type": "message_stop"})
 
     fake = await FakeRunPod(worker=hangs).start()
     timeouts = TimeoutSettings(connect_s=1, first_byte_s=0.2, idle_s=0.2, total_s=5)
