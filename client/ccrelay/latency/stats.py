@@ -8,8 +8,9 @@ Two levels, because they answer different questions:
 - **attempts** (``kind: attempt``, and records written before request records existed): each
   try at a backend: its health, its own latency.
 
-A run in which every request succeeded after failover has a request error rate of 0 and a
-non-zero attempt error rate; both are shown.
+A run in which every request succeeded after failover has a total request error rate of 0 and a
+non-zero attempt error rate; both are shown. Per backend, a request that failed over counts as
+a failed request of each backend it left, and as a request of the one that answered.
 
 Percentiles use linear interpolation between closest ranks: for sorted values ``x[0..n-1]`` the
 q-th percentile is at position ``(n - 1) * q / 100``, interpolated between its two neighbours.
