@@ -30,7 +30,7 @@ async def run_ccrelay_code(
     claude: Path,
     workdir: Path,
     home: Path,
-    config: dict[str, Any],
+    config: dict[str, Any] | Path,
     prompt: str,
     *,
     allowed_tools: str,
@@ -38,14 +38,17 @@ async def run_ccrelay_code(
     timeout_s: float = RUN_TIMEOUT_S,
 ) -> Run:
     """``ccrelay code --claude-bin CLAUDE -p PROMPT --allowedTools ...`` in `workdir` (which,
-    like `home`, the caller has made)."""
+    like `home`, the caller has made). `config`: a document (sent inline as JSON) or a file.
+
+    The environment is only this: no credential of the machine's own reaches Claude Code; a
+    test gives it one through `extra_env` (``ANTHROPIC_API_KEY``) or a login in `home`."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
         "ENABLE_MULTI_BACKEND": "true",
-        "LLM_BACKEND_CONFIG": json.dumps(config),
+        "LLM_BACKEND_CONFIG": str(config) if isinstance(config, Path) else json.dumps(config),
         "CCRELAY_STATE_DIR": str(home / "state"),
         **(extra_env or {}),
     }

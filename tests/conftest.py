@@ -449,11 +449,12 @@ PACKAGE = "@anthropic-ai/claude-code"
 INSTALL_TIMEOUT_S = 300
 
 
-def _cache_dir() -> Path:
+def _cache_dir(version: str | None = None) -> Path:
+    """``claude-code`` (whatever npm installed last) or ``claude-code-<version>``."""
     root = os.environ.get("CCRELAY_TEST_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ccrelay-tests"
     )
-    return Path(root) / "claude-code"
+    return Path(root) / (f"claude-code-{version}" if version else "claude-code")
 
 
 def _installed_binary(prefix: Path) -> Path | None:
@@ -466,41 +467,77 @@ def _installed_binary(prefix: Path) -> Path | None:
     return link if link.exists() else None
 
 
-def _works(binary: Path) -> bool:
+def _works(binary: Path, version: str | None = None) -> bool:
     try:
         result = subprocess.run(
             [str(binary), "--version"], capture_output=True, timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return result.returncode == 0 and b"Claude Code" in result.stdout
+    said = result.stdout.decode(errors="replace")
+    return result.returncode == 0 and "Claude Code" in said and (version or "") in said
 
 
-@pytest.fixture(scope="session")
-def claude_binary() -> Path:
-    prefix = _cache_dir()
+def install_claude(version: str | None = None) -> Path:
+    """The Claude Code CLI (a given version, or npm's latest), installed once into the test
+    cache and reused; skips, saying why, without node/npm or when npm cannot install it."""
+    prefix = _cache_dir(version)
     binary = _installed_binary(prefix)
-    if binary is not None and _works(binary):
+    if binary is not None and _works(binary, version):
         return binary
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
         pytest.skip("node/npm are not installed: cannot install the Claude Code CLI")
+    package = f"{PACKAGE}@{version}" if version else PACKAGE
     prefix.mkdir(parents=True, exist_ok=True)
     try:
         result = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", PACKAGE],
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT_S,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.skip(f"npm install {PACKAGE} timed out (offline?)")
+        pytest.skip(f"npm install {package} timed out (offline?)")
     binary = _installed_binary(prefix)
-    if result.returncode != 0 or binary is None or not _works(binary):
+    if result.returncode != 0 or binary is None or not _works(binary, version):
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        pytest.skip(f"npm install {PACKAGE} failed (offline?): {' | '.join(tail)}")
+        pytest.skip(f"npm install {package} failed (offline?): {' | '.join(tail)}")
     return binary
+
+
+@pytest.fixture(scope="session")
+def claude_binary() -> Path:
+    return install_claude()
+
+
+@pytest.fixture(scope="session")
+def claude_release() -> Callable[[str], Path]:
+    """``claude_release("2.1.332")``: that version of the CLI (installed once, then cached)."""
+    return install_claude
+
+
+def write_claude_login(home: Path, access_token: str) -> Path:
+    """A Claude Pro/Max (OAuth) login in a throwaway HOME, as Claude Code stores it on Linux:
+    ``~/.claude/.credentials.json``, mode 600, ``claudeAiOauth`` with an expiry far ahead so
+    that no refresh is tried (format read in the 2.1.332 binary and accepted as written by
+    2.1.332 and 2.1.197)."""
+    directory = home / ".claude"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".credentials.json"
+    login = {
+        "claudeAiOauth": {
+            "accessToken": access_token,
+            "refreshToken": "sk-ant-ort01-test-refresh",
+            "expiresAt": 4102444800000,  # 2100-01-01
+            "scopes": ["user:inference", "user:profile"],
+            "subscriptionType": "max",
+        }
+    }
+    path.write_text(json.dumps(login), encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 # -- the worker's ChatService on the real redis-server and the fake Ollama ---------------------

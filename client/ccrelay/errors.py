@@ -48,7 +48,7 @@ and the provider's own error text (scrubbed of the key before it is raised).
         │   ├── JobTimeout                    backend    job_timeout      a job ran past a limit
         │   └── JobStalled                    backend    job_stalled      no output for idle_s
         ├── CircuitOpenError      503         backend    circuit_open     skipped, never sent
-        └── AllBackendsFailed     (the last error's status, type and fault)
+        └── AllBackendsFailed     (a refused key's status, type and fault; else the last error's)
 """
 
 from __future__ import annotations
@@ -369,22 +369,46 @@ class CircuitOpenError(BackendError):
 
 
 class AllBackendsFailed(CcrelayError):
-    """Every backend in the chain failed; the last error decides the status the caller sees."""
+    """Every backend in the chain failed.
+
+    The message leads with the first backend's failure and its fix (the backend the user chose,
+    whose failure is most often the one to act on: a refused key), then the last one's, then
+    every backend tried. The status, type and fault follow the most actionable cause: a key a
+    backend refused (`Fault.CONFIG`) wins over whatever failed after it, so a wrong key is
+    never reported as a temporary server-side problem; otherwise the last error decides.
+    """
 
     outcome = "all_failed"
 
     def __init__(self, errors: list[BackendError]) -> None:
-        last = errors[-1]
+        first, last = errors[0], errors[-1]
         tried = ", ".join(e.backend for e in errors)
-        super().__init__(f"all backends failed (tried {tried}); last: {last.message}")
+        said = _lead(first) if len(errors) == 1 else f"{_lead(first)}; then {_lead(last)}"
+        super().__init__(f"{said} (tried {tried})")
+        cause = next((e for e in errors if e.fault is Fault.CONFIG), last)
         self.errors = errors
+        self.cause = cause
+        """The error the status follows (see the class docstring)."""
         self.attempts = sum(e.attempts for e in errors)
-        self.status = last.status
-        self.error_type = last.error_type
-        self.fault = last.fault
+        self.status = cause.status
+        self.error_type = cause.error_type
+        self.fault = cause.fault
         self.backend = last.backend
-        self.upstream_status = last.upstream_status
-        self.retry_after = last.retry_after
+        self.upstream_status = cause.upstream_status
+        self.retry_after = cause.retry_after
+
+
+def _lead(error: BackendError) -> str:
+    """One backend's failure in a few words: a refused key says so, then its fix.
+
+    A refused key's message is ``BACKEND: HTTP 401: <provider's words>; <fix>``
+    (`ccrelay.http.statuses.error_for_status` appends the backend's ``auth_fix``).
+    """
+    if not isinstance(error, UpstreamAuthError):
+        return error.message
+    said = error.message.removeprefix(f"{error.backend}: ")
+    _, _, fix = said.rpartition("; ")
+    return f"{error.backend} refused the key ({error.outcome}): {fix}"
 
 
 def from_translation(exc: TranslationError, backend: str = "") -> CcrelayError:

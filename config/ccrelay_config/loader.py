@@ -14,6 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from ccrelay_config.credentials import (
+    ANTHROPIC_BASE_URL,
+    trusts_user_credentials,
+    upstream_from_environment,
+)
 from ccrelay_config.errors import (
     ConfigError,
     ConfigFileError,
@@ -34,7 +39,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 IGNORED_CONFIG_NOTE = "LLM_BACKEND_CONFIG is ignored because ENABLE_MULTI_BACKEND is not true"
 _INTERNAL_FIELDS = frozenset({"source", "multi_backend_enabled", "ignored_file"})
-ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+_ANTHROPIC = "anthropic"
+_TRUST_FIELD = "forward_credentials"
 
 
 def multi_backend_enabled(environ: Mapping[str, str]) -> bool:
@@ -89,20 +95,42 @@ def default_config(
     enabled: bool,
     ignored: bool = False,
 ) -> CcrelayConfig:
-    settings_cls = settings_for_type("anthropic") or BackendSettings
-    key = environ.get("ANTHROPIC_API_KEY") or None
-    anthropic = settings_cls(
-        type="anthropic",
-        base_url=environ.get("ANTHROPIC_BASE_URL_UPSTREAM") or ANTHROPIC_BASE_URL,
-        api_key=SecretStr(key) if key else None,
-    )
+    settings_cls = settings_for_type(_ANTHROPIC) or BackendSettings
+    entry = _anthropic_defaults({"type": _ANTHROPIC}, settings_cls, environ)
+    entry.setdefault("base_url", ANTHROPIC_BASE_URL)
+    anthropic = _with_environment_key(settings_cls(**entry), environ)
     return CcrelayConfig(
         source="(built-in default: plain Anthropic)",
         ignored_file=ignored,
         multi_backend_enabled=enabled,
-        active="anthropic",
-        backends={"anthropic": anthropic},
+        active=_ANTHROPIC,
+        backends={_ANTHROPIC: anthropic},
     )
+
+
+def _anthropic_defaults(
+    entry: dict[str, Any], settings_cls: type[BackendSettings], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """An `anthropic` entry with no ``base_url`` goes where ``ANTHROPIC_BASE_URL_UPSTREAM``
+    says, trusted with the user's credential: the user named that place themselves."""
+    upstream = upstream_from_environment(environ)
+    if upstream is None or entry.get("base_url"):
+        return entry
+    entry = {**entry, "base_url": upstream}
+    if _TRUST_FIELD in settings_cls.model_fields:
+        entry.setdefault(_TRUST_FIELD, True)
+    return entry
+
+
+def _with_environment_key(settings: BackendSettings, environ: Mapping[str, str]) -> BackendSettings:
+    """An `anthropic` backend with no ``api_key`` reads ``ANTHROPIC_API_KEY``, where the user's
+    credential may go (`ccrelay_config.credentials`)."""
+    key = environ.get("ANTHROPIC_API_KEY", "").strip()
+    if settings.type != _ANTHROPIC or settings.api_key is not None or not key:
+        return settings
+    if not trusts_user_credentials(settings.base_url, getattr(settings, _TRUST_FIELD, None)):
+        return settings
+    return settings.model_copy(update={"api_key": SecretStr(key)})
 
 
 def read_document(raw: str) -> tuple[str, Any]:
@@ -190,7 +218,7 @@ def build_config(
             "missing or empty",
             "define at least one backend, e.g. backends: {cerebras: {type: cerebras, api_key: ${CEREBRAS_API_KEY}}}",
         )
-    backends = _build_backends(source, backends_raw, settings_for_type, known_types)
+    backends = _build_backends(source, backends_raw, settings_for_type, known_types, environ)
     internal = sorted(k for k in document if k in _INTERNAL_FIELDS)
     if internal:
         raise ConfigValidationError.single(
@@ -217,6 +245,7 @@ def _build_backends(
     raw: dict[str, Any],
     settings_for_type: SettingsResolver,
     known_types: Callable[[], list[str]],
+    environ: Mapping[str, str],
 ) -> dict[str, BackendSettings]:
     built: dict[str, BackendSettings] = {}
     problems: list[ConfigProblem] = []
@@ -252,8 +281,10 @@ def _build_backends(
                 f"unknown backend type {type_name!r}",
                 f"use one of: {known}",
             )
+        if type_name == _ANTHROPIC:
+            entry = _anthropic_defaults(entry, settings_cls, environ)
         try:
-            built[name] = settings_cls.model_validate(entry)
+            built[name] = _with_environment_key(settings_cls.model_validate(entry), environ)
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, path, settings_cls))
     if problems:

@@ -1,11 +1,16 @@
 """Token prices, used to estimate the cost of each call and the saving versus Anthropic.
 
 Prices are list prices in USD per million tokens, keyed by model id or by an ``fnmatch`` pattern
-(``claude-sonnet-4*``). Lookup, case-insensitive:
+(``qwen3-coder*``). Lookup, case-insensitive:
 
-1. an exact key in ``overrides``, then the most specific matching pattern in ``overrides``;
-2. the same in ``models`` (which defaults to :data:`DEFAULT_MODEL_PRICES`);
-3. ``default`` (free: an unknown model is taken to be self-hosted).
+1. an exact key in ``overrides``, then a key naming the same Claude model (a dated id, an
+   alias: ``claude-opus-4-1-20250805`` is ``claude-opus-4-1``), then the most specific matching
+   pattern in ``overrides``;
+2. the same in ``models`` (which defaults to :data:`DEFAULT_MODEL_PRICES`; the Claude prices
+   and their sources are in `ccrelay_config.claude_prices`);
+3. a Claude model no table knows (a newer Opus): the newest known model of its family, and
+   `PriceTable.priced_as` says which, for ``ccrelay stats`` to say so;
+4. ``default`` (free: an unknown model is taken to be self-hosted).
 
 "Most specific" is the pattern with the most literal (non-wildcard) characters; ties go to the
 first in table order.
@@ -29,6 +34,8 @@ from types import MappingProxyType
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from ccrelay_config.claude_prices import ClaudeVersion, claude_version, list_prices
 
 __all__ = [
     "CACHE_READ_FACTOR",
@@ -90,24 +97,24 @@ class BackendPrice(BaseModel):
     seconds each attempt took."""
 
 
-def _price(input_per_mtok: float, output_per_mtok: float) -> ModelPrice:
-    return ModelPrice(input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok)
+def _price(
+    input_per_mtok: float, output_per_mtok: float, cache_read: float | None = None
+) -> ModelPrice:
+    return ModelPrice(
+        input_per_mtok=input_per_mtok,
+        output_per_mtok=output_per_mtok,
+        cache_read_per_mtok=cache_read,
+    )
 
 
-# List prices (standard tier, no batch or prompt-cache discounts). More specific patterns win,
-# so "claude-opus-4-5*" beats "claude-opus-4*" whatever the order.
+# List prices (standard tier, no batch discount). Claude models by id (a dated id or an alias
+# finds its model); other models by id or pattern, the most specific pattern winning.
 DEFAULT_MODEL_PRICES: Final = MappingProxyType(
     {
-        # Anthropic, Claude 4.x families.
-        "claude-opus-4-5*": _price(5.0, 25.0),
-        "claude-opus-4*": _price(15.0, 75.0),  # Opus 4 and 4.1
-        "claude-sonnet-4*": _price(3.0, 15.0),  # Sonnet 4 and 4.5 (prompts up to 200k tokens)
-        "claude-haiku-4*": _price(1.0, 5.0),
-        "claude-3-7-sonnet*": _price(3.0, 15.0),
-        "claude-3-5-haiku*": _price(0.8, 4.0),
-        "claude-*": _price(3.0, 15.0),  # an Anthropic model not listed: priced as Sonnet
+        **{model: _price(*figures) for model, figures in list_prices().items()},
         # Cerebras (list prices; its catalog changes: check cerebras.ai/pricing).
         "gpt-oss-120b": _price(0.35, 0.75),
+        "qwen-3.8-27b": _price(0.99, 1.49),  # as reported in late 2026; check the live page
         "qwen-3-coder-480b": _price(2.0, 2.0),  # retired; kept to price old records
         # Self-hosted (Ollama tags on the RunPod worker, or a pod behind LiteLLM): no per-token cost.
         "qwen3-coder*": _price(0.0, 0.0),
@@ -122,17 +129,38 @@ def _specificity(pattern: str) -> int:
 
 
 def _lookup(table: dict[str, ModelPrice], model: str) -> ModelPrice | None:
-    """Exact key first, then the most specific matching pattern; ``model`` is lower case."""
+    """Exact key first, then a key naming the same Claude model, then the most specific
+    matching pattern; ``model`` is lower case."""
+    exact = table.get(model)
+    if exact is not None:
+        return exact
+    version = claude_version(model)
     best: tuple[int, ModelPrice] | None = None
     for pattern, price in table.items():
         key = pattern.lower()
-        if key == model:
+        wild = any(char in _WILDCARDS for char in key)
+        if key == model or (not wild and version is not None and claude_version(key) == version):
             return price
-        if fnmatchcase(model, key):
+        if wild and fnmatchcase(model, key):
             score = _specificity(key)
             if best is None or score > best[0]:
                 best = (score, price)
     return None if best is None else best[1]
+
+
+def _newest_of_family(
+    tables: tuple[dict[str, ModelPrice], ...], family: str
+) -> tuple[str, ModelPrice] | None:
+    """The known model of ``family`` with the highest version, across ``tables``."""
+    best: tuple[ClaudeVersion, str, ModelPrice] | None = None
+    for table in tables:
+        for key, price in table.items():
+            if any(char in _WILDCARDS for char in key):
+                continue
+            version = claude_version(key)
+            if version is not None and version[0] == family and (best is None or version > best[0]):
+                best = (version, key, price)
+    return None if best is None else (best[1], best[2])
 
 
 class PriceTable(BaseModel):
@@ -146,11 +174,21 @@ class PriceTable(BaseModel):
     baseline: str = DEFAULT_BASELINE_MODEL
     backends: dict[str, BackendPrice] = Field(default_factory=dict)
     """Prices by configured backend name, looked up before the model tables."""
-    _found: dict[tuple[str, str | None], ModelPrice] = PrivateAttr(default_factory=dict)
+    _found: dict[tuple[str, str | None], tuple[ModelPrice, str | None]] = PrivateAttr(
+        default_factory=dict
+    )
     """Answers already looked up: the table is frozen, and every record asks twice."""
 
     def price(self, model: str, backend: str | None = None) -> ModelPrice:
         """The price that applies to ``model`` served by ``backend``."""
+        return self._answer(model, backend)[0]
+
+    def priced_as(self, model: str, backend: str | None = None) -> str | None:
+        """The known model whose price ``model`` got because no table knows it (a Claude
+        model newer than the table: its family's newest); None when it has its own price."""
+        return self._answer(model, backend)[1]
+
+    def _answer(self, model: str, backend: str | None) -> tuple[ModelPrice, str | None]:
         key = (model, backend)
         found = self._found.get(key)
         if found is None:
@@ -159,20 +197,26 @@ class PriceTable(BaseModel):
                 self._found.clear()
         return found
 
-    def _look_up(self, model: str, backend: str | None) -> ModelPrice:
+    def _look_up(self, model: str, backend: str | None) -> tuple[ModelPrice, str | None]:
         name = model.lower()
         own = self.backends.get(backend) if backend is not None else None
         if own is not None:
             found = _lookup(own.models, name)
             if found is not None:
-                return found
+                return found, None
             if own.default is not None:
-                return own.default
+                return own.default, None
         for table in (self.overrides, self.models):
             found = _lookup(table, name)
             if found is not None:
-                return found
-        return self.default
+                return found, None
+        if name.startswith("claude-"):
+            version = claude_version(name)
+            family = version[0] if version is not None else "sonnet"  # no family named
+            newest = _newest_of_family((self.overrides, self.models), family)
+            if newest is not None:
+                return newest[1], newest[0]
+        return self.default, None
 
     def cost(
         self,

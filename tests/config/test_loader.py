@@ -527,3 +527,67 @@ def test_every_dump_masks_header_values(tmp_path: Path) -> None:
         assert token not in dump
     assert config.model_dump()["backends"]["v"]["headers"]["x-title"] == "ccrelay"
     assert config.backends["v"].headers["X-Org"] == token  # the backend still sends it
+
+
+# -- issue 24: the README's `anthropic: {type: anthropic}` reads ANTHROPIC_API_KEY ----------------
+
+
+def test_a_file_s_anthropic_backend_reads_anthropic_api_key(tmp_path: Path) -> None:
+    """It used to be read only with no config file at all, so the README's own fallback had
+    no key under `ccrelay code`."""
+    path = write(tmp_path, VALID_YAML)
+    config = load(enabled(path, CEREBRAS_API_KEY="csk-x", ANTHROPIC_API_KEY=SECRET))
+    assert config.backends["anthropic"].api_key == SecretStr(SECRET)
+    assert SECRET not in json.dumps(config.masked())
+    assert load(enabled(path, CEREBRAS_API_KEY="csk-x")).backends["anthropic"].api_key is None
+
+
+def test_an_explicit_api_key_wins_over_the_environment(tmp_path: Path) -> None:
+    text = "backends:\n  anthropic: {type: anthropic, api_key: sk-ant-own}\n"
+    config = load(enabled(write(tmp_path, text), ANTHROPIC_API_KEY=SECRET))
+    assert config.backends["anthropic"].api_key == SecretStr("sk-ant-own")
+
+
+@pytest.mark.parametrize(
+    ("fields", "read"),
+    [
+        ("base_url: https://proxy.example/anthropic", False),
+        ("base_url: http://api.anthropic.com", False),
+        ("base_url: https://proxy.example/anthropic, forward_credentials: true", True),
+        ("forward_credentials: false", False),
+    ],
+)
+def test_the_user_s_key_goes_only_where_the_config_trusts_it(
+    tmp_path: Path, fields: str, read: bool
+) -> None:
+    """Issue 25: ANTHROPIC_API_KEY, like Claude Code's own credential, goes to Anthropic's API
+    or to a host the config trusts in so many words, never to any base_url a file names."""
+    text = f"backends:\n  anthropic: {{type: anthropic, {fields}}}\n"
+    config = load(enabled(write(tmp_path, text), ANTHROPIC_API_KEY=SECRET))
+    assert (config.backends["anthropic"].api_key is not None) is read
+
+
+def test_other_backend_types_never_read_anthropic_api_key(tmp_path: Path) -> None:
+    text = "backends:\n  vast: {type: openai, base_url: 'http://127.0.0.1:9/v1', model: m}\n"
+    config = load(enabled(write(tmp_path, text), ANTHROPIC_API_KEY=SECRET))
+    assert config.backends["vast"].api_key is None
+
+
+def test_the_upstream_the_user_names_is_where_a_file_s_anthropic_backend_goes(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, VALID_YAML)
+    env = enabled(
+        path,
+        CEREBRAS_API_KEY="csk-x",
+        ANTHROPIC_API_KEY=SECRET,
+        ANTHROPIC_BASE_URL_UPSTREAM="http://127.0.0.1:9",
+    )
+    anthropic = load(env).backends["anthropic"]
+    assert isinstance(anthropic, AnthropicSettings)
+    assert anthropic.base_url == "http://127.0.0.1:9"
+    assert anthropic.forward_credentials is True  # the user named it: trusted
+    assert anthropic.api_key == SecretStr(SECRET)
+    plain = load({"ANTHROPIC_BASE_URL_UPSTREAM": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": SECRET})
+    assert plain.backends["anthropic"].base_url == "http://127.0.0.1:9"
+    assert plain.backends["anthropic"].api_key == SecretStr(SECRET)

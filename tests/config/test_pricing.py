@@ -20,7 +20,21 @@ def price(input_per_mtok: float, output_per_mtok: float) -> ModelPrice:
         ("claude-sonnet-4-20250514", (3.0, 15.0)),
         ("claude-haiku-4-5", (1.0, 5.0)),
         ("claude-3-5-haiku-20241022", (0.8, 4.0)),
-        ("claude-some-future-model", (3.0, 15.0)),
+        # what Claude Code 2.1.197 and 2.1.332 ask for: Opus is $5/$25 since 4.5 (issue 24:
+        # 4.8 was matched as `claude-opus-4*`, $15/$75), Opus 5.5 $4/$20
+        ("claude-opus-4-8", (5.0, 25.0)),
+        ("claude-opus-4-6", (5.0, 25.0)),
+        ("claude-opus-4-7", (5.0, 25.0)),
+        ("claude-opus-4-0", (15.0, 75.0)),
+        ("claude-opus-5-5", (4.0, 20.0)),
+        ("claude-opus-5", (5.0, 25.0)),
+        ("claude-sonnet-4-6", (3.0, 15.0)),
+        ("claude-sonnet-5", (2.0, 10.0)),
+        ("claude-sonnet-5-5", (2.0, 10.0)),
+        ("claude-haiku-5-5", (0.1, 0.5)),
+        ("claude-haiku-4-5-20251001", (1.0, 5.0)),
+        ("claude-fable-5-1", (10.0, 50.0)),
+        ("claude-3-7-sonnet-latest", (3.0, 15.0)),
         ("qwen-3-coder-480b", (2.0, 2.0)),
         ("qwen3-coder:30b", (0.0, 0.0)),
         ("llama-3.3-70b-on-my-pod", (0.0, 0.0)),
@@ -91,3 +105,43 @@ def test_loads_from_config_shaped_data_and_is_frozen() -> None:
     assert table.baseline_cost(1_000_000, 1_000_000) == pytest.approx(5.0)
     with pytest.raises(ValidationError):
         table.baseline = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("model", "priced_as", "expected"),
+    [
+        ("claude-opus-6", "claude-opus-5-5", (4.0, 20.0)),
+        ("claude-opus-5-7-20270101", "claude-opus-5-5", (4.0, 20.0)),
+        ("claude-sonnet-6-1", "claude-sonnet-5-5", (2.0, 10.0)),
+        ("claude-haiku-7", "claude-haiku-5-5", (0.1, 0.5)),
+        ("claude-fable-5-2", "claude-fable-5-1", (10.0, 50.0)),  # no published price yet
+        ("claude-mythos-5-2", "claude-mythos-5-1", (10.0, 50.0)),
+        ("claude-some-future-model", "claude-sonnet-5-5", (2.0, 10.0)),  # no family: Sonnet
+    ],
+)
+def test_an_unknown_claude_model_gets_its_family_s_newest_price_and_says_so(
+    model: str, priced_as: str, expected: tuple[float, float]
+) -> None:
+    table = PriceTable()
+    found = table.price(model)
+    assert (found.input_per_mtok, found.output_per_mtok) == expected
+    assert table.priced_as(model) == priced_as
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-opus-4-8", "claude-opus-4-20250514", "gpt-oss-120b", "x"]
+)
+def test_a_known_model_is_priced_as_itself(model: str) -> None:
+    assert PriceTable().priced_as(model) is None
+
+
+def test_opus_5_5_reads_its_cache_at_a_twentieth_of_its_input() -> None:
+    price = PriceTable().price("claude-opus-5-5")
+    assert price.cost(0, 0, cache_read=1_000_000) == pytest.approx(0.20)
+    assert price.cost(0, 0, cache_write=1_000_000) == pytest.approx(5.0)  # 1.25x
+
+
+def test_a_user_table_s_newest_model_is_the_family_s_newest() -> None:
+    table = PriceTable(models={"claude-opus-4-5": price(5, 25), "claude-opus-4-1": price(15, 75)})
+    assert table.priced_as("claude-opus-9") == "claude-opus-4-5"
+    assert table.price("claude-haiku-9") == table.default  # no Haiku known: the default

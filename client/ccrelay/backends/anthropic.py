@@ -1,8 +1,13 @@
 """Anthropic's Messages API, passed through untouched: plain Claude Code behaviour.
 
-With no `api_key` in the config, the caller's own credentials (Claude Code's `x-api-key` or
-`Authorization` header, forwarded by the gateway) are used, so the default setup needs no secret
-of ours at all.
+With no `api_key` in the config (and no ``ANTHROPIC_API_KEY`` for the loader to read), the
+caller's own credential is used: the API key or the OAuth bearer token Claude Code sends,
+forwarded by the gateway unchanged. It goes only where the user's credential may go
+(`ccrelay_config.credentials`): Anthropic's own API, a host the config marks
+``forward_credentials: true``, or ``ANTHROPIC_BASE_URL_UPSTREAM``. Anywhere else the request
+carries no credential, and the refusal says how to give it one. When Anthropic refuses the
+caller's own credential, that is the caller's to fix (`CallerCredentialRefused`: a 401 Claude
+Code answers by refreshing its login), never a fault of the backend.
 
 Streams are passed through byte for byte (`ccrelay.http.events.RawEvent`): only ``message_start``,
 ``message_delta``, ``message_stop`` and ``error`` are parsed.
@@ -18,20 +23,44 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from ccrelay.backends.base import Backend
 from ccrelay.backends.types import ModelInfo, RequestOptions, StreamItem
-from ccrelay.errors import ProtocolError
+from ccrelay.errors import (
+    BackendError,
+    Fault,
+    ProtocolError,
+    UpstreamAuthError,
+)
 from ccrelay.http.events import anthropic_events
+from ccrelay_config.credentials import ANTHROPIC_BASE_URL, trusts_user_credentials
 from ccrelay_config.models import BackendSettings
 from ccrelay_translate._common import THINKING_SIGNATURE
 
 ANTHROPIC_VERSION = "2023-06-01"
-_FORWARDED = ("anthropic-beta", "anthropic-version", "x-api-key", "authorization")
+_CREDENTIALS = ("x-api-key", "authorization")
+_FORWARDED = ("anthropic-beta", "anthropic-version", *_CREDENTIALS)
 
 
 class AnthropicSettings(BackendSettings):
-    base_url: str | None = "https://api.anthropic.com"
+    base_url: str | None = ANTHROPIC_BASE_URL
     anthropic_version: str = ANTHROPIC_VERSION
+    forward_credentials: bool | None = Field(
+        None,
+        description="send the caller's own Anthropic credential (Claude Code's API key or "
+        "OAuth token) to base_url when there is no api_key: unset means only to "
+        "https://api.anthropic.com",
+    )
+
+
+class CallerCredentialRefused(UpstreamAuthError):
+    """Anthropic refused the credential the caller sent (Claude Code's own key or login): the
+    caller's to fix, so it is answered 401 as it came, counts against no backend and is not
+    failed over."""
+
+    fault = Fault.CALLER
+    outcome = "caller_auth_failed"
 
 
 class AnthropicBackend(Backend[AnthropicSettings]):
@@ -41,15 +70,27 @@ class AnthropicBackend(Backend[AnthropicSettings]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = self.settings
+        base_url = settings.base_url or ANTHROPIC_BASE_URL
         self._has_key = settings.api_key is not None
-        self.upstream = self.upstream_client(
-            settings.base_url or "https://api.anthropic.com",
-            auth="x-api-key",
-            headers={"anthropic-version": settings.anthropic_version},
-            auth_fix=(
+        self.forwards_caller = not self._has_key and trusts_user_credentials(
+            base_url, settings.forward_credentials
+        )
+        """Whether the caller's own credential goes along (no key of ours, a trusted host)."""
+        if self._has_key or self.forwards_caller:
+            fix = (
                 "set ANTHROPIC_API_KEY (or this backend's api_key) to a valid Anthropic API "
                 "key from console.anthropic.com > API Keys"
-            ),
+            )
+        else:
+            fix = (
+                f"give backend {self.name!r} an api_key; Claude Code's own credential is sent "
+                f"only to {ANTHROPIC_BASE_URL} unless the backend says forward_credentials: true"
+            )
+        self.upstream = self.upstream_client(
+            base_url,
+            auth="x-api-key",
+            headers={"anthropic-version": settings.anthropic_version},
+            auth_fix=fix,
         )
 
     def model_for(self, request: Mapping[str, Any], options: RequestOptions) -> str:
@@ -63,10 +104,26 @@ class AnthropicBackend(Backend[AnthropicSettings]):
             lowered = name.lower()
             if lowered not in _FORWARDED:
                 continue
-            if lowered in ("x-api-key", "authorization") and self._has_key:
-                continue  # the configured key wins over the caller's
+            if lowered in _CREDENTIALS and not self.forwards_caller:
+                continue  # our key wins; an untrusted host never gets the caller's
             headers[lowered] = value
         return headers
+
+    def _theirs(self, exc: BackendError, headers: Mapping[str, str]) -> BackendError:
+        """A refusal of the caller's own credential is the caller's (`CallerCredentialRefused`)."""
+        if not isinstance(exc, UpstreamAuthError) or isinstance(exc, CallerCredentialRefused):
+            return exc
+        if not any(name in headers for name in _CREDENTIALS):
+            return exc
+        message = exc.message.removeprefix(f"{self.name}: ")
+        said = message.split("; ", 1)[0]  # the provider's words, without our key's fix
+        return CallerCredentialRefused(
+            self.name,
+            f"{said}; Anthropic refused the credential Claude Code sent: sign in again "
+            "(claude /login) or check ANTHROPIC_API_KEY",
+            upstream_status=exc.upstream_status,
+            retry_after=exc.retry_after,
+        )
 
     def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         # Only what must change: a non-streamed request keeps its lack of a `stream` field.
@@ -80,13 +137,17 @@ class AnthropicBackend(Backend[AnthropicSettings]):
     async def _complete_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> tuple[dict[str, Any], str | None]:
-        reply = await self.upstream.request_json(
-            "POST",
-            "/v1/messages",
-            self._body(request, model, stream=False),
-            headers=self._headers(options),
-            model=model,
-        )
+        headers = self._headers(options)
+        try:
+            reply = await self.upstream.request_json(
+                "POST",
+                "/v1/messages",
+                self._body(request, model, stream=False),
+                headers=headers,
+                model=model,
+            )
+        except UpstreamAuthError as exc:
+            raise self._theirs(exc, headers) from None
         if not isinstance(reply, dict) or reply.get("type") != "message":
             raise ProtocolError(self.name, "the reply is not a Messages response")
         return reply, None
@@ -96,33 +157,37 @@ class AnthropicBackend(Backend[AnthropicSettings]):
     ) -> AsyncIterator[StreamItem]:
         """Anthropic's events passed through as they came (`RawEvent`): only the few the
         records and the stream's end need are parsed, the deltas never."""
-        async with self.upstream.stream(
-            "/v1/messages",
-            self._body(request, model, stream=True),
-            headers=self._headers(options),
-            model=model,
-        ) as response:
-            events = anthropic_events(
-                response.events(),
-                backend=self.name,
-                error_of=lambda error: self.upstream.payload_error(error, model=model),
-            )
-            async with aclosing(events):
-                async for event in events:
-                    yield event
-            await response.drain()
+        headers = self._headers(options)
+        try:
+            async with self.upstream.stream(
+                "/v1/messages",
+                self._body(request, model, stream=True),
+                headers=headers,
+                model=model,
+            ) as response:
+                events = anthropic_events(
+                    response.events(),
+                    backend=self.name,
+                    error_of=lambda error: self.upstream.payload_error(error, model=model),
+                )
+                async with aclosing(events):
+                    async for event in events:
+                        yield event
+                await response.drain()
+        except UpstreamAuthError as exc:
+            raise self._theirs(exc, headers) from None
 
     async def count_tokens(self, request: dict[str, Any], options: RequestOptions) -> int | None:
         """Anthropic's exact count (POST /v1/messages/count_tokens); the gateway uses it."""
         model = self.model_for(request, options)
         body = request if request.get("model") == model else {**request, "model": model}
-        reply = await self.upstream.request_json(
-            "POST",
-            "/v1/messages/count_tokens",
-            body,
-            headers=self._headers(options),
-            model=model,
-        )
+        headers = self._headers(options)
+        try:
+            reply = await self.upstream.request_json(
+                "POST", "/v1/messages/count_tokens", body, headers=headers, model=model
+            )
+        except UpstreamAuthError as exc:
+            raise self._theirs(exc, headers) from None
         tokens = reply.get("input_tokens") if isinstance(reply, dict) else None
         if isinstance(tokens, bool) or not isinstance(tokens, int):
             raise ProtocolError(self.name, "count_tokens did not return input_tokens")

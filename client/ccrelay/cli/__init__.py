@@ -24,11 +24,29 @@ COMMANDS = (
 )
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print ccrelay's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("ccrelay")
+        except PackageNotFoundError:  # a checkout on sys.path, not installed
+            found = "(not installed)"
+        print(f"ccrelay {found}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccrelay",
         description="Claude Code on Cerebras, a RunPod serverless Qwen3-Coder, or any OpenAI-compatible proxy.",
     )
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--log-level", default=None, help="DEBUG, INFO, WARNING (default: WARNING; serve: INFO)"
     )

@@ -21,8 +21,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--model", default=DEFAULT_MODEL, help="Claude model name, mapped by the backend's config"
     )
     parser.add_argument("--system", help="a system prompt")
-    parser.add_argument("--max-tokens", type=int, default=4096)
-    parser.add_argument("--temperature", type=float)
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="the longest answer, in tokens (default: 4096; the backend may clamp it)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="sampling temperature, 0 to 1 (default: the backend's)",
+    )
     parser.add_argument("--json", action="store_true", help="print the whole response as JSON")
     parser.set_defaults(run=run)
 

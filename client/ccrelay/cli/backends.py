@@ -102,10 +102,21 @@ async def _backends(args: argparse.Namespace, env: dict[str, str]) -> int:
             ),
             _circuits(runtime.session, args.gateway, env, timeout),
         )
+        models = await asyncio.gather(
+            *(
+                _model(built[name], report.ok, timeout)
+                for name, report in zip(names, reports, strict=True)
+            )
+        )
     chain = config.chain()
     rows = [
-        _row(name, config.backends[name], built[name], report, scaling, circuits, config, chain)
-        for name, report, scaling in zip(names, reports, scalings, strict=True)
+        {
+            **_row(
+                name, config.backends[name], built[name], report, scaling, circuits, config, chain
+            ),
+            **model,
+        }
+        for name, report, scaling, model in zip(names, reports, scalings, models, strict=True)
     ]
     if args.json:
         payload = {
@@ -174,6 +185,32 @@ async def runpod_scaling(
         "restore_patch": check.restore_patch,
         "detail": check.message,
     }
+
+
+async def _model(
+    backend: Backend[Any] | CcrelayError, healthy: bool, limit_s: float
+) -> dict[str, str | None]:
+    """The model a request would get: ``model_source`` says whether the config named it, the
+    backend picks it from its catalog (Cerebras: the pick is shown), or the request's own
+    Claude model name is sent on."""
+    if isinstance(backend, CcrelayError):
+        return {"model_picked": None, "model_source": None}
+    if backend.settings.model:
+        return {"model_picked": None, "model_source": "config"}
+    if not getattr(backend, "discovers_model", False):
+        return {"model_picked": None, "model_source": "request"}
+    if not healthy:  # its catalog did not answer: nothing to pick from now
+        return {"model_picked": None, "model_source": "catalog"}
+    import asyncio
+
+    from ccrelay.backends.types import RequestOptions
+
+    try:
+        async with asyncio.timeout(limit_s):
+            picked = await backend.choose_model({}, RequestOptions())
+    except (CcrelayError, TimeoutError):
+        picked = None
+    return {"model_picked": picked or None, "model_source": "catalog"}
 
 
 async def _check(name: str, backend: Backend[Any] | CcrelayError, limit_s: float) -> HealthReport:
@@ -275,6 +312,15 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _model_cell(row: dict[str, Any]) -> str:
+    if row["model"]:
+        return str(row["model"])
+    if row.get("model_source") == "catalog":
+        picked = row.get("model_picked")
+        return f"{picked} (from its catalog)" if picked else "(picked from its catalog)"
+    return "(the request's)"
+
+
 def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> None:
     print(f"# source: {source}")
     print(f"# request order: {' -> '.join(chain)}")
@@ -300,7 +346,7 @@ def _print_table(rows: list[dict[str, Any]], source: str, chain: list[str]) -> N
                 row["name"] + (" *" if row["active"] else ""),
                 row["type"],
                 row["endpoint"] or "-",
-                row["model"] or "(the request's)",
+                _model_cell(row),
                 f"{verdict}: {health['detail']} ({health['latency_ms']:.0f} ms){note}",
                 circuit,
             )

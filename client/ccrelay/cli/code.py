@@ -1,16 +1,23 @@
 """`ccrelay code [claude args...]`: Claude Code on the configured backend, in one command.
 
 Starts the gateway in this process on a free loopback port with a random throwaway token, runs
-`claude` (from PATH, or `--claude-bin PATH`) with ANTHROPIC_BASE_URL pointing at it and the
-token as ANTHROPIC_AUTH_TOKEN (sent as a bearer token), passes the terminal through untouched,
-and exits with claude's exit code (2 when claude cannot be found or started, as for every usage
-problem). The gateway stops when claude exits, however it exits.
+`claude` (from PATH, or `--claude-bin PATH`) with ANTHROPIC_BASE_URL pointing at it, passes the
+terminal through untouched, and exits with claude's exit code (2 when claude cannot be found or
+started, as for every usage problem). The gateway stops when claude exits, however it exits.
 
 Every argument after `code` goes to claude as is (`ccrelay code -p "hi" --model x`), except
 ccrelay's own leading options (`--claude-bin PATH`, `--statusline`, `--no-warm`); `--` ends
-them. ANTHROPIC_API_KEY is not passed to claude: claude would ask to approve each new throwaway
-key, and the gateway's backends already hold their own keys (the plain Anthropic backend reads
-ANTHROPIC_API_KEY itself).
+them.
+
+Claude Code keeps its own credential: its ``ANTHROPIC_API_KEY``, or the bearer token of a
+subscription (OAuth) login, reaches the gateway unchanged, and the `anthropic` backend forwards
+it to Anthropic. The gateway's token travels in a header of its own (``x-ccrelay-token``,
+through ``ANTHROPIC_CUSTOM_HEADERS``), never in place of the user's. Only a Claude Code with no
+credential at all (`ccrelay.cli.claude_login`) is given the token as ``ANTHROPIC_AUTH_TOKEN``,
+so that it starts; that one is never forwarded.
+
+The gateway's log goes to a file under the state directory (said once, before claude starts),
+never to the terminal claude draws on; so do warm-up reports that come after claude started.
 
 What claude is given besides:
 
@@ -39,9 +46,11 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from ccrelay.cli._common import EXIT_USAGE, environ, run_command
+from ccrelay.cli.claude_login import has_claude_credential
+from ccrelay.cli.code_log import LateWriter, log_to_file
 
 if TYPE_CHECKING:
     import asyncio
@@ -137,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return run_command(args, lambda: run_claude(claude, options, env))
+    level = getattr(args, "log_level", None)
+    return run_command(args, lambda: run_claude(claude, options, env, level))
 
 
 def claude_environ(
@@ -147,11 +157,23 @@ def claude_environ(
     *,
     window: int | None = None,
     session: str | None = None,
+    own_credential: bool = True,
 ) -> dict[str, str]:
+    """claude's environment: the user's, its credential untouched, pointed at the gateway, the
+    gateway's token in ``ANTHROPIC_CUSTOM_HEADERS`` (added to any headers the user set).
+    Without a credential of its own, claude gets the token as ``ANTHROPIC_AUTH_TOKEN`` too."""
+    from ccrelay.gateway.auth import TOKEN_HEADER
+
     child = dict(env)
-    child.pop("ANTHROPIC_API_KEY", None)
     child["ANTHROPIC_BASE_URL"] = url
-    child["ANTHROPIC_AUTH_TOKEN"] = token
+    lines = [
+        line
+        for line in env.get("ANTHROPIC_CUSTOM_HEADERS", "").splitlines()
+        if line.strip() and line.partition(":")[0].strip().lower() != TOKEN_HEADER
+    ]
+    child["ANTHROPIC_CUSTOM_HEADERS"] = "\n".join([*lines, f"{TOKEN_HEADER}: {token}"])
+    if not own_credential:
+        child["ANTHROPIC_AUTH_TOKEN"] = token
     if window is not None:
         child.setdefault("CLAUDE_CODE_AUTO_COMPACT_WINDOW", str(window))  # the user's wins
     if session is not None:
@@ -169,7 +191,9 @@ def active_prompt_limit(runtime: Runtime) -> int | None:
     return runtime.factory.get(runtime.config.active).prompt_limit()
 
 
-async def run_claude(claude: str, options: CodeOptions, env: dict[str, str]) -> int:
+async def run_claude(
+    claude: str, options: CodeOptions, env: dict[str, str], level: str | None = None
+) -> int:
     import asyncio
 
     from ccrelay.coldstart.warmup import start_warm_ups
@@ -184,22 +208,32 @@ async def run_claude(claude: str, options: CodeOptions, env: dict[str, str]) -> 
         args = ["--settings", statusline_settings(), *args]
     async with Runtime.from_environ(env, session_id=session) as runtime:
         server = await start_gateway(runtime, host="127.0.0.1", port=0, auth_token=token)
-        warm_ups = start_warm_ups(runtime) if options.warm else []
+        reports = LateWriter(sys.stderr)
+        warm_ups = start_warm_ups(runtime, err=cast(TextIO, reports)) if options.warm else []
         child_env = claude_environ(
-            env, server.url, token, window=active_prompt_limit(runtime), session=session
+            env,
+            server.url,
+            token,
+            window=active_prompt_limit(runtime),
+            session=session,
+            own_credential=await asyncio.to_thread(has_claude_credential, env),
         )
-        try:
+        with log_to_file(env, session, level) as log_file:
+            print(f"ccrelay: gateway log: {log_file.path}", file=sys.stderr, flush=True)
+            reports.switch(log_file.stream)
             try:
-                process = await asyncio.create_subprocess_exec(claude, *args, env=child_env)
-            except OSError as exc:
-                reason = describe_os_error(exc)
-                print(f"ccrelay: cannot run {claude}: {reason}", file=sys.stderr)
-                return EXIT_USAGE
-            code = await _wait_forwarding_signals(process)
-        finally:
-            for task in warm_ups:
-                task.cancel()
-            await server.close()
+                try:
+                    process = await asyncio.create_subprocess_exec(claude, *args, env=child_env)
+                except OSError as exc:
+                    reason = describe_os_error(exc)
+                    print(f"ccrelay: cannot run {claude}: {reason}", file=sys.stderr)
+                    return EXIT_USAGE
+                code = await _wait_forwarding_signals(process)
+            finally:
+                for task in warm_ups:
+                    task.cancel()
+                await server.close()
+                reports.switch(sys.stderr)
     return code if code >= 0 else 128 - code
 
 

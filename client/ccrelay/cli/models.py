@@ -11,7 +11,7 @@ from ccrelay.cli._common import EXIT_OK, environ, run_command
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("models", help="list the models a backend offers")
     parser.add_argument("--backend", help="a backend name from the config (default: active)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of one id a line")
     parser.set_defaults(run=run)
 
 

@@ -21,6 +21,7 @@ from ccrelay.logsetup import configure_logging
 from ccrelay_config.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ccrelay_config.pricing import PriceTable
     from ccrelay_config.telemetry import TelemetrySettings
 
 __all__ = ["parse_since", "register", "run", "run_stats"]
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         args.as_json,
         sys.stdout,
         html=getattr(args, "html", None),
+        prices=config.prices,
     )
 
 
@@ -106,11 +108,13 @@ def run_stats(
     err: TextIO | None = None,
     now: datetime | None = None,
     html: str | None = None,
+    prices: PriceTable | None = None,
 ) -> int:
     """Print the summary of the records of the last ``since``; returns the exit code.
 
     ``settings`` must be resolved (:meth:`TelemetrySettings.resolved`). Nothing is re-priced:
-    each record carries the cost and baseline estimated when it was written.
+    each record carries the cost and baseline estimated when it was written; ``prices`` only
+    says which requested models it does not know (their baseline was a guess).
     """
     from ccrelay.latency.reading import RecordLines, StatsSourceError, local_lines, s3_lines
     from ccrelay.latency.stats import StatsBuilder
@@ -135,7 +139,7 @@ def run_stats(
         print(f"ccrelay: unknown source {source!r}: use local or s3", file=err)
         return EXIT_USAGE
     records = RecordLines(lines, start, until)
-    builder = StatsBuilder(start, until, series=html is not None)
+    builder = StatsBuilder(start, until, series=html is not None, prices=prices)
     try:
         for record in records:
             builder.add(record)

@@ -17,7 +17,15 @@ from ccrelay.cli._common import environ
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "statusline", help="one line for Claude Code's statusLine: backend, model, cache, saving"
+        "statusline",
+        help="one line for Claude Code's statusLine: backend, model, cache, saving",
+        description=(
+            "Print one line for Claude Code's statusLine: the active backend, the model, the "
+            "cache hit rate and what this session saved against Anthropic, from the latency "
+            "records of the session named by CCRELAY_SESSION (set by `ccrelay code`). Reads "
+            "Claude Code's session JSON on stdin and ignores it. `ccrelay code --statusline` "
+            "installs it for one session; it always exits 0."
+        ),
     )
     parser.set_defaults(run=run)
 

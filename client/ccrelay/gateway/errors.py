@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -64,24 +65,54 @@ def retry_after_of(exc: CcrelayError) -> float | None:
     return value if value is not None and value >= 0 else None
 
 
-def reply_status(exc: CcrelayError | type[CcrelayError]) -> tuple[int, str]:
+HONOURS_SHOULD_RETRY_ON_529 = (2, 1, 332)
+"""The first Claude Code known to drop a 529 that says ``x-should-retry: false``: 2.1.332 sent
+one request for it where 2.1.197 sent three (its retry predicate reads ``overloaded_error``
+before the header). Versions in between were not measured, so they get the older answer."""
+_CLAUDE_CLI = re.compile(r"\bclaude-cli/(\d+)\.(\d+)\.(\d+)")
+
+
+def claude_cli_version(user_agent: str | None) -> tuple[int, int, int] | None:
+    """Claude Code's version from its User-Agent (``claude-cli/2.1.332 (external, cli)``)."""
+    found = _CLAUDE_CLI.search(user_agent or "")
+    if found is None:
+        return None
+    major, minor, patch = found.groups()
+    return int(major), int(minor), int(patch)
+
+
+def honours_should_retry_on_overload(user_agent: str | None) -> bool:
+    version = claude_cli_version(user_agent)
+    return version is not None and version >= HONOURS_SHOULD_RETRY_ON_529
+
+
+def reply_status(
+    exc: CcrelayError | type[CcrelayError], user_agent: str | None = None
+) -> tuple[int, str]:
     """The status and Anthropic error type a final error reply carries.
 
-    An overload the gateway has already retried is answered 503 ``api_error``, not 529
-    ``overloaded_error``: Claude Code retries any 529 or ``"type":"overloaded_error"`` reply
-    *before* it looks at ``x-should-retry`` (read in the 2.1.197 binary: ``uve()`` /
-    ``Vum()``), three times more, which multiplied the gateway's attempts by three in
-    tests/client/gateway/test_claude_code_limits.py. The message still names the upstream status. Only
-    a draining gateway keeps 529: a restarted one can serve the retry.
+    An overload the gateway has already retried is answered 529 ``overloaded_error`` (what it
+    is) only to a client known to honour ``x-should-retry: false`` on it (Claude Code 2.1.332
+    and later, by its User-Agent). Older Claude Code retries any 529 or
+    ``"type":"overloaded_error"`` reply *before* it reads the header (2.1.197: three requests
+    where 2.1.332 sends one), which multiplied the gateway's attempts in
+    tests/client/gateway/test_claude_code_limits.py; it and unknown clients get 503
+    ``api_error``, which they do not retry. The message still names the upstream status. A
+    draining gateway keeps 529: a restarted one can serve the retry.
     """
     kind = exc if isinstance(exc, type) else type(exc)
     if exc.error_type == "overloaded_error" and not issubclass(kind, GatewayShuttingDown):
+        if honours_should_retry_on_overload(user_agent):
+            return 529, "overloaded_error"
         return 503, "api_error"
     return exc.status, exc.error_type
 
 
-def ccrelay_error_response(exc: CcrelayError, request_id: str) -> web.Response:
-    """A `CcrelayError` with its own status and type; Retry-After passed on when known.
+def ccrelay_error_response(
+    exc: CcrelayError, request_id: str, *, user_agent: str | None = None
+) -> web.Response:
+    """A `CcrelayError` with its own status and type (`reply_status`: `user_agent` is the
+    client's, for the overload answer); Retry-After passed on when known.
 
     ``x-should-retry: false``: the gateway has spent its own retries and failover, and Claude
     Code honours the header; without it Claude Code retries about ten times more, multiplying
@@ -99,7 +130,7 @@ def ccrelay_error_response(exc: CcrelayError, request_id: str) -> web.Response:
         headers["x-ccrelay-failovers"] = str(len(exc.errors) - 1)
     if exc.attempts:
         headers["x-ccrelay-attempts"] = str(exc.attempts)
-    status, error_type = reply_status(exc)
+    status, error_type = reply_status(exc, user_agent)
     return error_response(status, error_type, exc.message, request_id, headers)
 
 

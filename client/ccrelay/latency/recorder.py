@@ -202,7 +202,15 @@ class LatencyRecorder:
 
     def on_request(self, summary: RequestSummary) -> None:
         """The router's `RequestObserver` hook: one record for what the client got, built
-        once the reply is on its way (:meth:`_after_reply`)."""
+        once the reply is on its way (:meth:`_after_reply`).
+
+        A request refused before any backend was chosen (a backend name that does not exist,
+        a request no backend could take) says nothing about a backend: it makes no record,
+        or it would be a row and a chart with no backend's name in ``ccrelay stats``. The
+        gateway's access log still has its line.
+        """
+        if not summary.backend:
+            return
         self._after_reply(self.request_record, summary, self.now())
 
     def on_attempt(self, attempt: Attempt) -> None:

@@ -8,8 +8,9 @@ Two levels, because they answer different questions:
 - **attempts** (``kind: attempt``, and records written before request records existed): each
   try at a backend: its health, its own latency.
 
-A run in which every request succeeded after failover has a request error rate of 0 and a
-non-zero attempt error rate; both are shown.
+A run in which every request succeeded after failover has a total request error rate of 0 and a
+non-zero attempt error rate; both are shown. Per backend, a request that failed over counts as
+a failed request of each backend it left, and as a request of the one that answered.
 
 Percentiles use linear interpolation between closest ranks: for sorted values ``x[0..n-1]`` the
 q-th percentile is at position ``(n - 1) * q / 100``, interpolated between its two neighbours.
@@ -26,13 +27,14 @@ and a compact ``array('d')`` of its latencies, 8 bytes a record.
 from __future__ import annotations
 
 import math
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ccrelay.latency.record import LatencyRecord
+from ccrelay.latency.stats_groups import Group, as_float, percentile, percentiles
+from ccrelay_config.pricing import PriceTable
 
 __all__ = [
     "GroupStats",
@@ -49,30 +51,6 @@ _MONTH = timedelta(days=30)
 _BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 """Chart bucket sizes in seconds; the smallest that gives at most :data:`_MAX_POINTS`."""
 _MAX_POINTS = 60
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) of ``values`` by linear interpolation (see module doc)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} outside 0..100")
-    data = sorted(values)
-    return _sorted_percentile(data, q)
-
-
-def _sorted_percentile(data: Sequence[float], q: float) -> float:
-    position = (len(data) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (position - low)
-
-
-def _percentiles(values: array[float], qs: Sequence[float]) -> list[float | None]:
-    if not values:
-        return [None] * len(qs)
-    data = sorted(values)
-    return [_sorted_percentile(data, q) for q in qs]
 
 
 # -- the rows ------------------------------------------------------------------------------------
@@ -106,7 +84,8 @@ class GroupStats(_Summary):
 
 @dataclass(frozen=True, slots=True)
 class RequestStats(_Summary):
-    """Client requests served by (or, failed, last tried at) one (backend, model)."""
+    """Client requests served by one (backend, model), or failed there: last tried there, or
+    failed over from there to another backend."""
 
     requests: int
     attempts: int
@@ -132,6 +111,9 @@ class Savings:
     requested_models: dict[str, int]
     """How many requests asked for each Claude model (the baseline each was priced on)."""
     assumptions: list[str]
+    priced_as: dict[str, str] = field(default_factory=dict)
+    """Requested models the price table does not know, and the known model whose price their
+    baseline took (a Claude model newer than the table: its family's newest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +156,8 @@ class StatsReport:
     skipped: int = 0
     bucket_s: int = 0
     series: dict[str, list[SeriesPoint]] = field(default_factory=dict)
+    overall: list[SeriesPoint] = field(default_factory=list)
+    """Every backend's attempts together, per bucket (the page's first charts)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -190,156 +174,117 @@ class StatsReport:
 # -- folding records in --------------------------------------------------------------------------
 
 
-def _num(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
+_MAX_OPEN_FAILURES = 100_000
+"""Requests whose failed attempts wait for their request record; the oldest are dropped."""
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
+def _attempt_row(group: Group, backend: str, model: str) -> GroupStats:
+    return GroupStats(calls=group.count, **group.summary(backend, model))
 
 
-class _Group:
-    __slots__ = (
-        "attempts",
-        "backoff_ms",
-        "baseline",
-        "cost",
-        "count",
-        "errors",
-        "failovers",
-        "hits",
-        "latencies",
-        "reported",
-        "request_cost",
-        "retried",
-        "tokens_in",
-        "tokens_out",
-        "ttfbs",
+def _request_row(group: Group, backend: str, model: str) -> RequestStats:
+    return RequestStats(
+        requests=group.count,
+        attempts=group.attempts,
+        retried=group.retried,
+        failovers=group.failovers,
+        backoff_ms=group.backoff_ms,
+        baseline_usd=group.baseline,
+        saving_usd=group.baseline - group.cost,
+        **group.summary(backend, model),
     )
-
-    def __init__(self) -> None:
-        self.count = self.errors = self.hits = self.reported = 0
-        self.tokens_in = self.tokens_out = self.attempts = self.retried = self.failovers = 0
-        self.cost = self.baseline = self.backoff_ms = self.request_cost = 0.0
-        self.latencies: array[float] = array("d")
-        self.ttfbs: array[float] = array("d")
-
-    def add(self, record: Mapping[str, Any]) -> None:
-        self.count += 1
-        ok = record.get("outcome") == "ok"
-        if ok:
-            self.latencies.append(_num(record.get("latency_ms")))
-            ttfb = record.get("ttfb_ms")
-            if isinstance(ttfb, (int, float)):
-                self.ttfbs.append(float(ttfb))
-        else:
-            self.errors += 1
-        cache = record.get("cache")
-        if cache is not None:
-            self.reported += 1
-            self.hits += cache == "hit"
-        self.tokens_in += _int(record.get("tokens_in"))
-        self.tokens_out += _int(record.get("tokens_out"))
-        self.cost += _num(record.get("cost_usd"))
-
-    def add_request(self, record: Mapping[str, Any]) -> None:
-        self.add(record)
-        attempts = _int(record.get("attempts"))
-        self.attempts += attempts
-        self.retried += attempts > 1
-        self.failovers += _int(record.get("failovers"))
-        self.backoff_ms += _num(record.get("backoff_ms"))
-        self.baseline += _num(record.get("baseline_usd"))
-
-    def _common(self, backend: str, model: str) -> dict[str, Any]:
-        """The fields both levels' rows have."""
-        p50, p95, p99 = _percentiles(self.latencies, (50, 95, 99))
-        t50, t95 = _percentiles(self.ttfbs, (50, 95))
-        return {
-            "backend": backend,
-            "model": model,
-            "errors": self.errors,
-            "error_rate": self.errors / self.count if self.count else 0.0,
-            "latency_p50_ms": p50,
-            "latency_p95_ms": p95,
-            "latency_p99_ms": p99,
-            "ttfb_p50_ms": t50,
-            "ttfb_p95_ms": t95,
-            "cache_hit_rate": self.hits / self.reported if self.reported else None,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "cost_usd": self.cost,
-        }
-
-    def attempt_row(self, backend: str, model: str) -> GroupStats:
-        return GroupStats(calls=self.count, **self._common(backend, model))
-
-    def request_row(self, backend: str, model: str) -> RequestStats:
-        return RequestStats(
-            requests=self.count,
-            attempts=self.attempts,
-            retried=self.retried,
-            failovers=self.failovers,
-            backoff_ms=self.backoff_ms,
-            baseline_usd=self.baseline,
-            saving_usd=self.baseline - self.cost,
-            **self._common(backend, model),
-        )
 
 
 class StatsBuilder:
-    """Folds records in one at a time; :meth:`report` summarises. ``series``: chart buckets too."""
+    """Folds records in one at a time; :meth:`report` summarises. ``series``: chart buckets too.
 
-    def __init__(self, since: datetime, until: datetime, *, series: bool = False) -> None:
+    A request that failed over is a failure of every backend it left, not only a request of
+    the one that answered (or was tried last): its failed attempts are remembered by request
+    id until its request record comes (a request's attempts are written before it), and each
+    other backend they name counts one failed request. Totals count each request once.
+    ``prices``: to say which requested models the price table does not know.
+    """
+
+    def __init__(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        series: bool = False,
+        prices: PriceTable | None = None,
+    ) -> None:
         self.since = since
         self.until = until
-        self._attempts: dict[tuple[str, str], _Group] = {}
-        self._requests: dict[tuple[str, str], _Group] = {}
-        self._all_attempts = _Group()
-        self._all_requests = _Group()
+        self.prices = prices
+        self._attempts: dict[tuple[str, str], Group] = {}
+        self._requests: dict[tuple[str, str], Group] = {}
+        self._all_attempts = Group()
+        self._all_requests = Group()
         self._requested: dict[str, int] = {}
+        self._failed: dict[str, dict[tuple[str, str], int]] = {}
         self.bucket_s = _bucket_size(until - since)
-        self._series: dict[str, dict[int, _Group]] | None = {} if series else None
+        self._series: dict[str, dict[int, Group]] | None = {} if series else None
+        self._overall: dict[int, Group] = {}
+
+    @staticmethod
+    def _group(groups: dict[tuple[str, str], Group], key: tuple[str, str]) -> Group:
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group()
+        return group
 
     def add(self, record: Mapping[str, Any] | LatencyRecord) -> None:
         if isinstance(record, LatencyRecord):
             record = record.model_dump()
         key = (str(record["backend"]), str(record["model"]))
+        request_id = str(record.get("request_id") or "")
         if record.get("kind") == "request":
-            group = self._requests.get(key)
-            if group is None:
-                group = self._requests[key] = _Group()
-            group.add_request(record)
+            self._group(self._requests, key).add_request(record)
             self._all_requests.add_request(record)
+            for (backend, model), attempts in self._failed.pop(request_id, {}).items():
+                if backend != key[0]:
+                    self._group(self._requests, (backend, model)).add_failover(attempts)
             requested = record.get("requested_model")
             if isinstance(requested, str):
                 self._requested[requested] = self._requested.get(requested, 0) + 1
         else:
-            group = self._attempts.get(key)
-            if group is None:
-                group = self._attempts[key] = _Group()
-            group.add(record)
+            self._group(self._attempts, key).add(record)
             self._all_attempts.add(record)
-        if self._series is not None:
-            self._add_point(record)
+            if record.get("outcome") != "ok" and request_id:
+                failed = self._failed.setdefault(request_id, {})
+                failed[key] = failed.get(key, 0) + 1
+                if len(self._failed) > _MAX_OPEN_FAILURES:
+                    del self._failed[next(iter(self._failed))]
+        if self._series is not None and key[0]:
+            self._add_point(record, key[0])
 
-    def _add_point(self, record: Mapping[str, Any]) -> None:
+    def _add_point(self, record: Mapping[str, Any], backend: str) -> None:
         assert self._series is not None
         timestamp: datetime = record["timestamp"]
         bucket = int((timestamp - self.since).total_seconds() // self.bucket_s)
-        points = self._series.setdefault(str(record["backend"]), {})
-        point = points.get(bucket)
-        if point is None:
-            point = points[bucket] = _Group()
-        if record.get("kind") == "request":
-            point.baseline += _num(record.get("baseline_usd"))
-            point.request_cost += _num(record.get("cost_usd"))
-        else:
-            point.add(record)
+        points = self._series.setdefault(backend, {})
+        for line in (points, self._overall):
+            point = line.get(bucket)
+            if point is None:
+                point = line[bucket] = Group()
+            if record.get("kind") == "request":
+                point.baseline += as_float(record.get("baseline_usd"))
+                point.request_cost += as_float(record.get("cost_usd"))
+            else:
+                point.add(record)
+
+    def _priced_as(self) -> dict[str, str]:
+        prices = self.prices
+        if prices is None:
+            return {}
+        guessed = {
+            model: prices.priced_as(prices.baseline_model(model)) for model in self._requested
+        }
+        return {model: known for model, known in sorted(guessed.items()) if known}
 
     def report(self, skipped: int = 0) -> StatsReport:
-        rows = [g.attempt_row(b, m) for (b, m), g in sorted(self._attempts.items())]
-        requests = [g.request_row(b, m) for (b, m), g in sorted(self._requests.items())]
+        rows = [_attempt_row(g, b, m) for (b, m), g in sorted(self._attempts.items())]
+        requests = [_request_row(g, b, m) for (b, m), g in sorted(self._requests.items())]
         total = self._all_requests
         days = max((self.until - self.since) / timedelta(days=1), 1e-9)
         saving = total.baseline - total.cost
@@ -347,9 +292,9 @@ class StatsBuilder:
             since=self.since,
             until=self.until,
             rows=rows,
-            total=self._all_attempts.attempt_row("total", ""),
+            total=_attempt_row(self._all_attempts, "total", ""),
             requests=requests,
-            requests_total=total.request_row("total", ""),
+            requests_total=_request_row(total, "total", ""),
             savings=Savings(
                 requests=total.count,
                 cost_usd=total.cost,
@@ -359,37 +304,39 @@ class StatsBuilder:
                 monthly_saving_usd=saving / days * (_MONTH / timedelta(days=1)),
                 requested_models=dict(sorted(self._requested.items())),
                 assumptions=list(ASSUMPTIONS),
+                priced_as=self._priced_as(),
             ),
             skipped=skipped,
             bucket_s=self.bucket_s,
             series=self._points(),
+            overall=self._line(self._overall) if self._series is not None else [],
         )
+
+    def _line(self, points: dict[int, Group]) -> list[SeriesPoint]:
+        line = []
+        for bucket, group in sorted(points.items()):
+            p50, p95, p99 = percentiles(group.latencies, (50, 95, 99))
+            start = self.since + timedelta(seconds=bucket * self.bucket_s)
+            line.append(
+                SeriesPoint(
+                    start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    calls=group.count,
+                    errors=group.errors,
+                    latency_p50_ms=p50,
+                    latency_p95_ms=p95,
+                    latency_p99_ms=p99,
+                    cache_hits=group.hits,
+                    cache_reported=group.reported,
+                    cost_usd=group.request_cost,
+                    baseline_usd=group.baseline,
+                )
+            )
+        return line
 
     def _points(self) -> dict[str, list[SeriesPoint]]:
         if self._series is None:
             return {}
-        out: dict[str, list[SeriesPoint]] = {}
-        for backend, points in sorted(self._series.items()):
-            line = []
-            for bucket, group in sorted(points.items()):
-                p50, p95, p99 = _percentiles(group.latencies, (50, 95, 99))
-                start = self.since + timedelta(seconds=bucket * self.bucket_s)
-                line.append(
-                    SeriesPoint(
-                        start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        calls=group.count,
-                        errors=group.errors,
-                        latency_p50_ms=p50,
-                        latency_p95_ms=p95,
-                        latency_p99_ms=p99,
-                        cache_hits=group.hits,
-                        cache_reported=group.reported,
-                        cost_usd=group.request_cost,
-                        baseline_usd=group.baseline,
-                    )
-                )
-            out[backend] = line
-        return out
+        return {backend: self._line(points) for backend, points in sorted(self._series.items())}
 
 
 def _bucket_size(window: timedelta) -> int:
@@ -407,9 +354,10 @@ def compute_stats(
     until: datetime,
     series: bool = False,
     skipped: int = 0,
+    prices: PriceTable | None = None,
 ) -> StatsReport:
     """Per (backend, model) summaries at both levels, sorted by backend then model."""
-    builder = StatsBuilder(since, until, series=series)
+    builder = StatsBuilder(since, until, series=series, prices=prices)
     for record in records:
         builder.add(record)
     return builder.report(skipped)

@@ -1,9 +1,11 @@
 """`ccrelay stats --html FILE`: one self-contained page to look at, no network needed to view it.
 
 No script, no external stylesheet, font or chart library: the charts are inline SVG drawn here,
-so the page opens from a mail attachment or an S3 bucket as it is. Per backend: latency
-percentiles over time, error rate, cache hit rate, and cost against the baseline (cumulative).
-Above them, the request and attempt tables and the saving with its assumptions.
+so the page opens from a mail attachment or an S3 bucket as it is. It opens with the charts of
+every backend together (latency percentiles over time, error rate, cache hit rate, cost against
+the baseline, cumulative), then the saving with its assumptions, the request and attempt
+tables, and the same charts per backend. A chart needs two points in time: with one, it says
+so rather than draw an axis that starts and ends at the same moment.
 """
 
 from __future__ import annotations
@@ -51,13 +53,20 @@ def _chart(
 ) -> str:
     """A line chart of ``series`` (one value per bucket of ``points``); a bucket with no value
     breaks its line."""
+    if len(points) < 2:
+        when = f" ({escape(points[0].start)})" if points else ""
+        return (
+            f'<div class="chart"><h3>{escape(title)}</h3>'
+            f'<p class="note">One point in time so far{when}: a chart needs two. '
+            "A longer window (--since) or more traffic draws it.</p></div>"
+        )
     values = [v for line in series.values() for v in line if v is not None]
     top = max(values, default=0.0) or 1.0
     inner_w, inner_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
-    count = max(len(points) - 1, 1)
+    count = len(points) - 1
 
     def x(i: int) -> float:
-        return _LEFT + inner_w * (i / count if len(points) > 1 else 0.5)
+        return _LEFT + inner_w * i / count
 
     def y(v: float) -> float:
         return _TOP + inner_h * (1 - v / top)
@@ -77,14 +86,11 @@ def _chart(
             f'<text x="{_LEFT + inner_w / 2:.0f}" y="{_TOP + inner_h / 2:.0f}" '
             'text-anchor="middle" font-size="12" fill="#777">nothing reported</text>'
         )
-    if points:
-        parts.append(
-            f'<text x="{_LEFT}" y="{_H - 8}" font-size="10">{escape(points[0].start)}</text>'
-        )
-        parts.append(
-            f'<text x="{_W - _RIGHT}" y="{_H - 8}" text-anchor="end" font-size="10">'
-            f"{escape(points[-1].start)}</text>"
-        )
+    parts.append(f'<text x="{_LEFT}" y="{_H - 8}" font-size="10">{escape(points[0].start)}</text>')
+    parts.append(
+        f'<text x="{_W - _RIGHT}" y="{_H - 8}" text-anchor="end" font-size="10">'
+        f"{escape(points[-1].start)}</text>"
+    )
     for name, line_values in series.items():
         colour = SERIES_COLOURS[name]
         run: list[str] = []
@@ -131,7 +137,7 @@ def _cumulative(values: Iterable[float]) -> list[float | None]:
     return list(accumulate(values))
 
 
-def _backend_section(backend: str, points: Sequence[SeriesPoint]) -> str:
+def _section(heading: str, points: Sequence[SeriesPoint]) -> str:
     def each(pick: Callable[[SeriesPoint], float | None]) -> list[float | None]:
         return [pick(p) for p in points]
 
@@ -172,7 +178,7 @@ def _backend_section(backend: str, points: Sequence[SeriesPoint]) -> str:
             "$",
         ),
     ]
-    return f'<h2>{escape(backend)}</h2><div class="charts">{"".join(charts)}</div>'
+    return f'<h2>{escape(heading)}</h2><div class="charts">{"".join(charts)}</div>'
 
 
 def _html_table(columns: Sequence[Column[Row]], rows: Sequence[Row], total: Row) -> str:
@@ -206,6 +212,9 @@ def render_html(report: StatsReport) -> str:
     if not report.rows and not report.requests:
         parts.append("<p>No records in this window.</p></body></html>")
         return "".join(parts)
+    minutes = report.bucket_s / 60
+    parts.append(_section("All backends", report.overall))
+    parts.append(f'<p class="note">Charts: one point per {minutes:g} minutes.</p>')
     if savings.requests:
         share = savings.saving_usd / savings.baseline_usd if savings.baseline_usd else 0.0
         parts.append(
@@ -214,9 +223,13 @@ def render_html(report: StatsReport) -> str:
             f"${savings.baseline_usd:.4f} on Anthropic. Projected monthly saving at this "
             f"window's rate: <b>${savings.monthly_saving_usd:.2f}</b>.</p>"
         )
+        guesses = [
+            f"{model}: not in the price table; priced as {known}, its family's newest known"
+            for model, known in savings.priced_as.items()
+        ]
         parts.append(
             '<p class="note">Assumed:</p><ul class="note">'
-            + "".join(f"<li>{escape(a)}</li>" for a in savings.assumptions)
+            + "".join(f"<li>{escape(a)}</li>" for a in [*savings.assumptions, *guesses])
             + "</ul>"
         )
     if report.requests:
@@ -225,9 +238,7 @@ def render_html(report: StatsReport) -> str:
     if report.rows:
         parts.append("<h2>Attempts (each try at a backend)</h2>")
         parts.append(_html_table(ATTEMPT_COLUMNS, report.rows, report.total))
-    minutes = report.bucket_s / 60
-    parts.append(f'<p class="note">Charts: one point per {minutes:g} minutes.</p>')
     for backend, points in report.series.items():
-        parts.append(_backend_section(backend, points))
+        parts.append(_section(backend, points))
     parts.append("</body></html>")
     return "".join(parts)

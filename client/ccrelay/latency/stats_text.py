@@ -34,7 +34,7 @@ class Column(Generic[Row]):
 def _shared(count: str, counted: Callable[[Any], int]) -> list[Column[Any]]:
     """The columns both levels have, up to the TTFB percentiles."""
     return [
-        Column("backend", lambda r: r.backend),
+        Column("backend", lambda r: r.backend or "(no backend)"),  # records of old versions
         Column("model", lambda r: r.model),
         Column(count, lambda r: str(counted(r))),
         Column("err%", lambda r: _num(r.error_rate * 100, ".1f")),
@@ -107,11 +107,16 @@ def render_table(report: StatsReport) -> str:
     if savings.requests:
         share = savings.saving_usd / savings.baseline_usd if savings.baseline_usd else 0.0
         asked = ", ".join(f"{model} {n}" for model, n in savings.requested_models.items())
+        guessed = [
+            f"  - {model}: not in the price table; priced as {known}, its family's newest known"
+            for model, known in savings.priced_as.items()
+        ]
         out += [
             f"cost ${savings.cost_usd:.4f} against ${savings.baseline_usd:.4f} on Anthropic: "
             f"saved ${savings.saving_usd:.4f} ({share * 100:.0f}%) over {savings.requests} requests",
             f"projected monthly saving at this window's rate: ${savings.monthly_saving_usd:.2f}",
             f"requests asked for: {asked or '-'}",
+            *(["priced by guess:", *guessed] if guessed else []),
             "assumed:",
             *(f"  - {text}" for text in savings.assumptions),
         ]

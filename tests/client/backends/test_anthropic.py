@@ -8,14 +8,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings
+from ccrelay.backends.anthropic import AnthropicBackend, AnthropicSettings, CallerCredentialRefused
 from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import (
+    Fault,
     ProtocolError,
     StreamInterrupted,
+    UpstreamAuthError,
     UpstreamOverloaded,
     UpstreamRateLimited,
 )
+from ccrelay_config.credentials import trusts_user_credentials
 from tests.client.conftest import Sleeps
 from tests.fakes.providers import (
     FakeAnthropic,
@@ -109,10 +112,10 @@ async def test_configured_key_wins_and_headers_are_filtered(
     assert headers["Host"] != "evil.example"
 
 
-async def test_caller_key_is_forwarded_when_none_is_configured(
+async def test_caller_key_is_forwarded_to_a_trusted_host_when_none_is_configured(
     fake_anthropic: FakeAnthropic, session: aiohttp.ClientSession
 ) -> None:
-    client = backend(session, fake_anthropic)
+    client = backend(session, fake_anthropic, forward_credentials=True)
     await client.complete(REQUEST, RequestOptions(forward_headers=CALLER))
     assert fake_anthropic.requests[-1].headers["x-api-key"] == "caller-key"
     # Claude Code signed in with OAuth sends a bearer token instead.
@@ -120,6 +123,81 @@ async def test_caller_key_is_forwarded_when_none_is_configured(
     headers = fake_anthropic.requests[-1].headers
     assert headers["Authorization"] == "Bearer tok"
     assert "x-api-key" not in headers
+
+
+@pytest.mark.parametrize("trust", [None, False])
+async def test_the_caller_s_credential_never_goes_to_a_host_the_config_does_not_trust(
+    fake_anthropic: FakeAnthropic, session: aiohttp.ClientSession, trust: bool | None
+) -> None:
+    """Issue 25: a config naming any base_url used to receive Claude Code's own credential.
+    Unset, only https://api.anthropic.com gets it; false: nowhere."""
+    fake_anthropic.push(
+        Reply(
+            status=401,
+            body={
+                "type": "error",
+                "error": {
+                    "type": "authentication_error",
+                    "message": "x-api-key header is required",
+                },
+            },
+        )
+    )
+    client = backend(session, fake_anthropic, forward_credentials=trust)
+    with pytest.raises(UpstreamAuthError) as refused:
+        await client.complete(
+            REQUEST,
+            RequestOptions(forward_headers={**CALLER, "authorization": "Bearer sk-ant-oat01-x"}),
+        )
+    headers = {k.lower(): v for k, v in fake_anthropic.requests[-1].headers.items()}
+    assert "x-api-key" not in headers and "authorization" not in headers
+    assert headers["anthropic-beta"] == CALLER["anthropic-beta"]  # the rest still goes
+    # the fix names what to do: our own key, or trust in so many words
+    assert "forward_credentials: true" in refused.value.message
+    assert refused.value.fault is Fault.CONFIG  # the config's to fix: failover may help
+
+
+@pytest.mark.parametrize(
+    ("base_url", "trust", "trusted"),
+    [
+        ("https://api.anthropic.com", None, True),
+        ("https://API.anthropic.com/", None, True),
+        (None, None, True),
+        ("http://api.anthropic.com", None, False),  # never in clear text
+        ("https://api.anthropic.com.evil.example", None, False),
+        ("https://proxy.example/anthropic", None, False),
+        ("https://proxy.example/anthropic", True, True),
+        ("https://api.anthropic.com", False, False),
+    ],
+)
+def test_where_the_user_s_credential_may_go(
+    base_url: str | None, trust: bool | None, trusted: bool
+) -> None:
+    assert trusts_user_credentials(base_url, trust) is trusted
+
+
+async def test_a_refused_caller_credential_is_the_caller_s(
+    fake_anthropic: FakeAnthropic, session: aiohttp.ClientSession
+) -> None:
+    """Anthropic refusing Claude Code's own login is not this backend failing: a 401 as it
+    came (Claude Code refreshes or asks to sign in), no failover, no breaker count."""
+    refusal = {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "OAuth token has expired"},
+    }
+    fake_anthropic.push(Reply(status=401, body=refusal), Reply(status=401, body=refusal))
+    client = backend(session, fake_anthropic, forward_credentials=True)
+    options = RequestOptions(forward_headers={"authorization": "Bearer sk-ant-oat01-old"})
+    with pytest.raises(CallerCredentialRefused) as plain:
+        await client.complete(REQUEST, options)
+    with pytest.raises(CallerCredentialRefused) as streamed:
+        await client.open_stream(REQUEST, options)
+    for caught in (plain.value, streamed.value):
+        assert caught.status == 401 and caught.fault is Fault.CALLER
+        assert not caught.counts_against_backend
+        assert "OAuth token has expired" in caught.message
+        assert "sk-ant-oat01-old" not in caught.message
+    assert len(fake_anthropic.requests) == 2  # never retried
 
 
 async def test_stream_events_are_passed_through(

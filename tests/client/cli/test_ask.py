@@ -234,3 +234,69 @@ async def test_real_subprocess_against_a_fake_server(
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("ccrelay: error: local: cannot connect to 127.0.0.1")
+
+
+# -- issue 24 -----------------------------------------------------------------------------------
+
+
+async def test_a_refused_key_exits_2_even_when_the_fallback_fails_after_it(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: 2 for "a key the backend refuses". With a fallback that then failed too, `ask`
+    exited 1 and said only what the fallback did."""
+    from tests.conftest import free_port
+
+    config = cerebras_config(fake_openai)
+    config["fallback"] = ["cerebras", "anthropic"]
+    config["backends"]["anthropic"] = {
+        "type": "anthropic",
+        "base_url": f"http://127.0.0.1:{free_port()}",  # nothing listens: Anthropic is down
+        "retry": {"max_attempts": 1},
+    }
+    use_config(monkeypatch, config)
+    monkeypatch.setenv("CEREBRAS_API_KEY", "csk-wrong")
+    fake_openai.push(
+        Reply(
+            status=401,
+            body={
+                "message": "Wrong API Key",
+                "type": "invalid_request_error",
+                "param": "api_key",
+                "code": "wrong_api_key",
+            },
+        )
+    )
+    code = await ccrelay("ask", "hi")
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the router's failover note
+    assert code == 2
+    assert line.startswith("ccrelay: error: cerebras refused the key (auth_failed): ")
+    assert "; then anthropic: cannot connect to 127.0.0.1" in line
+    assert "csk-wrong" not in line
+
+
+async def test_a_usage_error_writes_no_latency_record(
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """`ask --backend nope` wrote a request record with no backend: a row in `stats` and an
+    unnamed block of empty charts at the top of `stats --html`."""
+    use_config(monkeypatch, cerebras_config(fake_openai))
+    monkeypatch.setenv("CEREBRAS_API_KEY", "csk-1")
+    monkeypatch.setenv("CCRELAY_STATE_DIR", str(tmp_path / "state"))
+    assert await ccrelay("ask", "--backend", "nope", "hi") == 2
+    records = [
+        line
+        for path in (tmp_path / "state").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert records == []
+    assert await ccrelay("ask", "hi") == 0  # a real request still makes its records
+    kinds = sorted(
+        orjson.loads(line)["kind"]
+        for path in (tmp_path / "state").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    )
+    assert kinds == ["attempt", "request"]
+    capsys.readouterr()

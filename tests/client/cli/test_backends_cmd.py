@@ -190,3 +190,29 @@ async def test_config_error_exits_2(
 def test_public_url_drops_credentials() -> None:
     assert public_url("https://user:pw@proxy.example:8443/v1") == "https://proxy.example:8443/v1"
     assert public_url("http://127.0.0.1:4000/v1") == "http://127.0.0.1:4000/v1"
+
+
+async def test_a_backend_that_picks_from_its_catalog_shows_the_pick(
+    configured: dict,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 24: Cerebras' model read `(the request's)`, though Cerebras picks one from its
+    catalog (GET /models) and never sends the Claude model name on."""
+    del configured["backends"]["cerebras"]["model"]
+    use_config(monkeypatch, configured)
+    assert await ccrelay("backends") == 0
+    lines = capsys.readouterr().out.splitlines()
+    cerebras = next(line for line in lines if line.startswith("cerebras *"))
+    assert "gpt-oss-120b (from its catalog)" in cerebras
+    assert "(the request's)" not in cerebras
+    claude = next(line for line in lines if line.startswith("claude "))
+    assert "(the request's)" in claude  # the pass-through does send the request's model
+    assert await ccrelay("backends", "--json") == 0
+    rows = {row["name"]: row for row in orjson.loads(capsys.readouterr().out)["backends"]}
+    assert (rows["cerebras"]["model_source"], rows["cerebras"]["model_picked"]) == (
+        "catalog",
+        "gpt-oss-120b",
+    )
+    assert rows["claude"]["model_source"] == "request"

@@ -24,7 +24,11 @@ STUB = """\
 import json, os, sys, time, urllib.error, urllib.request
 
 url = os.environ["ANTHROPIC_BASE_URL"]
-token = os.environ["ANTHROPIC_AUTH_TOKEN"]
+custom = dict(
+    line.split(": ", 1) for line in os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "").splitlines()
+)
+token = custom.pop("x-ccrelay-token")  # Claude Code sends these lines as headers
+api_key = os.environ.get("ANTHROPIC_API_KEY")
 body = json.dumps({{
     "model": "claude-sonnet-4-5", "max_tokens": 50,
     "messages": [{{"role": "user", "content": "hi"}}],
@@ -51,11 +55,14 @@ if os.environ.get("STUB_ENV_ONLY"):  # no request: say what claude was given, th
 report = {{
     "url": url,
     "token_length": len(token),
-    "api_key": os.environ.get("ANTHROPIC_API_KEY"),
+    "api_key": api_key,
+    "auth_token": os.environ.get("ANTHROPIC_AUTH_TOKEN"),
+    "custom": custom,
     "args": sys.argv[1:],
+    "own_header": post({{"x-ccrelay-token": token, "x-api-key": api_key or ""}}),
     "bearer": post({{"authorization": "Bearer " + token}}),
     "x_api_key": post({{"x-api-key": token}}),
-    "no_token": post({{}}),
+    "no_token": post({{"x-api-key": api_key or ""}}),
 }}
 with open(os.environ["STUB_REPORT"], "w") as out:
     json.dump(report, out)
@@ -117,6 +124,12 @@ def port_is_closed(url: str) -> bool:
         return True
 
 
+def session_log(stderr_lines: list[str]) -> Path:
+    """The gateway log file `ccrelay code` said it writes (once, before claude started)."""
+    (said,) = [line for line in stderr_lines if line.startswith("ccrelay: gateway log: ")]
+    return Path(said.removeprefix("ccrelay: gateway log: "))
+
+
 def read_report(tmp_path: Path) -> dict[str, Any]:
     return json.loads((tmp_path / "report.json").read_text())
 
@@ -134,15 +147,20 @@ async def test_runs_claude_against_the_gateway_and_passes_its_exit_code(
     assert report["args"] == ["-p", "hello there", "--model", "x"]
     assert report["url"].startswith("http://127.0.0.1:")
     assert report["token_length"] >= 32
-    assert report["api_key"] is None  # the user's key is not handed to claude
-    status, reply = report["bearer"]
+    # Claude Code keeps its own credential; the gateway's token is a header of its own
+    assert report["api_key"] == "sk-ant-users-own-key"
+    assert report["auth_token"] is None
+    status, reply = report["own_header"]
     assert status == 200
     assert reply["content"][0]["text"] == "Hello from fake"
+    assert report["bearer"][0] == 200  # clients that cannot add a header may still use these
     assert report["x_api_key"][0] == 200
-    assert report["no_token"][0] == 401
+    assert report["no_token"][0] == 401  # the user's key alone does not open the gateway
     assert report["no_token"][1]["error"]["type"] == "authentication_error"
     assert port_is_closed(report["url"])  # the gateway stopped with claude
-    assert len(fake_openai.requests) == 2
+    assert len(fake_openai.requests) == 3
+    for sent in fake_openai.requests:  # no other backend type ever gets the user's key
+        assert "sk-ant-users-own-key" not in json.dumps(sent.headers)
 
 
 async def test_claude_bin_option_and_double_dash(
@@ -210,13 +228,27 @@ def test_split_argv() -> None:
     )
 
 
-def test_claude_environ() -> None:
-    env = claude_environ({"ANTHROPIC_API_KEY": "k", "HOME": "/h"}, "http://127.0.0.1:5", "tok")
+def test_claude_environ_keeps_claude_s_credential_and_adds_the_token_header() -> None:
+    env = claude_environ(
+        {"ANTHROPIC_API_KEY": "k", "HOME": "/h", "ANTHROPIC_CUSTOM_HEADERS": "x-team: a"},
+        "http://127.0.0.1:5",
+        "tok",
+    )
     assert env == {
         "HOME": "/h",
+        "ANTHROPIC_API_KEY": "k",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:5",
-        "ANTHROPIC_AUTH_TOKEN": "tok",
+        "ANTHROPIC_CUSTOM_HEADERS": "x-team: a\nx-ccrelay-token: tok",
     }
+    # a stale token line (a nested `ccrelay code`) is replaced, never repeated
+    nested = claude_environ(env, "http://127.0.0.1:6", "new")
+    assert nested["ANTHROPIC_CUSTOM_HEADERS"] == "x-team: a\nx-ccrelay-token: new"
+
+
+def test_claude_environ_without_a_credential_of_its_own_gets_the_token_to_start() -> None:
+    env = claude_environ({"HOME": "/h"}, "http://x", "tok", own_credential=False)
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "tok"
+    assert env["ANTHROPIC_CUSTOM_HEADERS"] == "x-ccrelay-token: tok"
 
 
 def test_claude_environ_sets_the_compact_window_unless_the_user_did() -> None:
@@ -273,8 +305,12 @@ async def test_a_runpod_backend_is_warmed_while_claude_starts(
     assert process.returncode == 0, lines
     warming = next(i for i, line in enumerate(lines) if "warming runpod endpoint rp" in line)
     started = lines.index("stub started")
-    ready = next(i for i, line in enumerate(lines) if "rp: worker ready after" in line)
-    assert warming < started < ready  # claude did not wait for the cold start
+    assert warming < started  # said before claude took the terminal
+    # claude did not wait for the cold start: the worker was ready after claude started, and
+    # that was said in the session's log, not on the terminal claude draws on
+    assert not any("worker ready" in line for line in lines)
+    log = session_log(lines)
+    assert "rp: worker ready after" in log.read_text()
     (submission,) = fake.submissions()
     assert submission.body == {"input": {"ccrelay_warmup": True}}
     report = read_report(tmp_path)
@@ -308,7 +344,7 @@ async def test_the_status_line_reads_the_session_s_own_records(
 ) -> None:
     state = tmp_path / "state"
     env = ccrelay_env(fake_openai, tmp_path, stub, CCRELAY_STATE_DIR=str(state))
-    for _ in range(2):  # the stub's two authorised requests
+    for _ in range(3):  # the stub's three authorised requests
         fake_openai.push(Reply(body=openai_completion("hi", usage=(2000, 100))))
     process = await ccrelay("--statusline", "--claude-bin", str(stub), env=env)
     _, err = await asyncio.wait_for(process.communicate(), 30)
@@ -337,7 +373,7 @@ async def test_the_status_line_reads_the_session_s_own_records(
     assert status.returncode == 0, err
     (line,) = out.decode().splitlines()
     assert line.startswith("ccrelay · local · fake-model")
-    assert "saved $" in line and "(2 requests)" in line, line
+    assert "saved $" in line and "(3 requests)" in line, line
     other = {**env, "CCRELAY_SESSION": "someone-else"}
     status = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -188,3 +188,45 @@ async def test_stats_says_where_it_read(
     monkeypatch.setenv("CCRELAY_STATE_DIR", str(tmp_path))
     assert await ccrelay("stats") == 0
     assert f"read 0 records from {tmp_path} (local JSONL)" in capsys.readouterr().err
+
+
+# -- issue 24 ----------------------------------------------------------------------------------
+
+
+def test_version_is_not_a_usage_error() -> None:
+    result = run("-m", "ccrelay.cli", "--version")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"ccrelay \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    """`statusline --help` said nothing; `ask --max-tokens` and `--temperature` had no help."""
+    import argparse
+
+    from ccrelay.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    missing = []
+    for name, sub in commands.choices.items():
+        if not helps.get(name):
+            missing.append(f"{name} (no help line)")
+        for action in sub._actions:
+            if action.option_strings and action.help in (None, ""):
+                missing.append(f"{name} {action.option_strings[0]}")
+    assert missing == []
+    statusline = " ".join(commands.choices["statusline"].format_help().split())
+    assert "CCRELAY_SESSION" in statusline and "ccrelay code --statusline" in statusline
+
+
+def test_the_first_readme_command_says_it_is_installing() -> None:
+    """It was silent for 40 s (pip -q) before the gateway's first line."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block is not None
+    first = next(line for line in block.group(1).splitlines() if line.strip())
+    steps = [step.strip() for step in first.split("&&")]
+    install = next(i for i, step in enumerate(steps) if step.startswith("pip install"))
+    assert any(step.startswith("echo ") for step in steps[:install]), first
+    assert steps[-1] == "ccrelay serve"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -100,9 +101,14 @@ async def test_token_is_enforced_when_set(fake_openai: FakeOpenAI) -> None:
 
 
 def anthropic_env(fake: FakeAnthropic) -> dict[str, str]:
-    return config_env(
-        {"anthropic": {"type": "anthropic", "base_url": fake.url, "retry": {"max_attempts": 1}}}
-    )
+    """The stand-in is trusted in so many words: a loopback host is not Anthropic's API."""
+    anthropic = {
+        "type": "anthropic",
+        "base_url": fake.url,
+        "forward_credentials": True,
+        "retry": {"max_attempts": 1},
+    }
+    return config_env({"anthropic": anthropic})
 
 
 CALLER = {
@@ -162,3 +168,95 @@ async def test_root_answers_without_the_token(fake_openai: FakeOpenAI) -> None:
         assert head.status == 200
         root = await gateway.client.get(gateway.url + "/")
         assert await root.json() == {"service": "ccrelay", "api": "anthropic-messages"}
+
+
+async def test_the_token_s_own_header_lets_the_caller_s_credential_through(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    """`ccrelay code` sends the token as ``x-ccrelay-token`` (ANTHROPIC_CUSTOM_HEADERS), so
+    Claude Code's own key or login bearer reaches the anthropic backend unchanged."""
+    own = {**CALLER, "x-ccrelay-token": TOKEN}
+    async with running_gateway(anthropic_env(fake_anthropic), auth_token=TOKEN) as gateway:
+        by_key = await gateway.post(
+            "/v1/messages", simple_request(), headers={**own, "x-api-key": "sk-ant-api03-user"}
+        )
+        assert by_key.status == 200
+        by_login = await gateway.post(
+            "/v1/messages",
+            simple_request(),
+            headers={**own, "Authorization": "Bearer sk-ant-oat01-user"},
+        )
+        assert by_login.status == 200
+        # the token's own header decides alone: the token elsewhere does not make up for it
+        wrong = await gateway.post(
+            "/v1/messages",
+            simple_request(),
+            headers={**CALLER, "x-ccrelay-token": "nope", "x-api-key": TOKEN},
+        )
+        assert wrong.status == 401
+        # the token repeated in a credential header is still never sent on
+        repeated = await gateway.post(
+            "/v1/messages",
+            simple_request(),
+            headers={**own, "Authorization": f"Bearer {TOKEN}"},
+        )
+        assert repeated.status == 200
+    key, login, again = (
+        {k.lower(): v for k, v in r.headers.items()} for r in fake_anthropic.requests
+    )
+    assert key["x-api-key"] == "sk-ant-api03-user" and "authorization" not in key
+    assert login["authorization"] == "Bearer sk-ant-oat01-user" and "x-api-key" not in login
+    assert "authorization" not in again
+    for sent in (key, login, again):
+        assert "x-ccrelay-token" not in sent
+        assert TOKEN not in " ".join(sent.values())
+
+
+async def raw_request(url: str, header: bytes) -> bytes:
+    """A request with one header of raw bytes (no HTTP client sends bytes that are not UTF-8)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    body = json.dumps(simple_request()).encode()
+    writer.write(
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + header
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    await writer.wait_closed()
+    return reply
+
+
+@pytest.mark.parametrize("name", [b"x-api-key", b"authorization", b"x-ccrelay-token"])
+async def test_a_credential_that_is_not_utf8_is_a_401_not_a_500(
+    fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture, name: bytes
+) -> None:
+    """Issue 25 #5: the check encoded the header and raised on bytes that are not UTF-8."""
+    value = b"Bearer \xff\xfe-token" if name == b"authorization" else b"\xff\xfe-token"
+    async with running_gateway(anthropic_env(fake_anthropic), auth_token=TOKEN) as gateway:
+        reply = await raw_request(gateway.url, name + b": " + value)
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert status_line.split()[1] == b"401", reply
+    assert b"authentication_error" in rest
+    assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
+    assert fake_anthropic.requests == []
+
+
+async def test_without_auth_a_credential_that_is_not_utf8_is_not_sent_on(
+    fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_gateway(anthropic_env(fake_anthropic)) as gateway:
+        reply = await raw_request(gateway.url, b"x-api-key: \xff\xfe-key")
+    assert reply.split(b"\r\n", 1)[0].split()[1] == b"200", reply
+    assert "unexpected error" not in caplog.text
+    (sent,) = fake_anthropic.requests
+    assert "x-api-key" not in {k.lower() for k in sent.headers}

@@ -108,7 +108,7 @@ async def test_claude_code_runs_a_tool_through_the_gateway(
             config,
             prompt,
             allowed_tools="Bash(echo:*)",
-            extra_env={"ANTHROPIC_API_KEY": "sk-ant-must-not-reach-claude"},
+            extra_env={"ANTHROPIC_API_KEY": "sk-ant-users-own-key"},
         )
     finally:
         await upstream.close()
@@ -123,4 +123,6 @@ async def test_claude_code_runs_a_tool_through_the_gateway(
     first = upstream.requests[0]
     assert first["model"] == "fake-model"
     assert "thinking" not in first and "metadata" not in first
-    assert "sk-ant-must-not-reach-claude" not in stdout + stderr
+    # Claude Code keeps the user's key; it never reaches another backend type, nor the output
+    assert "sk-ant-users-own-key" not in stdout + stderr
+    assert "sk-ant-users-own-key" not in json.dumps(upstream.requests)

@@ -14,6 +14,8 @@ from aiohttp import web
 from ccrelay.backends.base import Backend
 from ccrelay.backends.registry import BackendRegistry
 from ccrelay.backends.types import ModelInfo, RequestOptions
+from ccrelay.errors import GatewayShuttingDown, UpstreamOverloaded
+from ccrelay.gateway.errors import ccrelay_error_response, reply_status
 from tests.client.gateway.conftest import (
     Gateway,
     config_env,
@@ -322,3 +324,75 @@ async def test_unexpected_exception_is_a_generic_500_logged_without_secret(
     assert "Traceback" in caplog.text
     assert SECRET not in caplog.text  # ...scrubbed of the key
     assert SECRET not in text
+
+
+# -- a spent overload, by client version (issue 23) ---------------------------------------------
+
+UA_332 = "claude-cli/2.1.332 (external, sdk-cli)"
+UA_197 = "claude-cli/2.1.197 (external, cli)"
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "answer"),
+    [
+        (UA_332, (529, "overloaded_error")),
+        ("claude-cli/2.1.400 (external, cli)", (529, "overloaded_error")),
+        ("claude-cli/2.2.0 (external, cli)", (529, "overloaded_error")),
+        ("claude-cli/3.0.1", (529, "overloaded_error")),
+        (UA_197, (503, "api_error")),
+        ("claude-cli/2.1.331 (external, cli)", (503, "api_error")),
+        ("claude-code/2.1.332", (503, "api_error")),  # its model discovery, not its messages
+        ("python-httpx/0.28 anthropic-sdk", (503, "api_error")),
+        (None, (503, "api_error")),
+    ],
+)
+def test_a_spent_overload_is_a_529_only_to_clients_that_honour_x_should_retry(
+    user_agent: str | None, answer: tuple[int, str]
+) -> None:
+    """2.1.332 drops a 529 that says x-should-retry: false (1 request); 2.1.197 retries any
+    529 or overloaded_error before it reads the header (3 requests): it gets a 503."""
+    error = UpstreamOverloaded("cerebras", "HTTP 529: busy", upstream_status=529)
+    response = ccrelay_error_response(error, "req_1", user_agent=user_agent)
+    body = json.loads(response.body)  # type: ignore[arg-type]
+    assert (response.status, body["error"]["type"]) == answer
+    assert response.headers["x-should-retry"] == "false"
+    assert "HTTP 529" in body["error"]["message"]
+    assert reply_status(error, user_agent) == answer
+
+
+def test_a_draining_gateway_is_a_529_to_every_client() -> None:
+    draining = GatewayShuttingDown("shutting down")
+    for user_agent in (UA_197, UA_332, None):
+        assert reply_status(draining, user_agent) == (529, "overloaded_error")
+
+
+async def test_every_backend_failing_leads_with_the_refused_key(fake_openai: FakeOpenAI) -> None:
+    from tests.conftest import free_port
+
+    cerebras = {**openai_backend(fake_openai.base_url), "type": "cerebras"}
+    anthropic = {
+        "type": "anthropic",
+        "base_url": f"http://127.0.0.1:{free_port()}",
+        "retry": {"max_attempts": 1},
+    }
+    env = config_env(
+        {"cerebras": cerebras, "anthropic": anthropic},
+        active="cerebras",
+        fallback=["cerebras", "anthropic"],
+    )
+    wrong_key = {
+        "message": "Wrong API Key",
+        "type": "invalid_request_error",
+        "param": "api_key",
+        "code": "wrong_api_key",
+    }
+    fake_openai.push(Reply(status=401, body=wrong_key))
+    async with running_gateway(env) as gateway:
+        response = await gateway.post("/v1/messages", simple_request())
+        error = await error_of(response)
+    assert response.status == 401  # the refused key, not the last backend's 502
+    assert error["type"] == "authentication_error"
+    assert error["message"].startswith("cerebras refused the key (auth_failed): ")
+    assert "; then anthropic: cannot connect to 127.0.0.1" in error["message"]
+    assert "temporary" not in error["message"]
+    assert response.headers["x-should-retry"] == "false"

@@ -25,6 +25,7 @@ from ccrelay.latency import (
     render_table,
 )
 from ccrelay.latency.stats import RequestStats
+from ccrelay.latency.stats_text import report_json
 from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import S3SinkSettings, TelemetrySettings
 from tests.client.latency.helpers import MotoEndpoint, make_record, s3_settings
@@ -326,3 +327,50 @@ def test_a_window_past_ten_years_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "at most 3660d (ten years) back" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- issue 24 ----------------------------------------------------------------------------------
+
+
+def test_a_request_that_failed_over_is_a_failure_of_every_backend_it_left() -> None:
+    """It was counted only under the backend that answered: cerebras, refusing every
+    request, looked healthy at the request level."""
+    start = NOW - timedelta(hours=1)
+    records = [
+        make_record(1, start, outcome="connect_failed", status=None),
+        make_record(1, start, attempt=2, outcome="connect_failed", status=None),
+        make_record(
+            1, start, backend="anthropic", backend_type="anthropic", model="claude-opus-4-8"
+        ),
+        make_record(
+            1,
+            start,
+            kind="request",
+            backend="anthropic",
+            backend_type="anthropic",
+            model="claude-opus-4-8",
+            attempt=None,
+            attempts=3,
+            failovers=1,
+        ),
+        make_record(2, start),  # a plain cerebras success
+        make_record(2, start, kind="request", attempt=None, attempts=1, failovers=0),
+    ]
+    report = compute_stats(records, since=start, until=NOW)
+    rows = {(r.backend, r.requests, r.errors, r.attempts) for r in report.requests}
+    assert rows == {("cerebras", 2, 1, 3), ("anthropic", 1, 0, 3)}
+    assert report.requests_total.requests == 2  # each client request counted once
+    assert report.requests_total.errors == 0
+
+
+def test_stats_says_which_models_it_priced_by_guess() -> None:
+    start = NOW - timedelta(hours=1)
+    records = [
+        make_record(n, start, kind="request", attempt=None, attempts=1, requested_model=asked)
+        for n, asked in enumerate(["claude-opus-6", "claude-opus-4-8", "qwen3-coder"])
+    ]
+    report = compute_stats(records, since=start, until=NOW, prices=PriceTable())
+    assert report.savings.priced_as == {"claude-opus-6": "claude-opus-5-5"}
+    text = render_table(report)
+    assert "claude-opus-6: not in the price table; priced as claude-opus-5-5" in text
+    assert report_json(report) and "priced_as" in report.to_json()["savings"]

@@ -7,15 +7,17 @@ import io
 import re
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ccrelay.cli.stats import run_stats
-from ccrelay.latency import JsonlSink
-from ccrelay.latency.stats_html import SERIES_COLOURS
+from ccrelay.latency import JsonlSink, LatencyRecord
+from ccrelay.latency.stats import compute_stats
+from ccrelay.latency.stats_html import SERIES_COLOURS, render_html
 from ccrelay_config.telemetry import TelemetrySettings
+from tests.client.latency.helpers import make_record
 from tests.client.latency.png_pixels import colour_counts
 from tests.client.latency.test_latency_stats import NOW, generated
 
@@ -58,7 +60,9 @@ async def test_the_page_is_self_contained(tmp_path: Path) -> None:
         "cache hit rate (where reported)",
         "cost against the Anthropic baseline",
     ):
-        assert html.count(f"<h3>{title}") == 2, title
+        assert html.count(f"<h3>{title}") == 3, title  # every backend together, then each
+    # the page opens with the charts of every backend together, before any table
+    assert html.index("<h2>All backends</h2>") < html.index("<table") < html.index("<h2>pod</h2>")
     assert "Projected monthly saving" in html and "prompt caching as Claude Code uses it" in html
 
 
@@ -99,3 +103,33 @@ async def test_chromium_draws_every_chart_offline(tmp_path: Path) -> None:
     drawn = {name: counts[colour] for name, colour in SERIES_COLOURS.items()}
     # every series is drawn: thousands of pixels of its own colour (legend swatches are 100)
     assert all(count > 400 for count in drawn.values()), str(drawn)
+
+
+def page(records: list[LatencyRecord], since: datetime, until: datetime) -> str:
+    return render_html(compute_stats(records, since=since, until=until, series=True))
+
+
+def test_one_point_in_time_says_so_instead_of_drawing_an_empty_axis() -> None:
+    """A day's window (hourly points) whose records all fall in one hour: one point. Its
+    axis used to start and end at the same time."""
+    start = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    records = [make_record(n, start + timedelta(minutes=n)) for n in range(3)]
+    html = page(records, start, start + timedelta(hours=24))
+    assert "<svg" not in html
+    assert html.count("a chart needs two") == 8  # four charts, all backends and cerebras
+    two = [*records, make_record(9, start + timedelta(hours=5))]
+    drawn = page(two, start, start + timedelta(hours=24))
+    assert "a chart needs two" not in drawn and drawn.count("<svg") == 8
+
+
+def test_records_with_no_backend_make_no_unnamed_block() -> None:
+    """A usage error of an older version wrote a request record with an empty backend."""
+    start = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    records = [
+        make_record(1, start),
+        make_record(2, start + timedelta(minutes=40)),
+        make_record(3, start, backend="", kind="request", outcome="unknown_backend"),
+    ]
+    html = page(records, start, start + timedelta(hours=1))
+    assert "<h2></h2>" not in html
+    assert "(no backend)" in html  # its row says what it is

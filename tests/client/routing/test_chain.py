@@ -18,6 +18,7 @@ from ccrelay.errors import (
     AllBackendsFailed,
     BackendConnectError,
     CircuitOpenError,
+    Fault,
     StreamInterrupted,
     UnknownBackendError,
     UpstreamInvalidRequest,
@@ -344,3 +345,51 @@ async def test_a_caller_fault_after_a_failover_carries_every_attempt(
     with pytest.raises(UpstreamInvalidRequest) as caught:
         await s.router.complete(REQUEST, RequestOptions())
     assert caught.value.attempts == 3
+
+
+# -- issue 24: when every backend fails, the message leads with the first one and its fix ------
+
+CEREBRAS_WRONG_KEY = Reply(
+    status=401,
+    # what api.cerebras.ai answers a wrong key (as reported by several clients, 2026-08)
+    body={
+        "message": "Wrong API Key",
+        "type": "invalid_request_error",
+        "param": "api_key",
+        "code": "wrong_api_key",
+    },
+)
+
+
+async def test_a_refused_key_leads_the_message_and_decides_the_status(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    """It used to read `all backends failed (tried ...); last: secondary: ...`, a 5xx that
+    Claude Code calls "a server-side issue, usually temporary"."""
+    s = build(session, fake_openai, secondary)
+    fake_openai.push(CEREBRAS_WRONG_KEY)
+    await secondary.close()  # the fallback is down
+    with pytest.raises(AllBackendsFailed) as caught:
+        await s.router.complete(REQUEST, RequestOptions())
+    error = caught.value
+    message = error.message
+    assert message.startswith("primary refused the key (auth_failed): check the backend's api_key")
+    assert "; then secondary: cannot connect to 127.0.0.1" in message
+    assert message.endswith("(tried primary, secondary)")
+    assert (error.status, error.error_type) == (401, "authentication_error")
+    assert error.fault is Fault.CONFIG  # `ccrelay ask` exits 2, as README says for a refused key
+    assert error.backend == "secondary"  # the last one tried, as the records say
+
+
+async def test_without_a_refused_key_the_last_failure_decides(
+    fake_openai: FakeOpenAI, secondary: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    s = build(session, fake_openai, secondary)
+    await fake_openai.close()
+    secondary.push(busy(), busy())
+    with pytest.raises(AllBackendsFailed) as caught:
+        await s.router.complete(REQUEST, RequestOptions())
+    error = caught.value
+    assert error.message.startswith("primary: cannot connect to 127.0.0.1")
+    assert "; then secondary: HTTP 503: Service Unavailable" in error.message
+    assert (error.status, error.fault) == (529, Fault.BACKEND)
