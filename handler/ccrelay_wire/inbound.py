@@ -246,7 +246,7 @@ class InboundGuard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tick = min(1.0, max(0.01, min(limits.header_timeout_s, limits.idle_timeout_s) / 10))
-        self._closed = {"headers": 0, "silent": 0, "evicted": 0}
+        self._closed = {"headers": 0, "evicted": 0}
         self._reported_at: float | None = None
 
     # -- what the face calls ---------------------------------------------------------------
@@ -353,8 +353,10 @@ class InboundGuard:
         now = self._loop.time()
         for table, reason in (
             (self._headers, "headers"),
-            (self._new, "silent"),
-            (self._kept, ""),  # an ordinary keep-alive expiry: not worth a word
+            # a connection that never sent anything, or an idle kept-alive one, is ordinary
+            # (a client opening one ahead of need); only a flood of them shows, as evictions
+            (self._new, ""),
+            (self._kept, ""),
         ):
             expired = []
             for conn, deadline in table.items():
@@ -390,11 +392,9 @@ class InboundGuard:
         self._reported_at = now
         self._log.warning(
             "closed connections that sent no complete request in time: %d past the header "
-            "deadline (%g s), %d that sent nothing (%g s), %d over the %d waiting at once",
+            "deadline (%g s), %d over the %d waiting at once",
             closed["headers"],
             self.limits.header_timeout_s,
-            closed["silent"],
-            self.limits.idle_timeout_s,
             closed["evicted"],
             self.limits.max_pending,
         )

@@ -9,6 +9,7 @@ an upstream that streams empty ``data:`` lines (issue 25, finding 7).
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import socket
 from collections.abc import AsyncIterator
@@ -129,6 +130,21 @@ async def test_pipelined_requests_are_each_answered() -> None:
         await peer.send(REQUEST * 3)
         async with asyncio.timeout(WITHIN):
             assert await peer.reader.readexactly(3 * len(OK)) == OK * 3
+
+
+async def test_a_flood_of_header_timeouts_is_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ccrelay.inbound")
+    async with face() as running:
+        stalled = [await running.peer() for _ in range(5)]
+        for peer in stalled:
+            await peer.send(PARTIAL_HEADERS)
+        for peer in stalled:
+            assert await peer.closed(WITHIN) == TIMEOUT_REPLY
+    lines = [r.getMessage() for r in caplog.records if r.name == "ccrelay.inbound"]
+    assert len(lines) == 1, lines
+    assert "past the header deadline (0.3 s)" in lines[0]
 
 
 # -- idle connections -------------------------------------------------------------------------
