@@ -204,12 +204,30 @@ _PLAIN_HEADERS = frozenset(
 )
 
 
+class InboundSettings(_Frozen):
+    """How long a caller may take to send a request, and how many may be part-way at once
+    (``ccrelay_wire.inbound``; docs/deploy.md, "Inbound limits", says why each default is safe)."""
+
+    header_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="from a request's first byte to the end of its headers"
+    )
+    body_timeout_s: float = Field(600.0, gt=0, le=86400, description="to read a whole body")
+    body_gap_s: float = Field(60.0, gt=0, le=3600, description="longest pause inside a body")
+    idle_timeout_s: float = Field(
+        75.0, gt=0, le=86400, description="a connection with no request (new or kept alive)"
+    )
+    max_pending: int = Field(
+        256, ge=1, le=1_000_000, description="connections new or sending headers at once"
+    )
+
+
 class GatewaySettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8082, ge=0, le=65535)
     drain_s: float = Field(
         5.0, ge=0, le=600, description="on SIGTERM/SIGINT, how long in-flight requests may finish"
     )
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
 
 class CcrelayConfig(BaseModel):

@@ -27,6 +27,10 @@ from dataclasses import dataclass
 
 __all__ = ["EventTooLarge", "SSEDecoder", "ServerSentEvent", "encode_sse"]
 
+_RETRY_DIGITS = 12
+"""A longer ``retry`` (over 31 years in milliseconds) is ignored: ``int()`` of a 5,000-digit
+value raises (Python's integer-string limit), and no reconnection waits that long."""
+
 
 class EventTooLarge(ValueError):
     """One event (or one unterminated line) grew past the decoder's ``max_event_size``."""
@@ -45,8 +49,10 @@ class SSEDecoder:
     """Feed bytes as they arrive with `feed`; call `flush` once at end of stream."""
 
     def __init__(self, max_event_size: int | None = None) -> None:
-        """`max_event_size`: the most characters one event may hold (None: no limit). A peer
-        that streams one endless event would otherwise grow this buffer without bound."""
+        """`max_event_size`: the most characters one event may hold, each ``data`` line
+        counting its characters and its line end (None: no limit). A peer that streams one
+        endless event, or endless empty ``data:`` lines, would otherwise grow this buffer
+        without bound."""
         self._max = max_event_size
         self._data_chars = 0  # characters of the current event's data lines
         self._pending_chars = 0  # characters of the unterminated line
@@ -136,14 +142,18 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
-            self._data_chars += len(value)
+            # + 1: the line end it becomes when the lines are joined; without it a run of empty
+            # ``data:`` lines counted nothing and grew the event (and this list) without bound
+            self._data_chars += len(value) + 1
             self._check()
         elif name == "event":
             self._event = value
         elif name == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif (
+            name == "retry" and value.isascii() and value.isdigit() and len(value) <= _RETRY_DIGITS
+        ):
             self.retry = int(value)
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:

@@ -15,6 +15,13 @@ When ``CCRELAY_WORKER_API_KEY`` is set every ``/v1`` route needs ``Authorization
 An error after a stream has started is sent as a final ``data: {"error": ...}`` event.
 A client that disconnects mid-stream closes the service's stream: Ollama is stopped and
 nothing partial is cached.
+
+This face is meant to be reached over a network (pods, Vast.ai, load-balanced endpoints), and
+the key is checked only once a request's headers are in, so the server listens through an
+``InboundGuard`` (``ccrelay_wire.inbound``): deadlines for a request's headers, its body and an
+idle connection, and a cap on connections that have not sent their headers yet, from
+``CCRELAY_HTTP_*`` (``ccrelay_worker.settings.inbound_limits``; docs/deploy.md, "Inbound
+limits").
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 from contextlib import aclosing
 from typing import Any
 
@@ -36,6 +44,17 @@ from ccrelay_handler.request import parse_chat_request
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
 from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+from ccrelay_wire.inbound import (
+    BodyTimeout,
+    BodyTooLarge,
+    InboundGuard,
+    InboundLimits,
+    close_soon,
+    http_reply,
+    raise_open_file_limit,
+    read_body,
+)
+from ccrelay_worker.settings import inbound_limits
 from ccrelay_worker.stop_signals import StopSignals
 
 __all__ = ["SERVICE", "build_app", "run"]
@@ -44,6 +63,7 @@ logger = logging.getLogger("ccrelay.worker.http")
 
 SERVICE = web.AppKey("ccrelay_chat_service", ChatService)
 _API_KEY = web.AppKey("ccrelay_api_key", bytes)
+_INBOUND = web.AppKey("ccrelay_inbound", InboundGuard)
 # Claude Code conversations (long contexts, tool definitions) outgrow aiohttp's 1 MiB default.
 _MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -67,30 +87,91 @@ def _internal_error() -> web.Response:
     )
 
 
+_HEADER_TIMEOUT_REPLY = http_reply(
+    408,
+    "Request Timeout",
+    json.dumps(
+        _error_body(
+            "the request's headers did not arrive in time; send them again",
+            "invalid_request_error",
+            "request_timeout",
+        )
+    ).encode(),
+)
+
+
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    key = request.app.get(_API_KEY)
-    if key is not None and request.path.startswith("/v1/"):
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key):
-            return web.json_response(
-                _error_body(
-                    "missing or invalid API key (Authorization: Bearer <key>)",
-                    "invalid_request_error",
-                    "invalid_api_key",
-                ),
-                status=401,
+    """The key check; also tells the inbound guard where each request starts and ends."""
+    app = request.app
+    inbound = app[_INBOUND]
+    inbound.request_started(request.protocol)
+    try:
+        key = app.get(_API_KEY)
+        if key is not None and request.path.startswith("/v1/"):
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            # aiohttp keeps a header's non-UTF-8 bytes as surrogates; surrogateescape gives
+            # them back (and they never match), where a plain encode() raised: a 500 and a
+            # traceback per request, before any key was compared.
+            sent = given.strip().encode("utf-8", "surrogateescape")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(sent, key):
+                return web.json_response(
+                    _error_body(
+                        "missing or invalid API key (Authorization: Bearer <key>)",
+                        "invalid_request_error",
+                        "invalid_api_key",
+                    ),
+                    status=401,
+                )
+        response: web.StreamResponse = await handler(request)
+        return response
+    finally:
+        inbound.request_finished(request.protocol)
+
+
+async def _read_json(request: web.Request) -> Any:
+    """The body as JSON, read under the inbound limits; an error reply to send instead."""
+    limits = request.app[_INBOUND].limits
+    try:
+        raw = await read_body(
+            request.content,
+            max_size=_MAX_BODY_BYTES,
+            timeout_s=limits.body_timeout_s,
+            gap_s=limits.body_gap_s,
+        )
+    except BodyTimeout as exc:
+        close_soon(request.transport)  # answered; the rest of the body is not waited for
+        response = web.json_response(
+            _error_body(str(exc), "invalid_request_error", "request_timeout"), status=408
+        )
+        response.force_close()
+        raise _Refused(response) from None
+    except BodyTooLarge as exc:
+        raise _Refused(
+            web.json_response(
+                _error_body(str(exc), "invalid_request_error", "request_too_large"), status=413
             )
-    response: web.StreamResponse = await handler(request)
-    return response
+        ) from None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _Refused(_error_response(InvalidInput("body", "is not valid JSON"))) from None
+
+
+class _Refused(Exception):
+    """The request cannot be read: `response` says why."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     try:
-        body = await request.json(loads=json.loads)
-    except ValueError:
-        return _error_response(InvalidInput("body", "is not valid JSON"))
+        body = await _read_json(request)
+    except _Refused as refused:
+        return refused.response
     try:
         chat = parse_chat_request(body)
         if not chat.stream:
@@ -154,14 +235,25 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "cache": cache})
 
 
-def build_app(service: ChatService, api_key: SecretStr | str | None = None) -> web.Application:
-    """The aiohttp application over ``service``; the caller owns (and closes) the service."""
+def build_app(
+    service: ChatService,
+    api_key: SecretStr | str | None = None,
+    *,
+    inbound: InboundLimits | None = None,
+) -> web.Application:
+    """The aiohttp application over ``service``; the caller owns (and closes) the service.
+
+    `inbound`: the limits its guard enforces (`_serve` listens through it); the defaults when
+    None."""
     app = web.Application(middlewares=[_auth], client_max_size=_MAX_BODY_BYTES)
     app[SERVICE] = service
+    app[_INBOUND] = InboundGuard(
+        inbound or InboundLimits(), log=logger, timeout_reply=_HEADER_TIMEOUT_REPLY
+    )
     if isinstance(api_key, SecretStr):
         api_key = api_key.get_secret_value()
     if api_key:
-        app[_API_KEY] = api_key.encode()
+        app[_API_KEY] = api_key.encode("utf-8", "surrogateescape")
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/health", _health)
@@ -175,6 +267,7 @@ def run(
     *,
     signals: StopSignals | None = None,
     drain_s: float = 30.0,
+    inbound: InboundLimits | None = None,
 ) -> None:
     """Serve the HTTP mode until a stop signal (blocking). The worker's boot calls this.
 
@@ -182,23 +275,36 @@ def run(
     default ones, so a second SIGTERM during the shutdown would kill the worker before it stops
     Ollama. Here the worker's :class:`StopSignals` stays in charge: the first signal stops
     accepting and gives in-flight requests ``drain_s`` seconds; a second one ends them now.
+
+    `inbound`: the inbound limits; None reads them from ``CCRELAY_HTTP_*`` in the environment.
+    The open-file soft limit is raised to the hard limit first: each connection is a file.
     """
+    if inbound is None:
+        inbound = inbound_limits(os.environ)
+    raised = raise_open_file_limit()
+    if raised is not None:
+        logger.info("open-file limit raised from %d to %d", *raised)
     logger.info(
         "HTTP mode on %s:%d (auth %s)", host, port, "on" if settings.worker_api_key else "off"
     )
     if signals is not None:
-        asyncio.run(_serve(host, port, settings, signals, drain_s))
+        asyncio.run(_serve(host, port, settings, signals, drain_s, inbound))
         return
     own = StopSignals()  # run on its own (not from the boot): it owns the signals meanwhile
     own.install()
     try:
-        asyncio.run(_serve(host, port, settings, own, drain_s))
+        asyncio.run(_serve(host, port, settings, own, drain_s, inbound))
     finally:
         own.restore()
 
 
 async def _serve(
-    host: str, port: int, settings: HandlerSettings, signals: StopSignals, drain_s: float
+    host: str,
+    port: int,
+    settings: HandlerSettings,
+    signals: StopSignals,
+    drain_s: float,
+    inbound: InboundLimits | None = None,
 ) -> None:
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -208,12 +314,28 @@ async def _serve(
 
     with signals.listen(asyncio.get_running_loop(), on_signal):
         service = ChatService(settings)  # created inside the server's event loop
-        app = build_app(service, settings.worker_api_key)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=drain_s)
+        app = build_app(service, settings.worker_api_key, inbound=inbound)
+        guard = app[_INBOUND]
+        limits = guard.limits
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=drain_s,
+            # aiohttp's idle timer (web_protocol.py: armed at connection_made and after each
+            # reply, it closes a connection still waiting for a whole request) is a backstop.
+            keepalive_timeout=limits.idle_timeout_s + limits.header_timeout_s,
+        )
         await runner.setup()
+        listener: asyncio.Server | None = None
         try:
-            await web.TCPSite(runner, host, port).start()
+            server = runner.server
+            assert server is not None  # set by setup()
+            # Not web.TCPSite: it listens with runner.server itself; the guard must wrap it.
+            listener = await asyncio.get_running_loop().create_server(
+                guard.wrap(server), host, port
+            )
             await stop.wait()
+            listener.close()  # no new connections; open ones are the runner's to end
             logger.info("stopping: no new requests; in-flight ones get up to %g s", drain_s)
             cleanup = asyncio.ensure_future(runner.cleanup())
             hurried = asyncio.ensure_future(hurry.wait())
@@ -225,4 +347,7 @@ async def _serve(
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleanup
         finally:
+            if listener is not None:
+                listener.close()
+            guard.close()
             await service.aclose()

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccrelay_wire.defaults import DEFAULT_MODEL
+from ccrelay_wire.inbound import InboundLimits
 from ccrelay_worker.engine_sizing import EngineSizing, resolve_sizing
 from ccrelay_worker.errors import WorkerConfigError
 
@@ -25,9 +26,25 @@ __all__ = [
     "DEFAULT_MODEL",
     "WorkerSettings",
     "http_exposure",
+    "inbound_limits",
     "is_loopback",
     "normalize_model_name",
 ]
+
+HTTP_IDLE_TIMEOUT_S = 905.0
+"""HTTP mode keeps an idle connection longer than the gateway's 75 s: its callers are often
+proxies that pool connections (Cloudflare, which RunPod's proxy answers through, reuses one up
+to 900 s idle: developers.cloudflare.com/fundamentals/reference/connection-limits), and a
+proxy that reuses a connection the worker is closing fails that request."""
+
+# HTTP mode's inbound limits (ccrelay_wire.inbound; docs/deploy.md, "Inbound limits").
+INBOUND_VARIABLES = {
+    "header_timeout_s": "CCRELAY_HTTP_HEADER_TIMEOUT",
+    "body_timeout_s": "CCRELAY_HTTP_BODY_TIMEOUT",
+    "body_gap_s": "CCRELAY_HTTP_BODY_GAP",
+    "idle_timeout_s": "CCRELAY_HTTP_IDLE_TIMEOUT",
+    "max_pending": "CCRELAY_HTTP_MAX_PENDING",
+}
 
 DEFAULT_VOLUME_ROOT = "/runpod-volume"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -73,6 +90,9 @@ class WorkerSettings(BaseModel):
     sizing: EngineSizing = Field(
         default_factory=lambda: resolve_sizing({}, DEFAULT_MODEL, detect=lambda _path: None),
         description="Ollama's context, parallel slots and KV cache for this GPU",
+    )
+    http_inbound: InboundLimits = Field(
+        default_factory=lambda: InboundLimits(idle_timeout_s=HTTP_IDLE_TIMEOUT_S)
     )
 
     def volume_refusal(self) -> str | None:
@@ -164,7 +184,28 @@ class WorkerSettings(BaseModel):
             sizing=resolve_sizing(
                 environ, normalize_model_name(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL)
             ),
+            http_inbound=inbound_limits(environ),
         )
+
+
+def inbound_limits(environ: Mapping[str, str]) -> InboundLimits:
+    """HTTP mode's inbound limits from ``CCRELAY_HTTP_*`` (each optional; `INBOUND_VARIABLES`)."""
+    defaults = InboundLimits(idle_timeout_s=HTTP_IDLE_TIMEOUT_S)
+
+    def seconds(field: str) -> float:
+        return _number(environ, INBOUND_VARIABLES[field], getattr(defaults, field), positive=True)
+
+    name = INBOUND_VARIABLES["max_pending"]
+    pending = _number(environ, name, defaults.max_pending, positive=True)
+    if pending != int(pending):
+        raise WorkerConfigError(name, "is not a whole number", f"e.g. {defaults.max_pending}")
+    return InboundLimits(
+        header_timeout_s=seconds("header_timeout_s"),
+        body_timeout_s=seconds("body_timeout_s"),
+        body_gap_s=seconds("body_gap_s"),
+        idle_timeout_s=seconds("idle_timeout_s"),
+        max_pending=int(pending),
+    )
 
 
 def is_loopback(host: str) -> bool:

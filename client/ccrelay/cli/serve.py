@@ -4,6 +4,8 @@ Binds 127.0.0.1:8082 by default (or the config's `gateway` section). Any other h
 CCRELAY_AUTH_TOKEN, read here once; clients then send it as x-api-key or a bearer token.
 Stops cleanly on SIGINT / SIGTERM: stops listening, gives in-flight requests `gateway.drain_s`
 (default 5 s) to finish, ends the rest with an error (an SSE `error` event for a stream), exits.
+Raises its open-file soft limit to the hard limit at start: each connection holds a file, and
+the usual 1,024 is what a flood of connections used up (docs/deploy.md, "Inbound limits").
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
     from ccrelay.gateway import AuthRequired, check_bind, start_gateway
     from ccrelay.http.words import describe_os_error
     from ccrelay.runtime import Runtime
+    from ccrelay_wire.inbound import raise_open_file_limit
 
     async with Runtime.from_environ(env) as runtime:
         host = args.host or runtime.config.gateway.host
@@ -66,6 +69,9 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
         except AuthRequired as exc:
             print(f"ccrelay: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        raised = raise_open_file_limit()
+        if raised is not None:
+            log.info("open-file limit raised from %d to %d", *raised)
         try:
             server = await start_gateway(runtime, host=host, port=port, auth_token=token)
         except OSError as exc:

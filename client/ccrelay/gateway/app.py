@@ -8,7 +8,10 @@ header value or a secret).
 
 `GatewayServer` runs an app on a host and port (port 0 picks a free one) with handler
 cancellation on, so a caller that disconnects cancels its request and closes the upstream
-stream it was reading.
+stream it was reading. It listens through the app's `InboundGuard` (``ccrelay_wire.inbound``),
+with the config's ``gateway.inbound`` limits: a caller gets a deadline for its headers, its
+body and its idle time, and callers that never finish their headers cannot crowd out the rest,
+token or no token (the token is checked only once the headers are in).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ccrelay.errors import CcrelayError, GatewayShuttingDown
+from ccrelay.errors import CcrelayError, GatewayShuttingDown, InvalidRequestError
 from ccrelay.gateway import routes
 from ccrelay.gateway.auth import TokenCheck, check_bind
 from ccrelay.gateway.errors import (
     Scrubber,
     ccrelay_error_response,
+    error_body,
     error_response,
     http_exception_response,
     log_unexpected,
@@ -34,7 +38,9 @@ from ccrelay.gateway.errors import (
 from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.protocol_errors import AnthropicErrorRunner
 from ccrelay.gateway.routes import OUTCOME, REQUEST_ID, STATE, GatewayState
+from ccrelay.gateway.validation import refusal_text
 from ccrelay.runtime import Runtime
+from ccrelay_wire.inbound import BodyTimeout, InboundGuard, InboundLimits, close_soon, http_reply
 
 log = logging.getLogger("ccrelay.gateway")
 
@@ -42,6 +48,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 """Anthropic's own limit for the Messages and token-counting endpoints."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+INBOUND = web.AppKey("ccrelay_inbound", InboundGuard)
+"""The guard the app's server listens through; the middleware tells it where requests begin
+and end, so a kept-alive connection is watched again once its reply is done."""
 
 
 def new_request_id() -> str:
@@ -53,7 +63,10 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     request_id = new_request_id()
     request[REQUEST_ID] = request_id
-    state = request.app[STATE]
+    app = request.app
+    state = app[STATE]
+    inbound = app[INBOUND]
+    inbound.request_started(request.protocol)
     task = state.drain.enter()
     try:
         if state.drain.stopping:
@@ -69,7 +82,14 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             task.uncancel()
         response = _shutting_down(request_id)
     except CcrelayError as exc:
+        if isinstance(exc, InvalidRequestError):
+            exc.message = refusal_text(exc.message)  # a huge value must not come back in full
         response = ccrelay_error_response(exc, request_id)
+    except BodyTimeout as exc:
+        # Answer, then close: aiohttp would otherwise linger for the rest of the body.
+        response = error_response(408, "invalid_request_error", str(exc), request_id)
+        response.force_close()
+        close_soon(request.transport)
     except web.HTTPException as exc:
         response = http_exception_response(exc, request, request_id, max_body=state.max_body)
     except Exception as exc:
@@ -81,6 +101,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             request_id,
         )
     finally:
+        inbound.request_finished(request.protocol)
         state.drain.leave(task)
         if state.trim is not None:
             state.trim.request_done()
@@ -123,6 +144,15 @@ def _unauthorized(request: web.Request, request_id: str) -> web.Response:
     return error_response(401, "authentication_error", message, request_id)
 
 
+_HEADER_TIMEOUT_REPLY = http_reply(
+    408,
+    "Request Timeout",
+    error_body(
+        "invalid_request_error", "the request's headers did not arrive in time; send them again"
+    ),
+)
+
+
 def build_app(
     runtime: Runtime, *, auth_token: str | None = None, max_body: int = MAX_BODY_BYTES
 ) -> web.Application:
@@ -144,12 +174,18 @@ def build_app(
         models=catalog,
         models_body=routes.models_page(catalog),
     )
+    app[INBOUND] = InboundGuard(
+        InboundLimits(**runtime.config.gateway.inbound.model_dump()),
+        log=log,
+        timeout_reply=_HEADER_TIMEOUT_REPLY,
+    )
     state = app[STATE]
     state.trim = IdleTrim(lambda: state.drain.in_flight)
 
     async def stop_trimming(_app: web.Application) -> None:
         if state.trim is not None:
             state.trim.cancel()
+        _app[INBOUND].close()
 
     app.on_cleanup.append(stop_trimming)
     app.router.add_post("/v1/messages", routes.messages)
@@ -169,7 +205,7 @@ class GatewayServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
@@ -177,40 +213,52 @@ class GatewayServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> GatewayServer:
+        guard = self.app[INBOUND]
+        limits = guard.limits
         runner = AnthropicErrorRunner(
             self.app,
             handle_signals=False,
             access_log=None,
             handler_cancellation=True,
             shutdown_timeout=5.0,
+            # aiohttp's own idle timer (web_protocol.py: armed at connection_made and after
+            # each reply, it closes a connection still waiting for a complete request) stays
+            # as a backstop behind the guard's: idle, then headers, at the longest.
+            keepalive_timeout=limits.idle_timeout_s + limits.header_timeout_s,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        server = runner.server
+        assert server is not None  # set by setup()
         try:
-            await site.start()
+            # Not web.TCPSite: it listens with runner.server itself, and the guard must wrap it.
+            self._listener = await asyncio.get_running_loop().create_server(
+                guard.wrap(server), self.host, self.port
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        self._site = site
-        server = site._server  # the only way to learn the port picked for 0
-        sockets = getattr(server, "sockets", None)
+        sockets = self._listener.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
         return self
 
+    def _stop_listening(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # open connections stay: the runner's cleanup ends them
+
     async def drain(self, drain_s: float) -> int:
         """Stop listening, let in-flight requests finish for `drain_s`, end the rest (see
         `ccrelay.gateway.drain`), then close. Returns how many requests had to be ended."""
-        site, self._site = self._site, None
-        if site is not None:
-            await site.stop()
+        self._stop_listening()
         state = self.app.get(STATE)
         ended = await state.drain.run(drain_s) if state is not None else 0
         await self.close()
         return ended
 
     async def close(self) -> None:
+        self._stop_listening()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -230,4 +278,11 @@ async def start_gateway(
     return await GatewayServer(build_app(runtime, auth_token=auth_token), host, port).start()
 
 
-__all__ = ["MAX_BODY_BYTES", "GatewayServer", "build_app", "new_request_id", "start_gateway"]
+__all__ = [
+    "INBOUND",
+    "MAX_BODY_BYTES",
+    "GatewayServer",
+    "build_app",
+    "new_request_id",
+    "start_gateway",
+]

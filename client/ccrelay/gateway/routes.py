@@ -33,7 +33,7 @@ from ccrelay.gateway.drain import Drain
 from ccrelay.gateway.errors import Scrubber, error_response
 from ccrelay.gateway.memory import IdleTrim
 from ccrelay.gateway.streaming import SSE_HEADERS, relay
-from ccrelay.gateway.validation import check, decode_body
+from ccrelay.gateway.validation import check, decode_body, read_body
 from ccrelay.routing.chain import Served
 from ccrelay.routing.rules import picker_targets
 from ccrelay.runtime import Runtime
@@ -98,9 +98,14 @@ def _hint(value: str | None) -> str | None:
     return value.strip() or None
 
 
+async def _body(request: web.Request, state: GatewayState) -> bytes:
+    limits = state.runtime.config.gateway.inbound
+    return await read_body(request, max_body=state.max_body, limits=limits)
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    body = decode_body(await request.read())
+    body = decode_body(await _body(request, state))
     check("messages", body)
     options = _options(request, state)
     backend = request.headers.get("x-ccrelay-backend") or None
@@ -129,7 +134,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def count_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = decode_body(await request.read())
+    body = decode_body(await _body(request, state))
     check("count_tokens", body)
     options = _options(request, state)
     backend = request.headers.get("x-ccrelay-backend") or None

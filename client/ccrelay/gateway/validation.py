@@ -10,6 +10,13 @@ The check is four ``isinstance`` tests, not a pydantic model: it runs on every C
 request, and a model validating (and copying) a 50 KB body only to throw it away cost more
 than the translation (issue 15). Strict as the model was: ``"5"`` and ``true`` are not a
 ``max_tokens``; every wrong field is named at once, and no value is echoed.
+
+A refusal written elsewhere (the translation names the field and may quote its value) passes
+through `refusal_text` on its way out, so no caller's value comes back in full: a 100 KB
+``role`` once made a 100 KB error message.
+
+The body is read by `read_body`, under the ``gateway.inbound`` deadlines (the whole body, and
+the longest pause inside it), in place of aiohttp's ``request.read()``, which has neither.
 """
 
 from __future__ import annotations
@@ -17,10 +24,41 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
+from aiohttp import web
 
 from ccrelay.errors import InvalidRequestError
+from ccrelay_config.models import InboundSettings
+from ccrelay_wire.inbound import BodyTooLarge
+from ccrelay_wire.inbound import read_body as _read_within
 
 Endpoint = Literal["messages", "count_tokens"]
+
+MAX_REFUSAL_CHARS = 1000
+"""The longest refusal message the gateway sends. The translation quotes at most 40 characters
+of a value; this bounds what any other part (or a future message) could echo."""
+
+
+async def read_body(request: web.Request, *, max_body: int, limits: InboundSettings) -> bytes:
+    """The request's body within ``limits``; past ``max_body`` a 413 as aiohttp gives it.
+
+    Raises ``ccrelay_wire.inbound.BodyTimeout`` when the body is too slow: the middleware
+    answers 408 and closes the connection."""
+    try:
+        return await _read_within(
+            request.content,
+            max_size=max_body,
+            timeout_s=limits.body_timeout_s,
+            gap_s=limits.body_gap_s,
+        )
+    except BodyTooLarge as exc:
+        raise web.HTTPRequestEntityTooLarge(max_size=exc.limit, actual_size=exc.size) from None
+
+
+def refusal_text(message: str) -> str:
+    """`message`, cut to `MAX_REFUSAL_CHARS` with an ellipsis."""
+    if len(message) <= MAX_REFUSAL_CHARS:
+        return message
+    return message[: MAX_REFUSAL_CHARS - 1] + "\u2026"
 
 
 def decode_body(raw: bytes) -> dict[str, Any]:
