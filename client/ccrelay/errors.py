@@ -40,7 +40,7 @@ and the provider's own error text (scrubbed of the key before it is raised).
         │   ├── UpstreamOverloaded 529        backend    overloaded       retryable
         │   ├── NoWorkerReady     503         backend    no_worker        (a load balancer's wait)
         │   ├── PinnedWorkerUnavailable 503   backend    pinned_worker_gone
-        │   └── UpstreamServerError 500       backend    server_error     retryable
+        │   └── UpstreamServerError 502       backend    server_error     retryable
         ├── ProtocolError         502         backend    protocol_error   garbage: non-JSON, truncated
         │   └── ReplyTooLarge                 backend    reply_too_large  past the reply/event limit
         ├── StreamInterrupted     502         backend    stream_interrupted   after bytes went out
@@ -318,7 +318,10 @@ class PinnedWorkerUnavailable(UpstreamStatusError):
 
 
 class UpstreamServerError(UpstreamStatusError):
-    status = 500
+    """The provider failed (5xx, 408, 409): a 502, so a caller tells an upstream's failure
+    from a bug of the gateway's own (500)."""
+
+    status = 502
     error_type = "api_error"
     retryable = True
     outcome = "server_error"

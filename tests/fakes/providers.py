@@ -220,10 +220,18 @@ class FakeProvider(LoopbackServer):
     def default_reply(self, request: Recorded) -> Reply:
         raise NotImplementedError
 
+    def refusal(self, request: Recorded) -> Reply | None:
+        """What the real service answers before anything else (a missing credential)."""
+        return None
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         recorded = await record(request)
         self.requests.append(recorded)
-        reply = self.queue.pop(0) if self.queue else self.default_reply(recorded)
+        refused = self.refusal(recorded)
+        if refused is not None:
+            reply = refused
+        else:
+            reply = self.queue.pop(0) if self.queue else self.default_reply(recorded)
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
         if reply.abort and reply.chunks is None:
@@ -291,6 +299,15 @@ class FakeAnthropic(FakeProvider):
         self.app.router.add_post("/v1/messages", self._handle)
         self.app.router.add_post("/v1/messages/count_tokens", self._handle)
         self.app.router.add_get("/v1/models", self._handle)
+
+    def refusal(self, request: Recorded) -> Reply | None:
+        """Anthropic answers a request with neither ``x-api-key`` nor ``Authorization`` with
+        401 ``authentication_error`` (its errors page; the message is the API's own)."""
+        headers = {name.lower() for name in request.headers}
+        if "x-api-key" in headers or "authorization" in headers:
+            return None
+        error = {"type": "authentication_error", "message": "x-api-key header is required"}
+        return Reply(status=401, body={"type": "error", "error": error})
 
     def default_reply(self, request: Recorded) -> Reply:
         if request.path.endswith("/models"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ccrelay_handler.service import ChatService
@@ -40,10 +44,19 @@ async def test_embedded_redis_caches_and_persists(ollama_server, tmp_path: Path,
     assert verdicts == ["cache=miss", "cache=hit", "cache=hit"]
 
 
-def _leftovers() -> set[str]:
-    import tempfile
-
-    return {p.name for p in Path(tempfile.gettempdir()).glob("ccrelay-redis-*")}
+@contextlib.contextmanager
+def own_temp_dir() -> Iterator[Path]:
+    """A temporary directory of this test's own, short enough for a unix socket path (108
+    bytes: pytest's tmp_path can come close), made the process's temp dir meanwhile, and
+    removed after: the test looks only at what it made, never at the machine's /tmp."""
+    made = Path(tempfile.mkdtemp(prefix="ccr-"))
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(made)
+    try:
+        yield made
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def test_a_failed_start_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -72,19 +85,19 @@ async def test_a_slow_embedded_start_is_under_the_store_s_bound(tmp_path: Path) 
     hang = tmp_path / "hanging-redis-server"
     hang.write_text("#!/bin/sh\nexec sleep 30\n")
     hang.chmod(0o755)
-    before = _leftovers()
     settings = HandlerSettings.from_env(
         {"CCRELAY_STATE_DIR": str(tmp_path / "state"), "CCRELAY_REDIS_SERVER": str(hang)}
     )
-    store = RedisStore(settings)
-    started = time.monotonic()
-    with pytest.raises(CacheUnavailable):
-        await store.get("some-key")
-    assert time.monotonic() - started < store._bound_s + 0.5
-    closing = time.monotonic()
-    await store.aclose()
-    assert time.monotonic() - closing < 2.0
-    assert _leftovers() == before
+    with own_temp_dir() as temp:
+        store = RedisStore(settings)
+        started = time.monotonic()
+        with pytest.raises(CacheUnavailable):
+            await store.get("some-key")
+        assert time.monotonic() - started < store._bound_s + 0.5
+        closing = time.monotonic()
+        await store.aclose()
+        assert time.monotonic() - closing < 2.0
+        assert not list(temp.glob("ccrelay-redis-*"))  # its socket directory is gone
 
 
 def test_a_killed_worker_takes_its_embedded_redis_with_it(tmp_path: Path) -> None:
@@ -98,12 +111,13 @@ def test_a_killed_worker_takes_its_embedded_redis_with_it(tmp_path: Path) -> Non
     script = (
         "import sys, threading, time; from pathlib import Path; "
         "from ccrelay_handler._embedded import EmbeddedRedis; "
-        "redis = EmbeddedRedis(Path(sys.argv[1])); "
+        "redis = EmbeddedRedis(Path(sys.argv[1]), temp_root=sys.argv[2]); "
         "starter = threading.Thread(target=redis.start); starter.start(); starter.join(); "
         "print(redis._process.pid, flush=True); time.sleep(60)"
     )
+    temp = Path(tempfile.mkdtemp(prefix="ccr-"))  # a SIGKILLed worker cleans nothing up
     process = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "db" / "cache.rdb")],
+        [sys.executable, "-c", script, str(tmp_path / "db" / "cache.rdb"), str(temp)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
@@ -123,3 +137,4 @@ def test_a_killed_worker_takes_its_embedded_redis_with_it(tmp_path: Path) -> Non
             process.kill()
         if process.stdout is not None:
             process.stdout.close()
+        shutil.rmtree(temp, ignore_errors=True)

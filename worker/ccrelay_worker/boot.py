@@ -44,6 +44,7 @@ from ccrelay_worker.ollama_api import OllamaClient
 from ccrelay_worker.ollama_process import EngineWatcher, OllamaProcess, default_exit
 from ccrelay_worker.pull_lock import PullLock
 from ccrelay_worker.settings import WorkerSettings, http_exposure, is_loopback
+from ccrelay_worker.starting import Listeners, StartingFace
 from ccrelay_worker.stop_signals import StopRequested, StopSignals
 
 __all__ = ["BootReport", "boot", "build_parser", "handler_environment", "handler_serve", "main"]
@@ -239,12 +240,31 @@ def main(
         return 2
 
     signals = StopSignals()
+    listeners: Listeners | None = None
     if serve is None and not args.prepare:
+        if settings.mode == "http":
+            # Bound before the boot, answering "starting" (/ping 204) while the model loads:
+            # RunPod's load balancer counts a refused connection as an unhealthy worker.
+            try:
+                listeners = Listeners.bind(
+                    settings.http_host, settings.http_port, settings.health_port
+                )
+            except OSError as exc:
+                log.error(
+                    "cannot listen on %s:%d: %s",
+                    settings.http_host,
+                    settings.http_port,
+                    exc.strerror or "the system refused",
+                )
+                return 2
         try:  # before the boot: a typo in the handler's settings must not cost a 19 GB pull
-            serve = handler_serve(handler_environment(settings, env), signals)
+            serve = handler_serve(handler_environment(settings, env), signals, listeners)
         except ValueError as exc:  # handler.errors.SettingsError
             log.error("bad handler settings: %s", exc)
+            if listeners is not None:
+                listeners.close()
             return 2
+    starting = StartingFace(listeners).start() if listeners is not None else None
 
     engine = OllamaProcess(
         settings.engine_command,
@@ -265,6 +285,8 @@ def main(
     try:
         try:
             report = asyncio.run(boot(settings, engine, signals))
+            if starting is not None:
+                starting.stop()  # the real server takes the sockets over
         except WorkerError as exc:
             log.error("worker boot failed: %s", exc)
             return 1
@@ -297,6 +319,10 @@ def main(
         return 128 + stop.signum
     finally:
         signals.immediate = None
+        if starting is not None:
+            starting.stop()
+        if listeners is not None:
+            listeners.close()
         stop_engine()
         signals.restore()
         atexit.unregister(stop_engine)
@@ -324,7 +350,11 @@ def handler_environment(
     return env
 
 
-def handler_serve(handler_env: Mapping[str, str], signals: StopSignals | None = None) -> Serve:
+def handler_serve(
+    handler_env: Mapping[str, str],
+    signals: StopSignals | None = None,
+    listeners: Listeners | None = None,
+) -> Serve:
     """Step 5, with the handler's settings read now (raises ValueError when they are wrong).
 
     Imported here, not at module import: the boot itself needs neither the handler nor the
@@ -346,6 +376,8 @@ def handler_serve(handler_env: Mapping[str, str], signals: StopSignals | None = 
                 handler_settings,
                 signals=signals,
                 drain_s=settings.http_drain_s,
+                inbound=settings.http_inbound,
+                listeners=listeners,
             )
             return
         from ccrelay_handler.runpod_handler import start

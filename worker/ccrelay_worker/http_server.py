@@ -1,13 +1,23 @@
-"""The worker's HTTP mode: the same ``ChatService`` as the RunPod handler, as an OpenAI server.
+"""The worker's HTTP mode: the same services as the RunPod handler, over HTTP.
 
-Routes (OpenAI-compatible, so any OpenAI client or ccrelay's ``openai`` backend can use it):
+Routes, Anthropic's (`ccrelay_worker.http_messages`: Claude Code, or the gateway's ``runpod``
+backend on a load-balanced endpoint):
+
+* ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``;
+
+OpenAI's (so any OpenAI client or ccrelay's ``openai`` backend can use it):
 
 * ``POST /v1/chat/completions``: plain, or ``"stream": true`` as OpenAI SSE
   (``data: {chunk}\\n\\n`` ... ``data: [DONE]\\n\\n``). The cache verdict ("hit", "miss",
   "bypass") is the field ``x_ccrelay_cache`` of the completion, or of a stream's first chunk,
   and a stream's ``x-ccrelay-cache`` response header;
 * ``GET /v1/models``: the models this worker serves;
-* ``GET /health``: liveness (no auth), with the cache's state.
+
+and health (no auth):
+
+* ``GET /health``: liveness, with the cache's state;
+* ``GET /ping``: RunPod's load-balancer health check: 200 once the worker serves (while the
+  model loads, `ccrelay_worker.starting` answers 204 on the same port).
 
 When ``CCRELAY_WORKER_API_KEY`` is set every ``/v1`` route needs ``Authorization: Bearer
 <key>`` (compared in constant time).  Errors use OpenAI's shape
@@ -40,6 +50,7 @@ from pydantic import SecretStr
 
 from ccrelay_handler.chunks import SSE_DONE, sse_event
 from ccrelay_handler.errors import HandlerError, InvalidInput
+from ccrelay_handler.messages import MessagesService
 from ccrelay_handler.request import parse_chat_request
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
@@ -54,7 +65,9 @@ from ccrelay_wire.inbound import (
     raise_open_file_limit,
     read_body,
 )
+from ccrelay_worker.http_messages import add_routes
 from ccrelay_worker.settings import inbound_limits
+from ccrelay_worker.starting import Listeners
 from ccrelay_worker.stop_signals import StopSignals
 
 __all__ = ["SERVICE", "build_app", "run"]
@@ -108,25 +121,36 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     inbound.request_started(request.protocol)
     try:
         key = app.get(_API_KEY)
-        if key is not None and request.path.startswith("/v1/"):
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            # aiohttp keeps a header's non-UTF-8 bytes as surrogates; surrogateescape gives
-            # them back (and they never match), where a plain encode() raised: a 500 and a
-            # traceback per request, before any key was compared.
-            sent = given.strip().encode("utf-8", "surrogateescape")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(sent, key):
-                return web.json_response(
-                    _error_body(
-                        "missing or invalid API key (Authorization: Bearer <key>)",
-                        "invalid_request_error",
-                        "invalid_api_key",
-                    ),
-                    status=401,
-                )
+        if key is not None and request.path.startswith("/v1/") and not _key_matches(request, key):
+            message = "missing or invalid API key (Authorization: Bearer <key>, or x-api-key)"
+            if request.path.startswith("/v1/messages"):  # Anthropic's routes, Anthropic's shape
+                error = {"type": "authentication_error", "message": message}
+                return web.json_response({"type": "error", "error": error}, status=401)
+            return web.json_response(
+                _error_body(message, "invalid_request_error", "invalid_api_key"), status=401
+            )
         response: web.StreamResponse = await handler(request)
         return response
     finally:
         inbound.request_finished(request.protocol)
+
+
+def _key_matches(request: web.Request, key: bytes) -> bool:
+    """``Authorization: Bearer <key>`` (OpenAI clients, Claude Code's ANTHROPIC_AUTH_TOKEN) or
+    ``x-api-key`` (Claude Code's ANTHROPIC_API_KEY), compared in constant time.
+
+    aiohttp keeps a header's non-UTF-8 bytes as surrogates; surrogateescape gives them back
+    (and they never match), where a plain encode() raised: a 500 and a traceback per request,
+    before any key was compared."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        sent = given.strip().encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(sent, key):
+            return True
+    api_key = request.headers.get("x-api-key")
+    if api_key is not None:
+        return hmac.compare_digest(api_key.strip().encode("utf-8", "surrogateescape"), key)
+    return False
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -257,7 +281,21 @@ def build_app(
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/health", _health)
+    app.router.add_get("/ping", _ping)
+    add_routes(app, _json_or_refusal, MessagesService(service, service.settings))
     return app
+
+
+async def _ping(request: web.Request) -> web.Response:
+    """RunPod's load balancer polls this: 200 is healthy (this app serves only once booted)."""
+    return web.Response(status=200, text="ok")
+
+
+async def _json_or_refusal(request: web.Request) -> Any:
+    try:
+        return await _read_json(request)
+    except _Refused as refused:
+        return refused.response
 
 
 def run(
@@ -268,8 +306,12 @@ def run(
     signals: StopSignals | None = None,
     drain_s: float = 30.0,
     inbound: InboundLimits | None = None,
+    listeners: Listeners | None = None,
 ) -> None:
     """Serve the HTTP mode until a stop signal (blocking). The worker's boot calls this.
+
+    `listeners`: sockets the boot bound already (and answered "starting" on while the model
+    loaded, `ccrelay_worker.starting`); None: bind `host`:`port` now.
 
     Not ``web.run_app``: it installs its own signal handlers and, when it returns, restores the
     default ones, so a second SIGTERM during the shutdown would kill the worker before it stops
@@ -288,12 +330,12 @@ def run(
         "HTTP mode on %s:%d (auth %s)", host, port, "on" if settings.worker_api_key else "off"
     )
     if signals is not None:
-        asyncio.run(_serve(host, port, settings, signals, drain_s, inbound))
+        asyncio.run(_serve(host, port, settings, signals, drain_s, inbound, listeners))
         return
     own = StopSignals()  # run on its own (not from the boot): it owns the signals meanwhile
     own.install()
     try:
-        asyncio.run(_serve(host, port, settings, own, drain_s, inbound))
+        asyncio.run(_serve(host, port, settings, own, drain_s, inbound, listeners))
     finally:
         own.restore()
 
@@ -305,6 +347,7 @@ async def _serve(
     signals: StopSignals,
     drain_s: float,
     inbound: InboundLimits | None = None,
+    listeners: Listeners | None = None,
 ) -> None:
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -326,16 +369,20 @@ async def _serve(
             keepalive_timeout=limits.idle_timeout_s + limits.header_timeout_s,
         )
         await runner.setup()
-        listener: asyncio.Server | None = None
+        servers: list[asyncio.Server] = []
         try:
             server = runner.server
             assert server is not None  # set by setup()
+            loop = asyncio.get_running_loop()
             # Not web.TCPSite: it listens with runner.server itself; the guard must wrap it.
-            listener = await asyncio.get_running_loop().create_server(
-                guard.wrap(server), host, port
-            )
+            if listeners is None:
+                servers.append(await loop.create_server(guard.wrap(server), host, port))
+            else:
+                for sock in listeners.sockets:
+                    servers.append(await loop.create_server(guard.wrap(server), sock=sock))
             await stop.wait()
-            listener.close()  # no new connections; open ones are the runner's to end
+            for listening in servers:  # no new connections; open ones are the runner's to end
+                listening.close()
             logger.info("stopping: no new requests; in-flight ones get up to %g s", drain_s)
             cleanup = asyncio.ensure_future(runner.cleanup())
             hurried = asyncio.ensure_future(hurry.wait())
@@ -347,7 +394,7 @@ async def _serve(
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleanup
         finally:
-            if listener is not None:
-                listener.close()
+            for listening in servers:
+                listening.close()
             guard.close()
             await service.aclose()

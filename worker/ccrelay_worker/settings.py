@@ -86,6 +86,13 @@ class WorkerSettings(BaseModel):
     mode: Literal["serverless", "http"] = "serverless"
     http_host: str = "0.0.0.0"
     http_port: int = Field(8000, ge=1, le=65535)
+    health_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="a second port that answers only /ping (RunPod's PORT_HEALTH when it "
+        "differs from PORT); None: /ping is on http_port",
+    )
     http_drain_s: float = Field(30.0, ge=0)
     sizing: EngineSizing = Field(
         default_factory=lambda: resolve_sizing({}, DEFAULT_MODEL, detect=lambda _path: None),
@@ -157,6 +164,17 @@ class WorkerSettings(BaseModel):
             raise WorkerConfigError(
                 "CCRELAY_WORKER_MODE", f"unknown mode {mode!r}", "use 'serverless' or 'http'"
             )
+        # RunPod's load balancer tells the worker where to listen with PORT, and where its
+        # health check (/ping) knocks with PORT_HEALTH (runpod/docs serverless/load-balancing).
+        http_port = int(
+            _number(
+                environ,
+                "CCRELAY_HTTP_PORT" if environ.get("CCRELAY_HTTP_PORT") else "PORT",
+                8000,
+                positive=True,
+            )
+        )
+        health_port = int(_number(environ, "PORT_HEALTH", http_port, positive=True))
         return cls(
             model=(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL).strip(),
             models_dir=models_dir,
@@ -179,7 +197,8 @@ class WorkerSettings(BaseModel):
             keep_alive=_keep_alive(environ.get("CCRELAY_KEEP_ALIVE")),
             mode=mode,
             http_host=environ.get("CCRELAY_HTTP_HOST") or "0.0.0.0",
-            http_port=int(_number(environ, "CCRELAY_HTTP_PORT", 8000, positive=True)),
+            http_port=http_port,
+            health_port=health_port if health_port != http_port else None,
             http_drain_s=_number(environ, "CCRELAY_HTTP_DRAIN", 30.0),
             sizing=resolve_sizing(
                 environ, normalize_model_name(environ.get("CCRELAY_MODEL") or DEFAULT_MODEL)

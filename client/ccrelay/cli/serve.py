@@ -3,7 +3,8 @@
 Binds 127.0.0.1:8082 by default (or the config's `gateway` section). Any other host needs
 CCRELAY_AUTH_TOKEN, read here once; clients then send it as x-api-key or a bearer token.
 Stops cleanly on SIGINT / SIGTERM: stops listening, gives in-flight requests `gateway.drain_s`
-(default 5 s) to finish, ends the rest with an error (an SSE `error` event for a stream), exits.
+(default 5 s) to finish, ends the rest with an error (an SSE `error` event for a stream), exits
+(130 after SIGINT, as a shell reports Ctrl-C; 0 after SIGTERM).
 Raises its open-file soft limit to the hard limit at start: each connection holds a file, and
 the usual 1,024 is what a flood of connections used up (docs/deploy.md, "Inbound limits").
 """
@@ -87,10 +88,16 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             warm_ups = start_warm_ups(runtime)
         gc.freeze()  # start-up objects live forever: keep them out of every later collection
         stop = asyncio.Event()
+        stopped_by: list[int] = []
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            stopped_by.append(signum)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, sig)
         chain = " -> ".join(runtime.router.chain())
         log.info(
             "gateway listening on %s (backends: %s; auth: %s); use ANTHROPIC_BASE_URL=%s",
@@ -112,4 +119,5 @@ async def serve(args: argparse.Namespace, env: dict[str, str], token: str | None
             ended = await server.drain(drain_s)
             if ended:
                 log.warning("ended %d request(s) still running after %g s", ended, drain_s)
-    return EXIT_OK
+    # a shell's convention, which README promises: 130 after Ctrl-C (SIGINT), 0 after SIGTERM
+    return 128 + signal.SIGINT if stopped_by[:1] == [signal.SIGINT] else EXIT_OK

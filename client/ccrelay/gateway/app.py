@@ -26,7 +26,7 @@ from aiohttp import web
 
 from ccrelay.errors import CcrelayError, GatewayShuttingDown, InvalidRequestError
 from ccrelay.gateway import routes
-from ccrelay.gateway.auth import TokenCheck, check_bind
+from ccrelay.gateway.auth import TOKEN_HEADER, TokenCheck, check_bind
 from ccrelay.gateway.errors import (
     Scrubber,
     ccrelay_error_response,
@@ -84,7 +84,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except CcrelayError as exc:
         if isinstance(exc, InvalidRequestError):
             exc.message = refusal_text(exc.message)  # a huge value must not come back in full
-        response = ccrelay_error_response(exc, request_id)
+        response = ccrelay_error_response(
+            exc, request_id, user_agent=request.headers.get("User-Agent")
+        )
     except BodyTimeout as exc:
         # Answer, then close: aiohttp would otherwise linger for the rest of the body.
         response = error_response(408, "invalid_request_error", str(exc), request_id)
@@ -134,12 +136,14 @@ def _shutting_down(request_id: str) -> web.Response:
 
 
 def _unauthorized(request: web.Request, request_id: str) -> web.Response:
-    sent = "x-api-key" in request.headers or "authorization" in request.headers
+    headers = request.headers
+    sent = TOKEN_HEADER in headers or "x-api-key" in headers or "authorization" in headers
     message = (
-        "invalid x-api-key: this gateway's token (CCRELAY_AUTH_TOKEN) does not match"
+        "this gateway's token (CCRELAY_AUTH_TOKEN) does not match what the request sent "
+        f"({TOKEN_HEADER}, x-api-key or Authorization)"
         if sent
-        else "this gateway needs its token (CCRELAY_AUTH_TOKEN) as x-api-key or "
-        "'Authorization: Bearer ...'"
+        else f"this gateway needs its token (CCRELAY_AUTH_TOKEN) as {TOKEN_HEADER}, x-api-key "
+        "or 'Authorization: Bearer ...'"
     )
     return error_response(401, "authentication_error", message, request_id)
 

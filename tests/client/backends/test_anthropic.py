@@ -58,6 +58,9 @@ def backend(
     return AnthropicBackend("anthropic", settings, session, sleep=sleeps or Sleeps())
 
 
+KEY = "sk-ant-test-0123456789"
+"""A configured key, for tests about something else than whose key is sent."""
+
 CALLER = {
     "x-api-key": "caller-key",
     "anthropic-beta": "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14",
@@ -221,7 +224,9 @@ async def test_streamed_request_body_is_untouched_when_it_already_streams(
     fake_anthropic: FakeAnthropic, session: aiohttp.ClientSession
 ) -> None:
     request = {**REQUEST, "stream": True}
-    stream = await backend(session, fake_anthropic).open_stream(request, RequestOptions())
+    stream = await backend(session, fake_anthropic, api_key=KEY).open_stream(
+        request, RequestOptions()
+    )
     assert [e["type"] async for e in stream][-1] == "message_stop"
     assert fake_anthropic.requests[-1].body == request
 
@@ -234,7 +239,9 @@ async def test_error_event_mid_stream(
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     chunks = sse(events[:4], event_names=names[:4]) + sse([error], event_names=["error"])
     fake_anthropic.push(Reply(chunks=chunks))
-    stream = await backend(session, fake_anthropic, sleeps).open_stream(REQUEST, RequestOptions())
+    stream = await backend(session, fake_anthropic, sleeps, api_key=KEY).open_stream(
+        REQUEST, RequestOptions()
+    )
     received = []
     with pytest.raises(StreamInterrupted) as caught:
         async for event in stream:
@@ -252,7 +259,9 @@ async def test_error_event_before_anything_is_retried(
     sleeps = Sleeps()
     error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
     fake_anthropic.push(Reply(chunks=sse([error], event_names=["error"])))
-    stream = await backend(session, fake_anthropic, sleeps).open_stream(REQUEST, RequestOptions())
+    stream = await backend(session, fake_anthropic, sleeps, api_key=KEY).open_stream(
+        REQUEST, RequestOptions()
+    )
     assert [e["type"] async for e in stream][-1] == "message_stop"
     assert stream.attempts == 2
     assert len(sleeps.delays) == 1
@@ -264,7 +273,7 @@ async def test_error_event_as_the_only_answer_fails_with_its_type(
     error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
     fake_anthropic.push(*[Reply(chunks=sse([error], event_names=["error"])) for _ in range(2)])
     with pytest.raises(UpstreamRateLimited) as caught:
-        await backend(session, fake_anthropic).open_stream(REQUEST, RequestOptions())
+        await backend(session, fake_anthropic, api_key=KEY).open_stream(REQUEST, RequestOptions())
     assert caught.value.status == 429
     assert "slow down" in str(caught.value)
 
@@ -274,7 +283,9 @@ async def test_truncated_stream(
 ) -> None:
     events, names = anthropic_text_events(["Hel", "lo"])
     fake_anthropic.push(Reply(chunks=sse(events[:5], event_names=names[:5])))
-    stream = await backend(session, fake_anthropic).open_stream(REQUEST, RequestOptions())
+    stream = await backend(session, fake_anthropic, api_key=KEY).open_stream(
+        REQUEST, RequestOptions()
+    )
     with pytest.raises(StreamInterrupted) as caught:
         async for _ in stream:
             pass
@@ -287,7 +298,7 @@ async def test_reply_that_is_not_a_message(
 ) -> None:
     fake_anthropic.push(Reply(body={"hello": "world"}))
     with pytest.raises(ProtocolError) as caught:
-        await backend(session, fake_anthropic).complete(REQUEST, RequestOptions())
+        await backend(session, fake_anthropic, api_key=KEY).complete(REQUEST, RequestOptions())
     assert "anthropic" in str(caught.value)
 
 

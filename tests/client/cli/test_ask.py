@@ -126,7 +126,11 @@ async def test_backend_flag_picks_a_named_backend(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     document = cerebras_config(fake_openai)
-    document["backends"]["claude"] = {"type": "anthropic", "base_url": fake_anthropic.url}
+    document["backends"]["claude"] = {
+        "type": "anthropic",
+        "base_url": fake_anthropic.url,
+        "api_key": "sk-ant-test-0123456789",
+    }
     use_config(monkeypatch, document)
     monkeypatch.setenv("CEREBRAS_API_KEY", "csk-1")
     code = await ccrelay("ask", "--backend", "claude", "--model", "claude-haiku-4-5", "hi")

@@ -74,7 +74,16 @@ async def test_anthropic_models(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     use_config(
-        monkeypatch, {"backends": {"claude": {"type": "anthropic", "base_url": fake_anthropic.url}}}
+        monkeypatch,
+        {
+            "backends": {
+                "claude": {
+                    "type": "anthropic",
+                    "base_url": fake_anthropic.url,
+                    "api_key": "sk-ant-test-0123456789",
+                }
+            }
+        },
     )
     assert await ccrelay("models") == 0
     assert capsys.readouterr().out.splitlines() == ["claude-sonnet-4-5"]

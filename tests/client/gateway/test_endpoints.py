@@ -52,6 +52,7 @@ async def test_count_tokens_is_exact_through_the_anthropic_backend(
                 "type": "anthropic",
                 "base_url": fake_anthropic.url,
                 "retry": {"max_attempts": 1},
+                "forward_credentials": True,  # a stand-in for Anthropic: trusted in so many words
             }
         }
     )
@@ -72,7 +73,9 @@ async def test_count_tokens_is_exact_through_the_anthropic_backend(
 
         # upstream trouble: an estimate rather than a failure
         fake_anthropic.push(Reply(status=503, body={"error": {"message": "busy"}}))
-        fallback = await gateway.post("/v1/messages/count_tokens", count_request())
+        fallback = await gateway.post(
+            "/v1/messages/count_tokens", count_request(), headers={"x-api-key": "sk-ant-caller"}
+        )
         assert fallback.status == 200
         assert fallback.headers["x-ccrelay-token-count"] == "estimate"
         # the caller's own mistake is passed on
@@ -85,7 +88,9 @@ async def test_count_tokens_is_exact_through_the_anthropic_backend(
                 },
             )
         )
-        bad = await gateway.post("/v1/messages/count_tokens", count_request())
+        bad = await gateway.post(
+            "/v1/messages/count_tokens", count_request(), headers={"x-api-key": "sk-ant-caller"}
+        )
         assert bad.status == 400
         assert "bad tools" in (await bad.json())["error"]["message"]
 
@@ -149,7 +154,7 @@ async def test_health_reports_circuits_and_deep_checks(fake_openai: FakeOpenAI) 
 
         fake_openai.push(Reply(status=500, body={"error": {"message": "down"}}))
         failed = await gateway.post("/v1/messages", simple_request())
-        assert failed.status == 500
+        assert failed.status == 502  # the upstream failed, not the gateway
         after = await gateway.client.get(gateway.url + "/health")
         assert after.status == 503
         body = await after.json()

@@ -45,7 +45,7 @@ async def error_of(response: aiohttp.ClientResponse) -> dict[str, Any]:
         (404, 404, "not_found_error"),
         (413, 413, "request_too_large"),
         (422, 400, "invalid_request_error"),
-        (500, 500, "api_error"),
+        (500, 502, "api_error"),  # an upstream failure, not the gateway's own 500
         # a spent overload is not 529: Claude Code would retry that despite x-should-retry
         (503, 503, "api_error"),
         (529, 503, "api_error"),

@@ -206,11 +206,6 @@ async def test_no_refusal_is_longer_than_the_gateways_bound(gateway: Gateway) ->
     assert len(message) <= MAX_REFUSAL_CHARS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ccrelay_translate quotes an unknown role whole; its brief() (40 characters, with "
-    "an ellipsis) is the translation owner's fix (issue 25, finding 8)",
-)
 async def test_a_refusal_quotes_at_most_40_characters_of_a_value(gateway: Gateway) -> None:
     reply = await gateway.post("/v1/messages", role_request(), headers=AUTH)
     message = (await reply.json())["error"]["message"]

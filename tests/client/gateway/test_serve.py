@@ -137,3 +137,26 @@ async def test_serve_warm_warms_a_runpod_backend_while_serving(tmp_path: Path) -
     assert "warming runpod endpoint rp" in log
     assert process.returncode == 0
     assert fake.api_key not in log
+
+
+async def test_serve_exits_130_after_ctrl_c(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    """README: `serve` exits 130 on SIGINT, as a shell reports Ctrl-C (0 after SIGTERM)."""
+    port = free_port()
+    env = {
+        **base_env(tmp_path),
+        "ENABLE_MULTI_BACKEND": "true",
+        "LLM_BACKEND_CONFIG": json.dumps(
+            {"backends": {"openai": openai_backend(fake_openai.base_url)}}
+        ),
+    }
+    process = await spawn_serve(port, env)
+    try:
+        async with aiohttp.ClientSession() as client:
+            await wait_ready(client, f"http://127.0.0.1:{port}/health", process)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 130, err.decode()
+    assert "gateway stopping" in err.decode()
+    assert "Traceback" not in err.decode()
