@@ -91,6 +91,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         try:
+            await self.router.aclose()
             await self.factory.aclose()
             await self.session.close()
         finally:

@@ -23,7 +23,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import aiohttp
 
@@ -50,6 +50,9 @@ from ccrelay.http.retry import RetryPolicy, Sleep
 from ccrelay.latency.observer import Attempt, AttemptObserver, elapsed_ms
 from ccrelay_config.models import BackendSettings, TimeoutSettings
 from ccrelay_translate.errors import TranslationError
+
+if TYPE_CHECKING:
+    from ccrelay.coldstart.policies import ColdStartPolicies
 
 S = TypeVar("S", bound=BackendSettings)
 T = TypeVar("T")
@@ -202,6 +205,14 @@ class Backend(ABC, Generic[S]):
 
     async def warm_up(self) -> float | None:
         """Start a cold worker now; the seconds until one answered. None: nothing to warm."""
+        return None
+
+    def cold_start_policies(
+        self, *, gpu_usd_per_s: float, has_fallback: bool
+    ) -> ColdStartPolicies | None:
+        """The keep-warm, hedging and affinity policies this backend runs under
+        (`ccrelay.coldstart`), built for it by the router; None for a backend that never
+        starts cold. A backend that returns them also implements `ColdStartEndpoint`."""
         return None
 
     async def health(self) -> HealthReport:

@@ -32,6 +32,11 @@ class RequestTally:
     `RequestOptions` (``dataclasses.replace`` keeps the same object), added to by retries."""
 
     backoff_ms: float = 0.0
+    cold_wait_ms: float | None = None
+    """Time spent waiting for a worker to start, when a backend can tell (None: it cannot)."""
+
+    def waited_cold(self, seconds: float) -> None:
+        self.cold_wait_ms = (self.cold_wait_ms or 0.0) + seconds * 1000
 
 
 @dataclass(frozen=True)

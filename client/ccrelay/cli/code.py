@@ -25,7 +25,17 @@ What claude is given besides:
   less the output reserve), so Claude Code compacts before the gateway has to refuse a prompt;
   a value the user set wins. Unknown window: not set.
 - ``CCRELAY_SESSION``: this session's id; its latency records carry it, and
-  ``ccrelay statusline`` (installed with ``--statusline`` as claude's ``statusLine``) reads it.
+  ``ccrelay statusline`` (installed with ``--statusline`` as claude's ``statusLine``) reads it,
+  with ``CCRELAY_GATEWAY_URL`` to ask the gateway whether a self-hosted worker is cold;
+- Claude Code's gateway hints (2.1.332+): ``CLAUDE_CODE_GATEWAY_HINT_HEADERS=1`` (each request
+  says its class and session: routing and records use them) and
+  ``CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1`` (``/model`` lists the gateway's backends);
+- for a non-Anthropic backend, what keeps the engine's KV cache warm, as ``ollama launch
+  claude`` does: ``CLAUDE_CODE_TOTAL_TOKENS_REMINDER=off`` (the "tokens left" note Claude Code
+  adds after every tool result changes the prompt's front on engines that move system text
+  there: ollama/ollama#17918) and ``CLAUDE_CODE_ATTRIBUTION_HEADER=0`` (the billing header
+  differs in every session);
+  every one of these only when the user has not set it.
 - a warm-up of every scale-to-zero backend in the chain, started before claude
   (`ccrelay.coldstart.warmup`; ``--no-warm`` turns it off).
 
@@ -158,6 +168,7 @@ def claude_environ(
     window: int | None = None,
     session: str | None = None,
     own_credential: bool = True,
+    anthropic: bool = False,
 ) -> dict[str, str]:
     """claude's environment: the user's, its credential untouched, pointed at the gateway, the
     gateway's token in ``ANTHROPIC_CUSTOM_HEADERS`` (added to any headers the user set).
@@ -178,7 +189,24 @@ def claude_environ(
         child.setdefault("CLAUDE_CODE_AUTO_COMPACT_WINDOW", str(window))  # the user's wins
     if session is not None:
         child["CCRELAY_SESSION"] = session
+    child["CCRELAY_GATEWAY_URL"] = url
+    hints = dict(GATEWAY_HINTS)
+    if not anthropic:
+        hints.update(KV_CACHE_HYGIENE)
+    for name, value in hints.items():
+        if not child.get(name, "").strip():  # a value the user set wins
+            child[name] = value
     return child
+
+
+GATEWAY_HINTS = {
+    "CLAUDE_CODE_GATEWAY_HINT_HEADERS": "1",
+    "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+}
+KV_CACHE_HYGIENE = {
+    "CLAUDE_CODE_TOTAL_TOKENS_REMINDER": "off",
+    "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
+}
 
 
 def statusline_settings() -> str:
@@ -217,6 +245,7 @@ async def run_claude(
             window=active_prompt_limit(runtime),
             session=session,
             own_credential=await asyncio.to_thread(has_claude_credential, env),
+            anthropic=runtime.factory.get(runtime.config.active).type_name == "anthropic",
         )
         with log_to_file(env, session, level) as log_file:
             print(f"ccrelay: gateway log: {log_file.path}", file=sys.stderr, flush=True)

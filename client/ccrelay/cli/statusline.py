@@ -5,14 +5,24 @@ Claude Code sends the session's JSON on stdin; the line is built from ccrelay's 
 the session (``CCRELAY_SESSION``, set by `ccrelay code`) and printed on stdout. It never fails
 loudly: whatever goes wrong, it prints a short line and exits 0, since a status line that
 errors is noise in the user's terminal.
+
+Under `ccrelay code` (``CCRELAY_GATEWAY_URL`` set) it also asks the gateway's ``/health``
+whether the self-hosted worker is up, so a user knows before typing that the next prompt waits
+for a cold start (``worker cold``) or that one is starting (``worker warming``). The question
+has a short deadline: a line that makes Claude Code wait is worse than a line without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.request
+from collections.abc import Mapping
 
 from ccrelay.cli._common import environ
+
+_HEALTH_TIMEOUT_S = 0.5
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,7 +55,36 @@ def run(args: argparse.Namespace) -> int:
             print(f"ccrelay · {config.active}")
             return 0
         records = session_records(telemetry.jsonl_dir, session)
-        print(status_line(records, config.prices, active=config.active))
+        line = status_line(records, config.prices, active=config.active)
+        worker = worker_note(env)
+        print(f"{line} · {worker}" if worker else line)
     except Exception:  # a status line never errors in the user's face
         print("ccrelay")
     return 0
+
+
+def worker_note(env: Mapping[str, str]) -> str | None:
+    """``NAME worker cold`` (or ``warming``, ``warm``) for the first scale-to-zero backend of
+    the gateway's chain; None when there is none, no gateway, or no answer in time."""
+    url = env.get("CCRELAY_GATEWAY_URL", "").strip()
+    if not url:
+        return None
+    from ccrelay.gateway.auth import TOKEN_HEADER
+
+    headers = {}
+    for line in env.get("ANTHROPIC_CUSTOM_HEADERS", "").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() == TOKEN_HEADER:
+            headers[TOKEN_HEADER] = value.strip()
+    request = urllib.request.Request(url.rstrip("/") + "/health", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=_HEALTH_TIMEOUT_S) as reply:
+            health = json.loads(reply.read())
+    except (OSError, ValueError):  # 503 (HTTPError is an OSError), refused, timeout, not JSON
+        return None
+    backends = health.get("backends") or {}
+    for name in health.get("chain") or []:
+        state = (backends.get(name) or {}).get("worker")
+        if state:
+            return f"{name} worker {state}"
+    return None

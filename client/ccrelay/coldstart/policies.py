@@ -169,6 +169,12 @@ class ColdStartPolicies:
             self.hedge.on_prefill_done(job.session_id, now, ok=ok)
         self._price_cold_starts()
 
+    def warm_up_started(self, now: float) -> WarmJob:
+        """A warm-up the gateway sent on its own (at a session's start): counted as the one
+        under way, so a hedged request does not start a second worker beside it."""
+        self.hedge.on_warm_up_sent(now)
+        return WarmJob("warm_up", sent_at=now)
+
     def _price_cold_starts(self) -> None:
         """Keep-warm weighs holding against what hedged cold starts cost (once one has)."""
         if self.hedge.enabled:

@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from ccrelay.backends.base import Backend
+from ccrelay.coldstart.driver import ColdStartDriver
 from ccrelay.errors import CcrelayError
 from ccrelay.runtime import Runtime
 
@@ -37,10 +38,15 @@ def start_warm_ups(runtime: Runtime, err: TextIO | None = None) -> list[asyncio.
             file=err,
             flush=True,
         )
+        driver = runtime.router.cold_start(name)
 
-        async def warm(name: str = name, backend: Backend[Any] = backend) -> None:
-            try:
-                elapsed = await backend.warm_up()
+        async def warm(
+            name: str = name,
+            backend: Backend[Any] = backend,
+            driver: ColdStartDriver | None = driver,
+        ) -> None:
+            try:  # through the cold-start policies when it has them: they learn the start
+                elapsed = await (driver.warm_up_now() if driver else backend.warm_up())
             except CcrelayError as exc:
                 print(f"ccrelay: {name}: warm-up failed: {exc.message}", file=err, flush=True)
                 return

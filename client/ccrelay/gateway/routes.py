@@ -8,8 +8,10 @@
 - ``GET /v1/models`` and ``GET /v1/models/{id}``: Anthropic's list shape, built from the config
   (see `model_catalog`).
 - ``GET /`` (and ``HEAD``): a fixed liveness reply, the one path that needs no token;
-- ``GET /health``: each backend's circuit state; ``?deep=1`` also runs each chain backend's
-  health check (a ``GET /models`` upstream), bounded by ``?timeout=`` seconds (default 10).
+- ``GET /health``: each backend's circuit state, and for a scale-to-zero one whether a worker
+  is ``warm``, ``warming`` or ``cold`` (what ``ccrelay statusline`` shows); ``?deep=1`` also
+  runs each chain backend's health check (a ``GET /models`` upstream), bounded by
+  ``?timeout=`` seconds (default 10).
 
 A request may name a backend with the ``x-ccrelay-backend`` header; the default is the
 configured chain. Served replies carry ``request-id``, ``x-ccrelay-backend``,
@@ -200,6 +202,10 @@ async def health(request: web.Request) -> web.Response:
         }
         for name, settings in runtime.config.backends.items()
     }
+    for name in chain:  # a scale-to-zero backend: is a worker up for the next prompt?
+        driver = router.cold_start(name)
+        if driver is not None:
+            backends[name]["worker"] = driver.state()
     usable = [name for name in chain if backends[name]["circuit"] != "open"]
     deep = request.query.get("deep", "") not in ("", "0", "false", "no")
     if deep:

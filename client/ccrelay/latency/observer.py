@@ -73,6 +73,10 @@ class RequestSummary:
     """Claude Code's session id, when it sent one."""
     request_class: str | None = None
     """What Claude Code said the request is (main, subagent, compaction, ...), when it did."""
+    hedged: bool = False
+    """A fallback answered because the self-hosted endpoint had no worker ready."""
+    cold_wait_ms: float | None = None
+    """Time spent waiting for a cold worker, when the backend can tell."""
 
 
 class AttemptObserver(Protocol):

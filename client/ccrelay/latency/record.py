@@ -43,7 +43,11 @@ class LatencyRecord(BaseModel):
     request, across retries and failover."""
     request_id: str
     session: str | None = None
-    """The `ccrelay code` session the request belongs to (its status line reads it)."""
+    """The Claude Code session the request belongs to (its ``X-Claude-Code-Session-Id``, else
+    the `ccrelay code` session's own id); its status line reads it."""
+    request_class: str | None = None
+    """What Claude Code said the request is (``main``, ``subagent``, ``compaction``...), when it
+    sent its gateway hints."""
     backend: str
     """The configured backend name (``cerebras``, ``my-runpod``); for a request, the one that
     served it (or the last one tried)."""
@@ -87,6 +91,14 @@ class LatencyRecord(BaseModel):
     baseline_usd: float | None = Field(default=None, ge=0)
     """Request records: what Anthropic would have billed for this request on the Claude model
     the client asked for, prompt caching included (see docs/records.md for the estimate)."""
+    hedged: bool | None = None
+    """Request records: answered by a fallback because the self-hosted endpoint had no worker
+    ready (the cold-start hedge)."""
+    cold_wait_ms: float | None = Field(default=None, ge=0)
+    """Request records: time spent waiting for a worker to start (a queued job, or a load
+    balancer with no worker up); null when the backend cannot tell (the OpenAI route)."""
+    repaired_tool_calls: int = Field(default=0, ge=0)
+    """Streamed tool calls the translation closed as valid JSON with a name."""
 
     @field_validator("timestamp")
     @classmethod

@@ -140,6 +140,7 @@ class LatencyRecorder:
         route: str | None = None,
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
+        repaired_tool_calls: int = 0,
     ) -> LatencyRecord | None:
         """Record one attempt. ``outcome`` is ``"ok"`` or the error it ended with.
 
@@ -181,6 +182,7 @@ class LatencyRecorder:
             streamed=streamed,
             route=route,
             session=self.session,
+            repaired_tool_calls=repaired_tool_calls,
         )
         if record is not None and request_id:
             self._spent[request_id] = self._spent.pop(request_id, 0.0) + record.cost_usd
@@ -259,7 +261,8 @@ class LatencyRecorder:
             timestamp=now - timedelta(milliseconds=summary.latency_ms),
             kind="request",
             request_id=summary.request_id,
-            session=self.session,
+            session=summary.session or self.session,
+            request_class=summary.request_class,
             backend=summary.backend,
             backend_type=summary.backend_type,
             model=summary.model,
@@ -280,6 +283,8 @@ class LatencyRecorder:
             cache=summary.cache if summary.cache in CACHE_VERDICTS else None,
             cost_usd=cost,
             baseline_usd=baseline,
+            hedged=summary.hedged,
+            cold_wait_ms=summary.cold_wait_ms,
         )
 
     def attempt_record(self, attempt: Attempt, now: datetime) -> LatencyRecord | None:
@@ -302,6 +307,7 @@ class LatencyRecorder:
             route=attempt.route,
             cache_read_tokens=attempt.cache_read_tokens or 0,
             cache_write_tokens=attempt.cache_write_tokens or 0,
+            repaired_tool_calls=attempt.repaired_tool_calls,
         )
 
 

@@ -95,6 +95,10 @@ class RequestStats(_Summary):
     backoff_ms: float
     baseline_usd: float
     saving_usd: float
+    hedged: int = 0
+    """Requests this backend answered because a self-hosted endpoint had no worker ready."""
+    cold_waits: int = 0
+    """Requests that waited for a worker to start (``cold_wait_ms`` of 5 s or more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,8 @@ def _request_row(group: Group, backend: str, model: str) -> RequestStats:
         backoff_ms=group.backoff_ms,
         baseline_usd=group.baseline,
         saving_usd=group.baseline - group.cost,
+        hedged=group.hedged,
+        cold_waits=group.cold_waits,
         **group.summary(backend, model),
     )
 

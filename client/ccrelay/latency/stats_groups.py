@@ -43,15 +43,22 @@ def as_int(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
+COLD_WAIT_MS = 5000.0
+"""A request that waited this long for a worker met a cold start (a warm worker takes a job in
+well under a second; RunPod's docs put cold starts at seconds to minutes)."""
+
+
 class Group:
     __slots__ = (
         "attempts",
         "backoff_ms",
         "baseline",
+        "cold_waits",
         "cost",
         "count",
         "errors",
         "failovers",
+        "hedged",
         "hits",
         "latencies",
         "reported",
@@ -65,6 +72,7 @@ class Group:
     def __init__(self) -> None:
         self.count = self.errors = self.hits = self.reported = 0
         self.tokens_in = self.tokens_out = self.attempts = self.retried = self.failovers = 0
+        self.hedged = self.cold_waits = 0
         self.cost = self.baseline = self.backoff_ms = self.request_cost = 0.0
         self.latencies: array[float] = array("d")
         self.ttfbs: array[float] = array("d")
@@ -104,6 +112,8 @@ class Group:
         self.failovers += as_int(record.get("failovers"))
         self.backoff_ms += as_float(record.get("backoff_ms"))
         self.baseline += as_float(record.get("baseline_usd"))
+        self.hedged += record.get("hedged") is True
+        self.cold_waits += as_float(record.get("cold_wait_ms")) >= COLD_WAIT_MS
 
     def summary(self, backend: str, model: str) -> dict[str, Any]:
         """The fields both levels' rows have (`ccrelay.latency.stats` makes the rows)."""

@@ -50,6 +50,8 @@ REQUEST_COLUMNS: list[Column[RequestStats]] = [
     *_shared("requests", lambda r: r.requests),
     Column("attempts", lambda r: str(r.attempts)),
     Column("failovers", lambda r: str(r.failovers)),
+    Column("cold waits", lambda r: str(r.cold_waits)),
+    Column("hedged", lambda r: str(r.hedged)),
     Column("backoff ms", lambda r: f"{r.backoff_ms:.0f}"),
     Column("cache hit", lambda r: _rate(r.cache_hit_rate)),
     Column("cost $", lambda r: f"{r.cost_usd:.4f}"),

@@ -22,12 +22,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ccrelay.backends.base import Backend
 from ccrelay.backends.factory import BackendFactory
 from ccrelay.backends.stream import EventStream
 from ccrelay.backends.types import Completion, RequestOptions
+from ccrelay.coldstart.driver import ColdStartDriver, ColdStartEndpoint
 from ccrelay.errors import (
     AllBackendsFailed,
     BackendError,
@@ -49,6 +50,10 @@ log = logging.getLogger("ccrelay.router")
 
 T = TypeVar("T", Completion, EventStream)
 
+DEFAULT_GPU_USD_PER_S = 0.00053
+"""What a warm worker costs when the price table says nothing: RunPod's flex price of a 48 GB
+L40S / RTX 6000 Ada, the card the image is sized for (RunPod's serverless pricing page)."""
+
 
 @dataclass(frozen=True)
 class Served(Generic[T]):
@@ -64,6 +69,8 @@ class Served(Generic[T]):
     attempts: int
     """Tries across the whole chain, the successful one included."""
     failovers: int
+    hedged: bool = False
+    """Answered by a fallback because the self-hosted endpoint had no worker ready."""
 
     @property
     def backend(self) -> str:
@@ -100,6 +107,9 @@ class Router:
         self.config = factory.config
         self.pickers = picker_targets(self.config)
         """The ids ``GET /v1/models`` lists for Claude Code's picker -> (backend, model)."""
+        self._clock = clock
+        self.cold_starts: dict[str, ColdStartDriver | None] = {}
+        """Each scale-to-zero backend's cold-start driver (None: the backend never starts cold)."""
         self.breakers = {
             name: CircuitBreaker(settings.circuit, clock=clock)
             for name, settings in self.config.backends.items()
@@ -222,7 +232,7 @@ class Router:
         try:
             routed, options = self.route(request, options, backend)
             rule = routed.rule
-            result = await self._run(routed, options, call)
+            result = await self._run(request, routed, options, call)
         except BaseException as exc:
             if self.observer is not None:
                 tried = exc.backend if isinstance(exc, CcrelayError) else ""
@@ -241,11 +251,13 @@ class Router:
 
     async def _run(
         self,
+        request: dict[str, Any],
         routed: Routed,
         options: RequestOptions,
         call: Callable[[Backend[Any], RequestOptions], Awaitable[T]],
     ) -> Served[T]:
         errors: list[BackendError] = []
+        hedged_from: ColdStartDriver | None = None
         chain = list(routed.chain)
         models = dict(routed.models)
         tokens = options.prompt_tokens or 0
@@ -269,6 +281,17 @@ class Router:
                     if long_context.model:
                         models[long_context.backend] = long_context.model
                 continue
+            cold = self._cold_start(name, backend) if hedged_from is None else None
+            if cold is not None:
+                plan = await cold.plan(options.session_id, request, options.prompt_tokens)
+                fallback = (
+                    self._hedge_to(cold, chain, position) if plan.backend == "fallback" else None
+                )
+                if fallback is not None:
+                    log.info("%s has no worker ready: served by %s meanwhile", name, fallback)
+                    chain.insert(position + 1, fallback)
+                    hedged_from = cold
+                    continue
             breaker = self.breakers[name]
             ticket = breaker.allow()
             if ticket is None:
@@ -279,6 +302,7 @@ class Router:
             try:
                 result = await call(backend, attempt_options)
             except BackendError as exc:
+                self._answered(cold, hedged_from, options, None, ok=False)
                 if not exc.counts_against_backend:
                     breaker.release(ticket)
                     exc.attempts += sum(e.attempts for e in errors)
@@ -293,8 +317,11 @@ class Router:
                 raise
             if isinstance(result, EventStream):
                 result.on_end(_judge(breaker, ticket))
+                result.on_end(self._stream_answered(cold, hedged_from, options, result))
             else:
                 breaker.record_success(ticket)
+                usage = result.response.get("usage") or {}
+                self._answered(cold, hedged_from, options, usage, ok=True, model=result.model)
             if errors:
                 log.info("served by %s after %d failover(s)", name, len(errors))
             return Served(
@@ -303,6 +330,7 @@ class Router:
                 route=routed.rule,
                 attempts=result.attempts + sum(e.attempts for e in errors),
                 failovers=len(errors),
+                hedged=hedged_from is not None,
             )
         if not errors and too_long:
             raise PromptTooLong(tokens, max(too_long))
@@ -312,6 +340,79 @@ class Router:
 
     def states(self) -> dict[str, str]:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}
+
+    # -- cold starts (ccrelay.coldstart) ------------------------------------------------------
+
+    def cold_start(self, name: str) -> ColdStartDriver | None:
+        """The cold-start driver of backend `name` (None: it never starts cold)."""
+        return self._cold_start(name, self.factory.get(name))
+
+    def _cold_start(self, name: str, backend: Backend[Any]) -> ColdStartDriver | None:
+        """The driver of a scale-to-zero backend's policies, built on first use."""
+        if name in self.cold_starts:
+            return self.cold_starts[name]
+        own = self.config.prices.backends.get(name)
+        price = own.gpu_usd_per_second if own is not None and own.gpu_usd_per_second else None
+        policies = backend.cold_start_policies(
+            gpu_usd_per_s=price or DEFAULT_GPU_USD_PER_S,
+            has_fallback=len(self.config.chain(name)) > 1,
+        )
+        driver = None
+        if policies is not None:  # such a backend is a ColdStartEndpoint (Backend's contract)
+            driver = ColdStartDriver(cast(ColdStartEndpoint, backend), policies, clock=self._clock)
+        self.cold_starts[name] = driver
+        return driver
+
+    def _hedge_to(self, cold: ColdStartDriver, chain: list[str], position: int) -> str | None:
+        """The backend that answers while the worker starts: the hedge's own, else the next
+        one of the chain; None when there is none to hedge with."""
+        named = cold.policies.settings.hedge.fallback
+        if named is not None and named in self.config.backends:
+            if named in chain[position + 1 :]:
+                chain.remove(named)
+            return named
+        return chain.pop(position + 1) if position + 1 < len(chain) else None
+
+    def _answered(
+        self,
+        cold: ColdStartDriver | None,
+        hedged_from: ColdStartDriver | None,
+        options: RequestOptions,
+        usage: dict[str, Any] | None,
+        *,
+        ok: bool,
+        model: str = "",
+    ) -> None:
+        """Tell the cold-start policies how a request ended: on the endpoint, or on the
+        fallback that hedged it (priced, for keep-warm to weigh a cold start against)."""
+        if cold is not None:
+            cold.answered(options.session_id, backend="self", ok=ok)
+        elif hedged_from is not None:
+            usage = usage or {}
+            cost = self.config.prices.cost(
+                model,
+                int(usage.get("input_tokens") or 0),
+                int(usage.get("output_tokens") or 0),
+            )
+            hedged_from.answered(options.session_id, backend="fallback", ok=ok, fallback_usd=cost)
+
+    def _stream_answered(
+        self,
+        cold: ColdStartDriver | None,
+        hedged_from: ColdStartDriver | None,
+        options: RequestOptions,
+        stream: EventStream,
+    ) -> Callable[[BaseException | None], None]:
+        def ended(error: BaseException | None) -> None:
+            ok = error is None
+            self._answered(cold, hedged_from, options, stream.usage, ok=ok, model=stream.model)
+
+        return ended
+
+    async def aclose(self) -> None:
+        for driver in self.cold_starts.values():
+            if driver is not None:
+                await driver.aclose()
 
 
 def _judge(breaker: CircuitBreaker, ticket: Ticket) -> Callable[[BaseException | None], None]:

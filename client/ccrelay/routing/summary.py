@@ -55,6 +55,8 @@ def served(
         conversation=conversation_key(request, options.session_id),
         session=options.session_id,
         request_class=options.request_class,
+        hedged=result.hedged,
+        cold_wait_ms=_rounded(options.tally.cold_wait_ms),
     )
 
 
@@ -91,7 +93,12 @@ def failed(
         conversation=conversation_key(request, options.session_id),
         session=options.session_id,
         request_class=options.request_class,
+        cold_wait_ms=_rounded(options.tally.cold_wait_ms),
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def conversation_key(request: Mapping[str, Any], session_id: str | None = None) -> str:

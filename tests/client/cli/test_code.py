@@ -239,6 +239,11 @@ def test_claude_environ_keeps_claude_s_credential_and_adds_the_token_header() ->
         "ANTHROPIC_API_KEY": "k",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:5",
         "ANTHROPIC_CUSTOM_HEADERS": "x-team: a\nx-ccrelay-token: tok",
+        "CCRELAY_GATEWAY_URL": "http://127.0.0.1:5",
+        "CLAUDE_CODE_GATEWAY_HINT_HEADERS": "1",
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+        "CLAUDE_CODE_TOTAL_TOKENS_REMINDER": "off",
+        "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
     }
     # a stale token line (a nested `ccrelay code`) is replaced, never repeated
     nested = claude_environ(env, "http://127.0.0.1:6", "new")
@@ -386,3 +391,22 @@ async def test_the_status_line_reads_the_session_s_own_records(
     )
     out, _ = await asyncio.wait_for(status.communicate(), 30)
     assert out.decode().strip() == "ccrelay · local · no request yet"
+
+
+def test_claude_environ_turns_the_gateway_hints_on_and_the_user_s_values_win() -> None:
+    """Issue 23: the request class, session and model discovery always; the KV-cache hygiene
+    of `ollama launch claude` only for a non-Anthropic backend (Anthropic caches the prompt
+    itself, and the attribution header is its own)."""
+    anthropic = claude_environ({}, "http://x", "t", anthropic=True)
+    assert anthropic["CLAUDE_CODE_GATEWAY_HINT_HEADERS"] == "1"
+    assert anthropic["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] == "1"
+    assert "CLAUDE_CODE_TOTAL_TOKENS_REMINDER" not in anthropic
+    assert "CLAUDE_CODE_ATTRIBUTION_HEADER" not in anthropic
+    mine = claude_environ(
+        {"CLAUDE_CODE_GATEWAY_HINT_HEADERS": "0", "CLAUDE_CODE_TOTAL_TOKENS_REMINDER": "on"},
+        "http://x",
+        "t",
+    )
+    assert mine["CLAUDE_CODE_GATEWAY_HINT_HEADERS"] == "0"
+    assert mine["CLAUDE_CODE_TOTAL_TOKENS_REMINDER"] == "on"
+    assert mine["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"

@@ -55,7 +55,9 @@ from ccrelay.backends.types import (
     StreamItem,
 )
 from ccrelay.coldstart.affinity import WorkerAffinity
-from ccrelay.coldstart.settings import AffinitySettings
+from ccrelay.coldstart.endpoint_view import WorkerCounts
+from ccrelay.coldstart.policies import ColdStartPolicies
+from ccrelay.coldstart.settings import AffinitySettings, ColdStartSettings
 from ccrelay.errors import (
     BackendError,
     BackendTimeout,
@@ -93,19 +95,65 @@ class RunPodBackend(Backend[RunPodSettings]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = self.settings
-        cold = settings.cold_start
-        affinity = (
-            cold.affinity
-            if settings.endpoint_type == "load_balancer"
-            else AffinitySettings(mode="off")
-        )  # a queue endpoint gives a job to any worker: nothing to pin
-        self.affinity = WorkerAffinity(affinity, idle_timeout_s=cold.idle_timeout_s)
+        cold = self.cold_start_settings()
+        self.affinity = WorkerAffinity(cold.affinity, idle_timeout_s=cold.idle_timeout_s)
         self.queue: QueueEndpoint | None = None
         self.balanced: BalancedEndpoint | None = None
         if settings.endpoint_type == "load_balancer":
             self.balanced = BalancedEndpoint(self, self.affinity)
         else:
             self.queue = QueueEndpoint(self)
+
+    def cold_start_settings(self) -> ColdStartSettings:
+        """The backend's policies, with affinity off on a queue endpoint (which gives a job to
+        whichever worker takes it: there is nothing to pin), and no probing of an endpoint
+        whose state is unknown: the gateway has no late hedge (`ccrelay.coldstart.driver`)."""
+        cold = self.settings.cold_start
+        if self.settings.endpoint_type == "queue" and cold.affinity.mode != "off":
+            cold = cold.model_copy(update={"affinity": AffinitySettings(mode="off")})
+        if cold.hedge.probe_when_unsure:
+            hedge = cold.hedge.model_copy(update={"probe_when_unsure": False})
+            cold = cold.model_copy(update={"hedge": hedge})
+        return cold
+
+    def cold_start_policies(
+        self, *, gpu_usd_per_s: float, has_fallback: bool
+    ) -> ColdStartPolicies | None:
+        policies = ColdStartPolicies(
+            self.cold_start_settings(), gpu_usd_per_s=gpu_usd_per_s, has_fallback=has_fallback
+        )
+        # one affinity for the policies and the load balancer's pins
+        self.affinity = policies.affinity
+        if self.balanced is not None:
+            self.balanced.pins = policies.affinity
+        return policies
+
+    async def ping(self, session_id: str | None) -> None:
+        """Keep the session's worker busy, without inference: a warm-up job, or the worker's
+        model list pinned to it."""
+        model = self.settings.model or ""
+        if self.balanced is not None:
+            await self.balanced.request("/v1/models", None, session_id, model)
+            return
+        assert self.queue is not None
+        await self.queue.run_job({"ccrelay_warmup": True}, model)
+
+    async def prefill(self, request: dict[str, Any], session_id: str | None) -> None:
+        """The session's latest prompt with ``max_tokens`` 1, answer dropped: the worker's KV
+        cache then holds it when the session comes back (`ccrelay.coldstart.hedge`)."""
+        model = self.settings.model or ""
+        body = self._body({**request, "max_tokens": 1}, model, stream=False)
+        if self.balanced is not None:
+            await self.balanced.request(MESSAGES_ROUTE, self.balanced.body(body), session_id, model)
+            return
+        assert self.queue is not None
+        await self.queue.run_job({"openai_route": MESSAGES_ROUTE, "openai_input": body}, model)
+
+    async def worker_counts(self) -> WorkerCounts | None:
+        if self.balanced is not None:
+            return WorkerCounts.from_workers_list({"summary": await self.balanced.worker_counts()})
+        assert self.queue is not None
+        return WorkerCounts.from_health(await self.queue.health())
 
     def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         """The request as the worker takes it: Claude Code's, with our model and stream flag,
@@ -124,14 +172,19 @@ class RunPodBackend(Backend[RunPodSettings]):
         if self.balanced is not None:
             balanced = self.balanced
             reply = await balanced.request(
-                MESSAGES_ROUTE, balanced.body(body), options.session_id, model
+                MESSAGES_ROUTE,
+                balanced.body(body),
+                options.session_id,
+                model,
+                waited=options.tally.waited_cold,
             )
             message = reply.data
             header = CacheVerdict.parse(reply.headers.get(CACHE_VERDICT_HEADER))
         else:
             assert self.queue is not None
             job_input = {"openai_route": MESSAGES_ROUTE, "openai_input": body}
-            message = self._message(await self.queue.run_job(job_input, model))
+            output = await self.queue.run_job(job_input, model, waited=options.tally.waited_cold)
+            message = self._message(output)
             header = None
         if not is_message(message):
             raise ProtocolError(self.name, "the worker's answer is not a Messages response")
@@ -156,7 +209,7 @@ class RunPodBackend(Backend[RunPodSettings]):
         elif self.settings.stream_mode == "openai":
             items = self._stream_route(body, model)
         elif self.settings.stream_mode == "poll":
-            items = self._stream_polled(body, model)
+            items = self._stream_polled(body, model, options)
         else:
             items = self._replayed(request, model, options)
         async with aclosing(items):
@@ -169,7 +222,9 @@ class RunPodBackend(Backend[RunPodSettings]):
         balanced = self.balanced
         assert balanced is not None
         data = balanced.body(body)
-        async with balanced.stream(MESSAGES_ROUTE, data, options.session_id, model) as reply:
+        async with balanced.stream(
+            MESSAGES_ROUTE, data, options.session_id, model, waited=options.tally.waited_cold
+        ) as reply:
             header = CacheVerdict.parse(reply.headers.get(CACHE_VERDICT_HEADER))
             if header is not None:
                 yield header
@@ -216,7 +271,7 @@ class RunPodBackend(Backend[RunPodSettings]):
             raise queue.uncertain(exc) from None
 
     async def _stream_polled(
-        self, body: dict[str, Any], model: str
+        self, body: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncGenerator[StreamItem, None]:
         """``/run`` and ``/stream``: each output is the SSE text of some Anthropic events. Once
         the job exists (an output came, or it ended), nothing it did may be resubmitted: a
@@ -225,7 +280,7 @@ class RunPodBackend(Backend[RunPodSettings]):
         queue = self.queue
         assert queue is not None
         job_input = {"openai_route": MESSAGES_ROUTE, "openai_input": body}
-        outputs = queue.stream_job(job_input, model)
+        outputs = queue.stream_job(job_input, model, waited=options.tally.waited_cold)
         texts = _SSEOutputs(outputs, queue)
         events = anthropic_events(
             texts.events(),

@@ -56,6 +56,8 @@ WORKER_HEADER = "X-Runpod-Worker-Id"
 _RETRY_PAUSE_S = 1.0  # between "no workers available" and the next ask
 
 R = TypeVar("R")
+Waited = Callable[[float], None]
+"""Told how many seconds a request waited for a worker to start."""
 
 
 class Pins(Protocol):
@@ -123,7 +125,13 @@ class BalancedEndpoint:
         return data
 
     async def request(
-        self, path: str, body: bytes | None, session: str | None, model: str
+        self,
+        path: str,
+        body: bytes | None,
+        session: str | None,
+        model: str,
+        *,
+        waited: Waited | None = None,
     ) -> JsonReply:
         """One plain request (POST with a body, else GET), pinned and retried as above."""
 
@@ -131,13 +139,19 @@ class BalancedEndpoint:
             method = "POST" if body is not None else "GET"
             return await self.upstream.request(method, path, body, headers=headers, model=model)
 
-        reply = await self._pinned(session, once)
+        reply = await self._pinned(session, once, waited)
         self.pins.record(session, reply.headers.get(WORKER_HEADER), self._clock())
         return reply
 
     @asynccontextmanager
     async def stream(
-        self, path: str, body: bytes, session: str | None, model: str
+        self,
+        path: str,
+        body: bytes,
+        session: str | None,
+        model: str,
+        *,
+        waited: Waited | None = None,
     ) -> AsyncIterator[SSEReply]:
         """A streamed POST, pinned and retried until its headers arrive; then held open."""
         async with AsyncExitStack() as stack:
@@ -147,22 +161,28 @@ class BalancedEndpoint:
                     self.upstream.stream(path, body, headers=headers, model=model)
                 )
 
-            reply = await self._pinned(session, once)
+            reply = await self._pinned(session, once, waited)
             self.pins.record(session, reply.headers.get(WORKER_HEADER), self._clock())
             yield reply
 
     async def _pinned(
-        self, session: str | None, once: Callable[[dict[str, str]], Awaitable[R]]
+        self,
+        session: str | None,
+        once: Callable[[dict[str, str]], Awaitable[R]],
+        waited: Waited | None,
     ) -> R:
         """Send with the session's pin; unpin when its worker is unavailable; ask again while
-        no worker is up, until ``cold_start_timeout_s``."""
+        no worker is up, until ``cold_start_timeout_s`` (the time that took is `waited`)."""
         deadline = self._clock() + self.settings.cold_start_timeout_s
-        waited = False
+        cold_since: float | None = None
         while True:
             pin = self.pins.header(session, self._clock())
             headers = {WORKER_HEADER: pin} if pin else {}
             try:
-                return await once(headers)
+                answered = await once(headers)
+                if cold_since is not None and waited is not None:
+                    waited(self._clock() - cold_since)
+                return answered
             except PinnedWorkerUnavailable:
                 if not pin or session is None:
                     raise
@@ -175,8 +195,8 @@ class BalancedEndpoint:
                         "no worker started within cold_start_timeout_s="
                         f"{self.settings.cold_start_timeout_s:g} s",
                     ) from None
-                if not waited:
-                    waited = True
+                if cold_since is None:
+                    cold_since = self._clock()
                     log.info("runpod %s: no worker up yet; waiting for one to start", self.name)
                 await self._sleep(_RETRY_PAUSE_S)
 

@@ -94,6 +94,8 @@ class Job:
         self.submitted = time.monotonic()
         self.status = ""
         self.running_since: float | None = None
+        self.queued_polls = 0
+        """Replies that said IN_QUEUE: a job seen queued waited for a worker (a cold start)."""
         self.last_output: float | None = None
         self.delay = limits.poll_initial_s
         self._noted_queue = False
@@ -114,7 +116,9 @@ class Job:
             log.debug("runpod job %s: %s", self.id, status)
             self.delay = self.limits.poll_initial_s
             self.status = status
-        if status == RUNNING and self.running_since is None:
+        if status == QUEUED:
+            self.queued_polls += 1
+        elif self.running_since is None:  # running, or done without our seeing it run
             self.running_since = time.monotonic()
         return reply
 

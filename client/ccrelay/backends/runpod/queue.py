@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ccrelay.backends.runpod.jobs import (
@@ -59,6 +59,9 @@ if TYPE_CHECKING:
     from ccrelay.backends.base import Backend
 
 __all__ = ["QueueEndpoint"]
+
+Waited = Callable[[float], None]
+"""Told how many seconds a job sat in the queue waiting for a worker."""
 
 log = logging.getLogger("ccrelay.backends.runpod")
 
@@ -101,8 +104,11 @@ class QueueEndpoint:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def run_job(self, job_input: dict[str, Any], model: str) -> Any:
-        """Submit with /runsync and follow the job until it ends; its COMPLETED output."""
+    async def run_job(
+        self, job_input: dict[str, Any], model: str, *, waited: Waited | None = None
+    ) -> Any:
+        """Submit with /runsync and follow the job until it ends; its COMPLETED output.
+        `waited` is told how long the job sat in the queue, when it did."""
         body = {"input": job_input}
         path = f"/runsync?wait={self.settings.runsync_wait_ms}"
         reply = await self._submit(self._runsync, path, body, model)
@@ -119,11 +125,14 @@ class QueueEndpoint:
         finally:
             if not job.terminal:
                 await self._cancel_shielded(job.id)
+        _report_queued(job, waited)
         if job.status != COMPLETED:
             raise await self._failure(job, reply)
         return reply.get("output")
 
-    async def stream_job(self, job_input: dict[str, Any], model: str) -> AsyncGenerator[Any, None]:
+    async def stream_job(
+        self, job_input: dict[str, Any], model: str, *, waited: Waited | None = None
+    ) -> AsyncGenerator[Any, None]:
         """Submit with /run and yield the job's outputs as ``/stream`` polls hand them out."""
         submitted = await self._submit(self.upstream, "/run", {"input": job_input}, model)
         job = Job(self.name, self._limits, submitted)
@@ -136,6 +145,9 @@ class QueueEndpoint:
                 batch: list[Any] = []
                 if reply is not None:
                     batch = stream_outputs(self.name, job.id, reply)
+                    if batch:
+                        _report_queued(job, waited)
+                        waited = None  # once
                     for output in batch:
                         job.last_output = time.monotonic()
                         yield output
@@ -273,3 +285,11 @@ class QueueEndpoint:
             except BackendError:
                 pass
         return self.job_error(job.id, {"error": error}, status=job.status)
+
+
+def _report_queued(job: Job, waited: Waited | None) -> None:
+    """How long a job seen queued waited before it ran: a worker's pick-up, or (longer than
+    a few seconds) a cold start. A job never seen queued reports nothing (a /runsync that
+    answered whole cannot tell its queue time from its run time)."""
+    if waited is not None and job.queued_polls and job.running_since is not None:
+        waited(job.running_since - job.submitted)
