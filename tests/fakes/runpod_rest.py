@@ -34,7 +34,7 @@ load-balancer ones included: ``EndpointType``, ``RequestCountScaling``,
 - ``GET /serverless/{id}/workers`` (``listEndpointWorkers``): the endpoint's active workers
   (``Worker``) and their ``summary`` by status, a roll-up of the list as ``WorkerSummary``
   says (``running + idle + initializing + throttled + unhealthy == total``). The workers come
-  from an attached fake load balancer (`attach_balancer`: tests/fakes/runpod_balancer.py, its
+  from an attached fake load balancer (`attach_balancer`: tests/fakes/runpod_balancer/, its
   live workers), else from the ``endpoint_workers`` knob (endpoint id -> ``Worker`` objects);
   a known endpoint with neither has none; an unknown one is 404.
 - Bearer auth is required (401 problem otherwise).

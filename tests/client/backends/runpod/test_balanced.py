@@ -1,5 +1,5 @@
 """The runpod backend on a load-balanced endpoint, against the fake load balancer
-(tests/fakes/runpod_balancer.py) in front of real worker servers: the ccrelay worker's HTTP
+(tests/fakes/runpod_balancer/) in front of real worker servers: the ccrelay worker's HTTP
 mode over a real ChatService (a real redis-server, the fake Ollama), or a scripted one where a
 test must hold a worker busy or choose its headers."""
 
@@ -21,8 +21,6 @@ from ccrelay.backends.runpod import RunPodBackend, RunPodSettings
 from ccrelay.backends.types import RequestOptions
 from ccrelay.errors import RequestTooLarge, TotalTimeout
 from ccrelay_config.models import RetrySettings
-from ccrelay_handler.service import ChatService
-from ccrelay_worker.http_server import build_app
 from tests.conftest import eventually
 from tests.fakes.providers import anthropic_message, anthropic_text_events
 from tests.fakes.runpod_balancer import (
@@ -30,6 +28,7 @@ from tests.fakes.runpod_balancer import (
     FakeLoadBalancer,
     Routed,
     WorkerApp,
+    ccrelay_worker,
     scripted_worker,
 )
 from tests.fakes.runpod_jobs import anthropic_sse
@@ -48,20 +47,8 @@ StartBalancer = Callable[..., Any]
 
 @pytest.fixture
 def real_worker(make_settings: Any) -> WorkerApp:
-    """The ccrelay worker's HTTP mode, a ChatService of its own per worker (one Redis, one
-    Ollama behind them all); the service closes with its server."""
-
-    def build(_worker_id: str) -> web.Application:
-        service = ChatService(make_settings(OLLAMA_CONTEXT_LENGTH=str(WINDOW)))
-        app = build_app(service)
-
-        async def close(_app: web.Application) -> None:
-            await service.aclose()
-
-        app.on_cleanup.append(close)
-        return app
-
-    return build
+    """The ccrelay worker's HTTP mode (one Redis, one Ollama behind every worker)."""
+    return ccrelay_worker(lambda: make_settings(OLLAMA_CONTEXT_LENGTH=str(WINDOW)))
 
 
 @pytest.fixture
@@ -319,6 +306,32 @@ async def test_health_reads_the_rest_api_s_worker_summary(
     call = runpod_rest_server.calls[-1]
     assert call.path == f"/v2/serverless/{balancer.endpoint_id}/workers"
     assert call.authorization == f"Bearer {balancer.api_key}"
+
+
+async def test_health_is_bad_when_the_only_workers_are_unhealthy(
+    balancers: StartBalancer,
+    real_worker: WorkerApp,
+    session: aiohttp.ClientSession,
+    runpod_rest_server: FakeRunPod,
+) -> None:
+    balancer = await balancers(real_worker)
+    worker = {"id": "8g3n5t6r", "isStale": False, "gpuCount": 1}
+    scaling = {"type": "REQUEST_COUNT", "requestCount": 4}
+    endpoint_id = runpod_rest_server.add_endpoint(name="lb", type="LOAD_BALANCER", scaling=scaling)[
+        "id"
+    ]
+    runpod_rest_server.endpoint_workers[endpoint_id] = [
+        {**worker, "status": "UNHEALTHY"},
+        {**worker, "id": "9h4p6u7s", "status": "THROTTLED"},
+    ]
+    backend = make_backend(
+        balancer, session, endpoint_id=endpoint_id, rest_url=runpod_rest_server.api_url
+    )
+    report = await backend.health()
+    assert not report.ok
+    assert report.detail.startswith(
+        "workers: 0 idle, 0 running, 0 initializing, 1 throttled, 1 unhealthy"
+    )
 
 
 async def test_a_body_over_30_mb_is_refused_before_it_is_sent(
