@@ -30,7 +30,7 @@ import pytest
 
 from tests.client.gateway.conftest import Gateway, config_env, running_gateway
 from tests.fakes.openai_compat import Answer
-from tests.fakes.runpod_balancer import FakeLoadBalancer, Routed, ccrelay_worker
+from tests.fakes.runpod_balancer import FakeLoadBalancer, Routed, http_mode_worker
 
 RUN_TIMEOUT_S = 120
 READS = 3
@@ -53,7 +53,7 @@ async def endpoint(
     make_settings: Any, affinity: str
 ) -> AsyncIterator[tuple[FakeLoadBalancer, Gateway]]:
     """Two started workers behind the fake load balancer, and a gateway in front of it."""
-    worker_app = ccrelay_worker(lambda: make_settings(OLLAMA_CONTEXT_LENGTH="131072"))
+    worker_app = http_mode_worker(lambda: make_settings(OLLAMA_CONTEXT_LENGTH="131072"))
     balancer = await FakeLoadBalancer(worker_app, max_workers=2).start()
     try:
         await balancer.start_workers(2)

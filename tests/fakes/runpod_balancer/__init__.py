@@ -48,7 +48,7 @@ page says; each is a choice a test can see.
 
 Every request is recorded in ``.routed`` (`Routed`: the worker that served it, the pin sent,
 its headers and body), for assertions. Workers are real HTTP servers (fleet.py):
-``worker_app(worker_id)`` builds each one's aiohttp application (`ccrelay_worker`: this
+``worker_app(worker_id)`` builds each one's aiohttp application (`http_mode_worker`: this
 repository's worker in HTTP mode over a real ``ChatService``; or `scripted_worker`), anew at
 every start. balancer.py is the front door: auth, limits, routing, affinity, waiting.
 """
@@ -59,7 +59,7 @@ from tests.fakes.runpod_balancer.balancer import (
     FakeLoadBalancer,
     Routed,
 )
-from tests.fakes.runpod_balancer.fleet import Worker, WorkerApp, ccrelay_worker, scripted_worker
+from tests.fakes.runpod_balancer.fleet import Worker, WorkerApp, http_mode_worker, scripted_worker
 
 __all__ = [
     "PAYLOAD_LIMIT",
@@ -68,6 +68,6 @@ __all__ = [
     "Routed",
     "Worker",
     "WorkerApp",
-    "ccrelay_worker",
+    "http_mode_worker",
     "scripted_worker",
 ]

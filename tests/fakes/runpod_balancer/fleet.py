@@ -12,7 +12,7 @@ overview.mdx and worker-affinity.mdx):
 - Scale down: a healthy worker with nothing in flight for ``idle_timeout_s`` stops.
 
 Each worker's app is built anew at every start by ``worker_app(worker_id)``:
-`ccrelay_worker` (this repository's worker in HTTP mode) or `scripted_worker`.
+`http_mode_worker` (this repository's worker in HTTP mode) or `scripted_worker`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.fakes.harness import LoopbackServer
 if TYPE_CHECKING:
     from ccrelay_handler.settings import HandlerSettings
 
-__all__ = ["Fleet", "Worker", "WorkerApp", "ccrelay_worker", "scripted_worker"]
+__all__ = ["Fleet", "Worker", "WorkerApp", "http_mode_worker", "scripted_worker"]
 
 WorkerApp = Callable[[str], web.Application]
 _STARTING = {"type": "error", "error": {"type": "overloaded_error", "message": "starting"}}
@@ -70,7 +70,7 @@ class Worker:
         return self.state.upper()
 
 
-def ccrelay_worker(settings: Callable[[], HandlerSettings]) -> WorkerApp:
+def http_mode_worker(settings: Callable[[], HandlerSettings]) -> WorkerApp:
     """This repository's worker in HTTP mode (``ccrelay_worker.http_server.build_app``), each
     worker over a `ChatService` of its own built from ``settings()``; the service closes with
     the worker's server."""

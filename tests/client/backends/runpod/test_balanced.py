@@ -26,20 +26,15 @@ from tests.fakes.providers import anthropic_message, anthropic_text_events
 from tests.fakes.runpod_balancer import (
     WORKER_HEADER,
     FakeLoadBalancer,
-    Routed,
     WorkerApp,
-    ccrelay_worker,
+    http_mode_worker,
     scripted_worker,
 )
 from tests.fakes.runpod_jobs import anthropic_sse
 from tests.fakes.runpod_rest import FakeRunPod
 from tests.stream_check import check_stream
 
-REQUEST: dict[str, Any] = {
-    "model": "claude-sonnet-4-5",
-    "max_tokens": 256,
-    "messages": [{"role": "user", "content": "Write hello world in Python"}],
-}
+REQUEST: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": []}
 WINDOW = 16384
 
 StartBalancer = Callable[..., Any]
@@ -48,7 +43,7 @@ StartBalancer = Callable[..., Any]
 @pytest.fixture
 def real_worker(make_settings: Any) -> WorkerApp:
     """The ccrelay worker's HTTP mode (one Redis, one Ollama behind every worker)."""
-    return ccrelay_worker(lambda: make_settings(OLLAMA_CONTEXT_LENGTH=str(WINDOW)))
+    return http_mode_worker(lambda: make_settings(OLLAMA_CONTEXT_LENGTH=str(WINDOW)))
 
 
 @pytest.fixture
@@ -87,10 +82,6 @@ def options(session_id: str | None = None) -> RequestOptions:
 
 def asking(text: str) -> dict[str, Any]:
     return {**REQUEST, "messages": [{"role": "user", "content": text}]}
-
-
-def answered(balancer: FakeLoadBalancer) -> list[Routed]:
-    return [r for r in balancer.routed if r.worker is not None]
 
 
 # -- affinity -------------------------------------------------------------------------------
@@ -243,6 +234,44 @@ async def test_a_worker_idle_past_the_endpoint_s_timeout_stops(
     await backend.complete(asking("two"), options("s"))
     assert balancer.routed[1].pin == first.id
     assert balancer.routed[1].worker not in (None, first.id)
+
+
+async def test_a_worker_busy_past_the_idle_timeout_keeps_running(
+    balancers: StartBalancer, session: aiohttp.ClientSession
+) -> None:
+    """Idle means no request: one in flight holds the worker however long it takes."""
+    gate = Gate()
+    balancer = await balancers(scripted_worker(gate), idle_timeout_s=0.1)
+    backend = make_backend(balancer, session)
+    held = asyncio.create_task(backend.complete(asking("hold"), options("s")))
+    await eventually(lambda: bool(balancer.workers) and balancer.workers[0].in_flight == 1)
+    await asyncio.sleep(0.3)  # three idle timeouts
+    assert balancer.workers[0].state == "ready"
+    gate.open.set()
+    await held
+    await eventually(lambda: balancer.workers[0].state == "stopped")
+
+
+async def test_at_max_workers_a_request_waits_for_room_across_no_workers_available(
+    balancers: StartBalancer, session: aiohttp.ClientSession
+) -> None:
+    """Every worker busy and no more allowed: RunPod answers "no workers available" after its
+    wait (overview@d81ff9c names MAX_WORKERS), and the backend asks again."""
+    gate = Gate()
+    balancer = await balancers(
+        scripted_worker(gate), max_workers=1, request_count=1, wait_limit_s=0.2
+    )
+    backend = make_backend(balancer, session, cold_start_timeout_s=30)
+    held = asyncio.create_task(backend.complete(asking("hold"), options("a")))
+    await eventually(lambda: bool(balancer.workers) and balancer.workers[0].in_flight == 1)
+    waiting = asyncio.create_task(backend.complete(asking("next"), options("b")))
+    await eventually(lambda: balancer.routed[-1].status == 400)
+    gate.open.set()
+    await held
+    completion = await waiting
+    assert completion.response["content"][0]["text"].endswith(": next")
+    assert [r.status for r in balancer.routed] == [200, 400, 200]
+    assert len(balancer.workers) == 1
 
 
 # -- cold starts ------------------------------------------------------------------------------
