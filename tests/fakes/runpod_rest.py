@@ -31,6 +31,12 @@ load-balancer ones included: ``EndpointType``, ``RequestCountScaling``,
   omitted from replies (``EndpointWorkers``: "Not applicable to queue-based endpoints scaling on
   requestCount"); a load-balanced endpoint keeps it (the spec's ``getEndpoint`` example).
 - PATCH changes only the fields given; ``gpu`` is a partial update, ``workers`` merges its keys.
+- ``GET /serverless/{id}/workers`` (``listEndpointWorkers``): the endpoint's active workers
+  (``Worker``) and their ``summary`` by status, a roll-up of the list as ``WorkerSummary``
+  says (``running + idle + initializing + throttled + unhealthy == total``). The workers come
+  from an attached fake load balancer (`attach_balancer`: tests/fakes/runpod_balancer/, its
+  live workers), else from the ``endpoint_workers`` knob (endpoint id -> ``Worker`` objects);
+  a known endpoint with neither has none; an unknown one is 404.
 - Bearer auth is required (401 problem otherwise).
 """
 
@@ -43,7 +49,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -96,6 +102,14 @@ def problem(status: int, title: str, detail: str, errors: list[str] | None = Non
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+class WorkerSource(Protocol):
+    """What `FakeRunPod.attach_balancer` takes: a fake load balancer."""
+
+    endpoint_id: str
+
+    def rest_workers(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Call:
     method: str
@@ -115,6 +129,8 @@ class FakeRunPod:
     rejected: list[tuple[Call, list[str]]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     fail_writes: int | None = None
+    endpoint_workers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    balancers: dict[str, WorkerSource] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -134,11 +150,16 @@ class FakeRunPod:
         self.volumes[record["id"]] = record
         return record
 
+    def attach_balancer(self, balancer: WorkerSource) -> None:
+        """List `balancer`'s workers under its endpoint id (read at each request)."""
+        self.balancers[balancer.endpoint_id] = balancer
+
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):04d}"
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/v2/serverless/{id}/workers", self._workers)
         for kind in _KINDS:
             app.router.add_get(f"/v2/{kind}", self._list)
             app.router.add_post(f"/v2/{kind}", self._create)
@@ -206,6 +227,25 @@ class FakeRunPod:
             return problem(404, "Not Found", f"{kind} {request.match_info['id']} not found")
         self._check_reply(_KINDS[kind][0], record)
         return web.json_response(copy.deepcopy(record))
+
+    async def _workers(self, request: web.Request) -> web.Response:
+        ident = request.match_info["id"]
+        balancer = self.balancers.get(ident)
+        if balancer is not None:
+            workers = balancer.rest_workers()
+        elif ident in self.endpoint_workers or ident in self.endpoints:
+            workers = copy.deepcopy(self.endpoint_workers.get(ident, []))
+        else:
+            return problem(404, "Not Found", f"serverless {ident} not found")
+        statuses = [w["status"] for w in workers]
+        summary = {
+            key.lower(): statuses.count(key)
+            for key in ("RUNNING", "IDLE", "INITIALIZING", "THROTTLED", "UNHEALTHY")
+        }
+        reply = {"workers": workers, "summary": {**summary, "total": len(workers)}}
+        reply["endpointVersion"] = 1
+        self._check_reply("ListEndpointWorkersResponse", reply)
+        return web.json_response(reply)
 
     async def _create(self, request: web.Request) -> web.Response:
         kind = request[_KIND]
