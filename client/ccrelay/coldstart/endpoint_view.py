@@ -102,7 +102,12 @@ class EndpointView:
         """What fresh worker counts say (True: a worker is ready); None if none are fresh."""
         if self.counts is None or self.counts_at is None or now - self.counts_at > max_age_s:
             return None
+        until = self.warm_until()
+        if self.counts.ready and until is not None and self.counts_at < until <= now:
+            return None  # the worker counted may be ours, whose idle timeout has run out since
         return self.counts.ready > 0
 
     def counts_stale(self, now: float, max_age_s: float) -> bool:
-        return self.counts_at is None or now - self.counts_at >= max_age_s
+        return self.counts_at is None or (
+            now - self.counts_at >= max_age_s or self.counts_say_ready(now, max_age_s) is None
+        )

@@ -15,7 +15,8 @@
 
 A request may name a backend with the ``x-ccrelay-backend`` header; the default is the
 configured chain. Served replies carry ``request-id``, ``x-ccrelay-backend``,
-``x-ccrelay-model``, ``x-ccrelay-attempts`` and ``x-ccrelay-failovers``.
+``x-ccrelay-model``, ``x-ccrelay-attempts`` and ``x-ccrelay-failovers``; ``x-ccrelay-hedged:
+true`` when a fallback answered because the self-hosted worker was cold.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def served_headers(
     }
     if result.cache:
         headers["x-ccrelay-cache"] = result.cache
+    if result.hedged:
+        headers["x-ccrelay-hedged"] = "true"
     return headers
 
 
@@ -86,13 +89,13 @@ def _options(request: web.Request, state: GatewayState) -> RequestOptions:
     return RequestOptions(
         request_id=request[REQUEST_ID],
         forward_headers=forward_headers(headers, auth_on=state.auth is not None),
-        session_id=_hint(headers.get("x-claude-code-session-id")),
-        request_class=_hint(headers.get("x-claude-code-request-class")),
-        agent_type=_hint(headers.get("x-claude-code-agent-type")),
+        session_id=hint_header(headers.get("x-claude-code-session-id")),
+        request_class=hint_header(headers.get("x-claude-code-request-class")),
+        agent_type=hint_header(headers.get("x-claude-code-agent-type")),
     )
 
 
-def _hint(value: str | None) -> str | None:
+def hint_header(value: str | None) -> str | None:
     """A Claude Code hint header, trusted only as a short printable word (it names a record's
     session and a routing rule; anything else is ignored)."""
     if value is None or not 0 < len(value) <= 128 or not value.isprintable():

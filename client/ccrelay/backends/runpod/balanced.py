@@ -32,6 +32,7 @@ from ccrelay.backends.runpod.settings import (
     LB_PAYLOAD_LIMIT,
     LB_PROCESSING_LIMIT_S,
     LB_QUEUE_LIMIT_S,
+    LB_STRICT_WAIT_S,
     RunPodSettings,
 )
 from ccrelay.errors import (
@@ -104,12 +105,15 @@ class BalancedEndpoint:
         self._clock = clock
         self._sleep = sleep
         timeouts = settings.timeouts
+        # RunPod holds a request while it waits for a worker: our deadlines start after that
+        strict = settings.cold_start.affinity.mode in ("strict", "strict-resume")
+        wait = LB_STRICT_WAIT_S if strict else LB_QUEUE_LIMIT_S
         self.upstream = backend.upstream_client(
             settings.url,
             timeouts=timeouts.model_copy(
                 update={
-                    "first_byte_s": LB_QUEUE_LIMIT_S + timeouts.first_byte_s,
-                    "total_s": min(timeouts.total_s, LB_QUEUE_LIMIT_S + LB_PROCESSING_LIMIT_S),
+                    "first_byte_s": wait + timeouts.first_byte_s,
+                    "total_s": min(timeouts.total_s, wait + LB_PROCESSING_LIMIT_S),
                 }
             ),
             refusal=lb_refusal,

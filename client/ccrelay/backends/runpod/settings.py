@@ -34,6 +34,9 @@ serverless/load-balancing docs)."""
 LB_QUEUE_LIMIT_S = 120.0
 """A load-balanced request waits at most 2 min for a worker, then RunPod answers
 "no workers available"; the backend asks again until `cold_start_timeout_s`."""
+LB_STRICT_WAIT_S = 300.0
+"""A strict pin waits about 5 min for its busy worker before RunPod answers 400
+``worker_timeout`` (runpod/docs serverless/load-balancing/worker-affinity.mdx)."""
 LB_PROCESSING_LIMIT_S = 330.0
 """RunPod ends a load-balanced request after 5.5 min of processing."""
 LB_PAYLOAD_LIMIT = 30 * 1024 * 1024
