@@ -2,6 +2,7 @@
 
 harness.py is what they share (how a fake is served, `Recorded`, `Reply`); then one module
 (or package) per service: ollama/, openai_compat.py (OpenAI, vLLM, LiteLLM), cerebras.py,
-providers.py (scripted OpenAI and Anthropic), runpod_jobs.py, runpod_rest.py, and
+providers.py (scripted OpenAI and Anthropic), runpod_jobs.py (with runpod_outputs.py and
+runpod_workers.py, the worker-facing job API), runpod_rest.py, and
 nvidia_smi.py (a command, not a server: the one query the worker makes).
 """
