@@ -26,6 +26,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.client.latency.helpers import MotoEndpoint
+    from tests.runpod_sdk_worker import RunPodStack
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -577,7 +578,7 @@ async def service(make_settings):
 
 
 @pytest.fixture(scope="module")
-def runpod_sdk_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def runpod_sdk_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPodStack]:
     """One queue endpoint with a real worker for a whole test module (its start takes seconds):
     a `RunPodStack` (tests/runpod_sdk_worker.py). Tests use `runpod_sdk`, which resets it."""
     from tests.runpod_sdk_worker import runpod_stack
@@ -587,7 +588,7 @@ def runpod_sdk_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def runpod_sdk(runpod_sdk_stack: Any) -> Any:
+def runpod_sdk(runpod_sdk_stack: RunPodStack) -> RunPodStack:
     """The module's `RunPodStack`, reset for this test: `.runpod` (`FakeRunPod` with real
     workers: `.endpoint_url`, `.api_key`, `.jobs`, `.queue.requests` (the worker's calls)),
     `.worker` (`SDKWorker`: `.log()`, `.cache_verdicts()`), `.ollama` (the worker's engine, a
@@ -597,7 +598,7 @@ def runpod_sdk(runpod_sdk_stack: Any) -> Any:
 
 
 @pytest.fixture
-def start_runpod_stack(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def start_runpod_stack(tmp_path: Path) -> Iterator[Callable[..., RunPodStack]]:
     """``start_runpod_stack(OLLAMA_CONTEXT_LENGTH="2048")``: a `RunPodStack` of this test's own,
     its worker given those variables; stopped after the test."""
     from contextlib import ExitStack
@@ -608,7 +609,7 @@ def start_runpod_stack(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     numbers = count(1)
     with ExitStack() as stacks:
 
-        def start(**worker_env: str) -> Any:
+        def start(**worker_env: str) -> RunPodStack:
             directory = tmp_path / f"runpod-sdk-{next(numbers)}"
             return stacks.enter_context(runpod_stack(directory, **worker_env))
 

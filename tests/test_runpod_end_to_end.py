@@ -24,7 +24,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -272,12 +272,12 @@ async def test_the_gateway_streams_from_the_sdk_worker_then_answers_from_its_cac
 
 
 async def test_a_prompt_over_the_workers_window_is_refused_in_claude_codes_words(
-    start_runpod_stack: Any,
+    start_runpod_stack: Callable[..., RunPodStack],
 ) -> None:
     """The worker's window (OLLAMA_CONTEXT_LENGTH 2048, less the output reserve: 1792) is not
     the backend's default, so the gateway sends the prompt and the worker refuses it, in the
     words Claude Code compacts on, in every way a request reaches it."""
-    stack: RunPodStack = start_runpod_stack(OLLAMA_CONTEXT_LENGTH="2048")
+    stack = start_runpod_stack(OLLAMA_CONTEXT_LENGTH="2048")
     prompt = "Summarise this log line by line. " + "GET /index.html 200 " * 600
     async with gateway(stack) as (url, records):
         replies = [

@@ -80,7 +80,7 @@ class WorkerQueue:
     """The jobs waiting for a worker, and the routes workers take them, post and stop them by."""
 
     def __init__(
-        self, endpoint_id: str, jobs: dict[str, Job], *, worker_key: str, hold_s: float = 1.0
+        self, endpoint_id: str, jobs: dict[str, Job], *, worker_key: str, hold_s: float = 0.5
     ) -> None:
         self.endpoint_id = endpoint_id
         self.jobs = jobs  # the endpoint's jobs, by id (shared with `FakeRunPod`)
@@ -305,8 +305,7 @@ class WorkerQueue:
         job = self.jobs.get(request.match_info["job_id"])
         if job is None or not job.queued:
             return None, None, web.json_response({"error": "job not found"}, status=404)
-        body = json.loads(seen.body) if isinstance(seen.body, str) else seen.body
-        return job, body, None
+        return job, seen.body, None  # JSON text, whatever its Content-Type says
 
     async def _stream_output(self, request: web.Request) -> web.Response:
         job, body, refused = await self._posted(request)

@@ -116,8 +116,7 @@ async def test_the_openai_route_writes_each_event_as_the_sdk_posts_it(
         assert job.status == "IN_PROGRESS"  # relayed while the worker still works
         rest = await reply.read()
     text = (first + rest).decode()
-    (posted,) = [job.produced]
-    assert text == "".join(posted)  # verbatim, in order
+    assert text == "".join(job.produced)  # what the SDK posted, verbatim, in order
     assert job.input == {"openai_route": "/v1/messages", "openai_input": body}
     assert events(text)[0]["type"] == "message_start"
 
