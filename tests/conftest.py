@@ -26,6 +26,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.client.latency.helpers import MotoEndpoint
+    from tests.runpod_sdk_worker import RunPodStack
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -571,3 +572,45 @@ async def service(make_settings):
         yield svc
     finally:
         await svc.aclose()
+
+
+# -- the real worker under the runpod SDK's job loop, behind the fake RunPod queue -------------
+
+
+@pytest.fixture(scope="module")
+def runpod_sdk_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPodStack]:
+    """One queue endpoint with a real worker for a whole test module (its start takes seconds):
+    a `RunPodStack` (tests/runpod_sdk_worker.py). Tests use `runpod_sdk`, which resets it."""
+    from tests.runpod_sdk_worker import runpod_stack
+
+    with runpod_stack(tmp_path_factory.mktemp("runpod-sdk")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def runpod_sdk(runpod_sdk_stack: RunPodStack) -> RunPodStack:
+    """The module's `RunPodStack`, reset for this test: `.runpod` (`FakeRunPod` with real
+    workers: `.endpoint_url`, `.api_key`, `.jobs`, `.queue.requests` (the worker's calls)),
+    `.worker` (`SDKWorker`: `.log()`, `.cache_verdicts()`), `.ollama` (the worker's engine, a
+    `FakeOllama`: `.push(Answer(...))`, `.responder`, `.requests`), `.redis`."""
+    runpod_sdk_stack.reset()
+    return runpod_sdk_stack
+
+
+@pytest.fixture
+def start_runpod_stack(tmp_path: Path) -> Iterator[Callable[..., RunPodStack]]:
+    """``start_runpod_stack(OLLAMA_CONTEXT_LENGTH="2048")``: a `RunPodStack` of this test's own,
+    its worker given those variables; stopped after the test."""
+    from contextlib import ExitStack
+    from itertools import count
+
+    from tests.runpod_sdk_worker import runpod_stack
+
+    numbers = count(1)
+    with ExitStack() as stacks:
+
+        def start(**worker_env: str) -> RunPodStack:
+            directory = tmp_path / f"runpod-sdk-{next(numbers)}"
+            return stacks.enter_context(runpod_stack(directory, **worker_env))
+
+        yield start

@@ -36,123 +36,56 @@ answers it: ``{"warm": true, "model", "context_window"}`` (``.context_window``).
 the background once a worker is up, ``/stream`` hands out what it yielded since the last poll,
 ``/status`` the aggregate list once it is done, as RunPod's queue does for a generator handler.
 The OpenAI route always runs a worker (`paced_worker()` when none is set).
+
+``real_workers=True`` puts every job (``/run``, ``/runsync``, the OpenAI route, a GET of
+``/openai/v1/models`` as ``{"openai_route": "/v1/models"}``) in a queue that real worker
+processes take from through RunPod's worker-facing API, as the runpod SDK's job loop speaks it
+(tests/fakes/runpod_workers.py; ``.worker_env(worker_id)`` is a worker's environment). A job is
+``IN_QUEUE`` until a worker takes it, ``IN_PROGRESS`` while it posts outputs, then what its
+result says; ``/stream`` hands out the outputs posted since the last poll, ``/status`` the
+result, ``/runsync`` waits ``?wait=`` ms (90 s by default, RunPod's operation reference) and
+answers the status then, ``/cancel`` reaches the worker through its stop channel, ``/health``
+counts the workers that keep asking for work. The OpenAI route holds the request until the job
+has output: streamed, each output the SDK posts is written to the HTTP stream as it arrives and
+the stream ends with the job; not streamed, the job's one output is the body. Inferred, as no
+RunPod document says it: the relay writes the worker's strings verbatim (RunPod's vLLM docs
+require ``RAW_OPENAI_OUTPUT=1`` for OpenAI clients, and worker-vllm yields raw slices of SSE), a
+job that fails before any output is a 500 carrying its error, and a client that leaves does not
+cancel the job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
 from tests.fakes.harness import LoopbackServer, Recorded, record
-from tests.fakes.providers import (
-    anthropic_message,
-    anthropic_text_events,
-    openai_completion,
-    openai_text_chunks,
+from tests.fakes.providers import openai_completion, openai_text_chunks
+from tests.fakes.runpod_outputs import (
+    Job,
+    Script,
+    Worker,
+    anthropic_sse,
+    is_messages,
+    messages_outputs,
+    paced_worker,
 )
+from tests.fakes.runpod_workers import WorkerQueue
 
-
-@dataclass
-class Script:
-    """How one job behaves."""
-
-    status: str = "COMPLETED"  # the final status: COMPLETED, FAILED, CANCELLED, TIMED_OUT
-    output: Any = None  # COMPLETED output; None: a completion (or chunks) built from the input
-    error: str | None = None  # FAILED / TIMED_OUT error text
-    queued_polls: int = 0  # polls answered IN_QUEUE first (a cold start)
-    running_polls: int = 0  # then polls answered IN_PROGRESS
-    batches: list[list[Any]] | None = None  # /stream: outputs handed out per poll
-    hang: bool = False  # never leaves IN_QUEUE (until cancelled)
-    submit_delay: float = 0.0  # seconds the submission takes to answer
-    stream_error_field: bool = True  # a FAILED /stream reply carries `error`
-    late_batches: int = 0  # /stream batches still handed out after the status is final
-
-
-@dataclass
-class Job:
-    id: str
-    input: Any
-    script: Script
-    sync: bool
-    polls: int = 0
-    cancelled: bool = False
-    batches: list[list[Any]] = field(default_factory=list)
-    live: asyncio.Task[None] | None = None  # running the worker
-    produced: list[Any] = field(default_factory=list)
-    delivered: int = 0
-
-
-Worker = Callable[[Any], AsyncIterator[Any]]
-
-
-def anthropic_sse(event: dict[str, Any]) -> str:
-    """One Anthropic event as the ccrelay worker yields it on a streamed Messages job."""
-    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
-
-
-def messages_outputs(
-    job_input: Any, pieces: list[str], *, verdict: str | None = "miss"
-) -> list[Any]:
-    """What the ccrelay worker yields for a Messages job (ccrelay_handler.runpod_handler): one
-    message, or (streamed) its events as SSE text; the cache verdict on the message, or on
-    ``message_start``'s."""
-    body = job_input.get("openai_input") if isinstance(job_input, dict) else None
-    body = body if isinstance(body, dict) else {}
-    model = str(body.get("model") or "qwen3-coder:30b")
-    if not body.get("stream"):
-        message = anthropic_message("".join(pieces), model=model)
-        return [{**message, "x_ccrelay_cache": verdict} if verdict else message]
-    events, _ = anthropic_text_events(pieces, model=model)
-    if verdict:
-        start = events[0]
-        events[0] = {**start, "message": {**start["message"], "x_ccrelay_cache": verdict}}
-    return [anthropic_sse(event) for event in events]
-
-
-def is_messages(job_input: Any) -> bool:
-    return isinstance(job_input, dict) and job_input.get("openai_route") == "/v1/messages"
-
-
-def paced_worker(
-    pieces: list[str] | None = None, *, interval_s: float = 0.0, log: list[float] | None = None
-) -> Worker:
-    """A worker that yields what the ccrelay handler yields: chunk dicts for a native job, SSE
-    strings on the OpenAI route (Anthropic events for ``/v1/messages``); one content piece every
-    `interval_s`, each production time (``time.perf_counter``) appended to `log`."""
-    texts = pieces if pieces is not None else ["Hello", " from", " RunPod"]
-
-    async def work(job_input: Any) -> AsyncIterator[Any]:
-        if is_messages(job_input):
-            for output in messages_outputs(job_input, texts):
-                content = isinstance(output, str) and "text_delta" in output
-                if content and interval_s:
-                    await asyncio.sleep(interval_s)
-                if content and log is not None:
-                    log.append(time.perf_counter())
-                yield output
-            return
-        openai_route = isinstance(job_input, dict) and "openai_route" in job_input
-        body = job_input.get("openai_input", {}) if openai_route else job_input
-        model = body.get("model", "fake") if isinstance(body, dict) else "fake"
-        chunks = openai_text_chunks(texts, model=model)
-        for n, chunk in enumerate(chunks):
-            content = n >= 1 and n <= len(texts)
-            if content and interval_s:
-                await asyncio.sleep(interval_s)
-            if content and log is not None:
-                log.append(time.perf_counter())
-            yield f"data: {json.dumps(chunk)}\n\n" if openai_route else chunk
-        if openai_route:
-            yield "data: [DONE]\n\n"
-
-    return work
+__all__ = [
+    "FakeRunPod",
+    "Job",
+    "Script",
+    "Worker",
+    "anthropic_sse",
+    "is_messages",
+    "messages_outputs",
+    "paced_worker",
+]
 
 
 class FakeRunPod(LoopbackServer):
@@ -164,6 +97,8 @@ class FakeRunPod(LoopbackServer):
         *,
         cold_start_s: float = 0.0,
         worker: Worker | None = None,
+        real_workers: bool = False,
+        worker_key: str = "rp-worker-key-5e1d7c2a",
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -185,6 +120,10 @@ class FakeRunPod(LoopbackServer):
         self.models_body: dict[str, Any] | None = None
         app = self.app
         base = f"/v2/{self.endpoint_id}"
+        self.queue: WorkerQueue | None = None
+        if real_workers:
+            self.queue = WorkerQueue(self.endpoint_id, self.jobs, worker_key=worker_key)
+            self.queue.add_routes(app, base)
         app.router.add_post(f"{base}/runsync", self._runsync)
         app.router.add_post(f"{base}/run", self._run)
         for verb in ("GET", "POST"):
@@ -194,6 +133,17 @@ class FakeRunPod(LoopbackServer):
         app.router.add_get(f"{base}/health", self._health)
         app.router.add_get(f"{base}/openai/v1/models", self._models)
         app.router.add_post(f"{base}/openai/v1/{{route:.+}}", self._openai_route)
+
+    async def start(self) -> Self:
+        await super().start()
+        if self.queue is not None:
+            self.queue.base_url = self.url
+        return self
+
+    def worker_env(self, worker_id: str) -> dict[str, str]:
+        """What RunPod sets in a worker's environment so that it takes this endpoint's jobs."""
+        assert self.queue is not None, "FakeRunPod(real_workers=True) has workers"
+        return self.queue.worker_env(worker_id)
 
     async def close(self) -> None:
         for job in self.jobs.values():
@@ -249,7 +199,9 @@ class FakeRunPod(LoopbackServer):
             chunks = self._default_output(job)
             job.batches = [chunks[i : i + 2] for i in range(0, len(chunks), 2)]
         self.jobs[job.id] = job
-        if self.worker is not None and not sync:
+        if self.queue is not None:
+            await self.queue.enqueue(job)
+        elif self.worker is not None and not sync:
             job.live = asyncio.create_task(self._run_live(job, self.worker))
         return job, web.json_response({"id": job.id, "status": "IN_QUEUE"})
 
@@ -291,11 +243,14 @@ class FakeRunPod(LoopbackServer):
         self.openai_requests.append(seen.body)
         if self.cold_start_s and self.ready_at is None:
             self.ready_at = asyncio.get_running_loop().time() + self.cold_start_s
-        await self._worker_up()  # RunPod holds the request while the job waits for a worker
         route = "/v1/" + request.match_info["route"]
         job_input = {"openai_route": route, "openai_input": seen.body}
+        streamed = isinstance(seen.body, dict) and seen.body.get("stream") is True
+        if self.queue is not None:
+            return await self.queue.relay(request, job_input, streamed=streamed)
+        await self._worker_up()  # RunPod holds the request while the job waits for a worker
         outputs = (self.worker or paced_worker())(job_input)
-        if not (isinstance(seen.body, dict) and seen.body.get("stream")):
+        if not streamed:
             items = [item async for item in outputs]
             if items and isinstance(items[0], dict) and "error" in items[0]:
                 return web.json_response({"error": str(items[0]["error"])}, status=500)
@@ -315,6 +270,10 @@ class FakeRunPod(LoopbackServer):
         job, response = await self._submit(request, sync=True)
         if job is None:
             return response
+        if self.queue is not None:
+            wait_ms = int(request.query.get("wait", "90000"))  # RunPod's default: 90 s
+            await self.queue.settle(job, min(max(wait_ms, 1000), 300_000) / 1000)
+            return web.json_response(self.queue.status_body(job))
         script = job.script
         if script.hang or script.queued_polls or script.running_polls or self._cold():
             return response
@@ -361,6 +320,8 @@ class FakeRunPod(LoopbackServer):
         job = await self._polled_job(request)
         if isinstance(job, web.Response):
             return job
+        if self.queue is not None:
+            return web.json_response(self.queue.status_body(job))
         if job.live is not None:
             return web.json_response(self._live_reply(job, stream=False))
         phase = self._phase(job)
@@ -374,6 +335,8 @@ class FakeRunPod(LoopbackServer):
         job = await self._polled_job(request)
         if isinstance(job, web.Response):
             return job
+        if self.queue is not None:
+            return web.json_response(self.queue.stream_body(job))
         if job.live is not None:
             return web.json_response(self._live_reply(job, stream=True))
         script = job.script
@@ -408,16 +371,21 @@ class FakeRunPod(LoopbackServer):
             return web.json_response({"error": "job not found"}, status=404)
         job.cancelled = True
         self.cancels.append(job.id)
+        if self.queue is not None:
+            await self.queue.cancel(job)
         return web.json_response({"id": job.id, "status": "CANCELLED"})
 
     async def _health(self, request: web.Request) -> web.Response:
         _seen, denied = await self._record(request)
-        return denied or web.json_response(self.health_body)
+        health = self.queue.health() if self.queue is not None else self.health_body
+        return denied or web.json_response(health)
 
     async def _models(self, request: web.Request) -> web.Response:
         _seen, denied = await self._record(request)
         if denied is not None:
             return denied
+        if self.queue is not None:  # a GET reaches the worker with no openai_input (worker-vllm)
+            return await self.queue.relay(request, {"openai_route": "/v1/models"}, streamed=False)
         if self.models_body is None:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(self.models_body)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.claude_code_runner import run_ccrelay_code
+from tests.claude_code_runner import Run, run_ccrelay_code
 from tests.fakes.openai_compat import Answer, ProfiledServer
 from tests.pdf_samples import make_pdf
 
@@ -78,6 +78,25 @@ def assert_history_as_it_happened(body: dict[str, Any]) -> None:
         assert not (earlier == later == "assistant"), roles
 
 
+SESSION_PROMPT = "Change VALUE in app.py to 2, show the file, then read report.pdf."
+SESSION_TOOLS = "Read,Edit,Bash(cat:*)"
+
+
+def check_session(run: Run, workdir: Path, engine_bodies: list[Any]) -> None:
+    """The `Session` went as it should: every step ran, the engine (`engine_bodies`: the chat
+    requests it received) saw the history as it happened, and the PDF reached it as text.
+    Also run against the ccrelay worker (test_claude_code_runpod.py)."""
+    assert run.returncode == 0, f"stdout: {run.stdout}\nstderr: {run.stderr}"
+    assert "All done" in run.stdout, run.stdout
+    assert (workdir / "app.py").read_text() == "VALUE = 2\n"  # the Edit ran
+    main = [body for body in engine_bodies if {"Read", "Edit", "Bash"} <= tool_names(body)]
+    assert [steps_done(body) for body in main] == [0, 1, 2, 3, 4]
+    for body in main:
+        assert_history_as_it_happened(body)
+    after_pdf = json.dumps(main[-1]["messages"])
+    assert PDF_FACT in after_pdf  # the PDF reached the model as its text
+
+
 def workspace(tmp_path: Path, name: str) -> tuple[Path, Path]:
     workdir = tmp_path / f"work-{name}"
     workdir.mkdir()
@@ -103,18 +122,10 @@ async def test_a_read_edit_bash_pdf_session_completes(
         workdir,
         home,
         {"backends": {profile: backend}},
-        "Change VALUE in app.py to 2, show the file, then read report.pdf.",
-        allowed_tools="Read,Edit,Bash(cat:*)",
+        SESSION_PROMPT,
+        allowed_tools=SESSION_TOOLS,
     )
-    assert run.returncode == 0, f"stdout: {run.stdout}\nstderr: {run.stderr}"
-    assert "All done" in run.stdout, run.stdout
-    assert (workdir / "app.py").read_text() == "VALUE = 2\n"  # the Edit ran
-    main = [body for body in server.requests if {"Read", "Edit", "Bash"} <= tool_names(body)]
-    assert [steps_done(body) for body in main] == [0, 1, 2, 3, 4]
-    for body in main:
-        assert_history_as_it_happened(body)
-    after_pdf = json.dumps(main[-1]["messages"])
-    assert PDF_FACT in after_pdf  # the PDF reached the model as its text
+    check_session(run, workdir, server.requests)
 
 
 async def test_two_sessions_send_byte_identical_system_text(
