@@ -152,7 +152,8 @@ def test_second_identical_ask_is_served_from_redis(
 
 # -- the gateway's runpod backend -> the fake RunPod queue -> the handler under the SDK's loop --
 
-PROMPT_TOO_LONG = re.compile(r"prompt is too long: (\d+) tokens > 1792 maximum$")
+PROMPT_TOO_LONG = re.compile(r"^prompt is too long: (\d+) tokens > 1792 maximum$")
+"""Anchored, as Claude Code 2.1.332 matches it: the message is the worker's words alone."""
 
 
 class Records:
@@ -292,8 +293,7 @@ async def test_a_prompt_over_the_workers_window_is_refused_in_claude_codes_words
             "error",
             "invalid_request_error",
         ), body
-        # the worker's words, which Claude Code's regex finds (the gateway puts the backend's
-        # name before them, as before every upstream error)
+        # the worker's words alone (no backend name in front), which Claude Code compacts on
         assert PROMPT_TOO_LONG.search(error["error"]["message"]), error
     assert stack.ollama.requests == []  # never sent to be truncated
-    assert [a.outcome for a in records.attempts] == ["invalid_request"] * 4
+    assert [a.outcome for a in records.attempts] == ["prompt_too_long"] * 4

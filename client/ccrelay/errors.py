@@ -33,6 +33,7 @@ and the provider's own error text (scrubbed of the key before it is raised).
         │   └── SubmitUncertain   504         backend    submit_uncertain NOT retryable: a job may exist
         ├── UpstreamStatusError   (upstream_status, retry_after) the provider answered an error
         │   ├── UpstreamInvalidRequest 400    caller     invalid_request
+        │   │   ├── UpstreamPromptTooLong     caller     prompt_too_long  relayed unprefixed
         │   │   └── UpstreamRequestTooLarge 413 caller   request_too_large
         │   ├── UpstreamAuthError 401         config     auth_failed      our key is wrong
         │   ├── UnknownModelError 404         caller     unknown_model
@@ -53,12 +54,17 @@ and the provider's own error text (scrubbed of the key before it is raised).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import ClassVar
 
 from ccrelay_translate.errors import InvalidRequest, MalformedReply, TranslationError
+
+CLAUDE_CODE_PROMPT_TOO_LONG = re.compile(r"prompt is too long: \d+ tokens > \d+ maximum")
+"""Anthropic's words for a prompt over the window, which Claude Code 2.1.332 matches whole
+(anchored) before it compacts; older releases search for them anywhere in the message."""
 
 ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -263,6 +269,30 @@ class UpstreamInvalidRequest(UpstreamStatusError):
     error_type = "invalid_request_error"
     fault = Fault.CALLER
     outcome = "invalid_request"
+
+
+class UpstreamPromptTooLong(UpstreamInvalidRequest):
+    """The backend's own ``prompt is too long: N tokens > M maximum`` (Anthropic's words, which
+    the ccrelay worker uses too). Relayed as it came, without the backend's name in front:
+    Claude Code 2.1.332 compacts on it only when the whole message matches
+    `CLAUDE_CODE_PROMPT_TOO_LONG`."""
+
+    outcome = "prompt_too_long"
+
+    def __init__(
+        self,
+        backend: str,
+        message: str,
+        *,
+        upstream_status: int = 400,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(backend, message, upstream_status=upstream_status, retry_after=retry_after)
+        self.message = message
+
+    @staticmethod
+    def said(message: str) -> bool:
+        return CLAUDE_CODE_PROMPT_TOO_LONG.fullmatch(message.strip()) is not None
 
 
 class UpstreamRequestTooLarge(UpstreamInvalidRequest):

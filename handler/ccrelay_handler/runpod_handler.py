@@ -23,8 +23,9 @@ return the list of everything yielded; ``/stream`` returns it piece by piece):
 * an Anthropic Messages job (``openai_route: /v1/messages``, the gateway's ``runpod`` backend
   and Claude Code straight at the endpoint): not streamed, one item, the Messages response (with
   ``x_ccrelay_cache``); streamed, each Anthropic event as SSE text
-  (``"event: <type>\ndata: {...}\n\n"``) as it is ready, which RunPod's OpenAI route relays as
-  the HTTP event stream (and ``/stream`` hands out in batches). An error is an SSE ``error``
+  (``"event: <type>\ndata: {...}\n\n"``), each output the events ready by then
+  (`ccrelay_handler.sse_batches`: the SDK sends one POST per output), which RunPod's OpenAI
+  route relays as the HTTP event stream (and ``/stream`` hands out in batches). An error is an SSE ``error``
   event there, before or after the first event, as Anthropic streams one: RunPod has already
   answered 200. ``/v1/messages/count_tokens``: one item, ``{"input_tokens": N}``;
 * a warm-up (``{"ccrelay_warmup": true}``): one item, ``{"warm": true, "model", "context_window"}``,
@@ -53,6 +54,7 @@ from ccrelay_handler.messages import MessagesService, anthropic_error, anthropic
 from ccrelay_handler.request import ChatJob, MessagesJob, WarmupJob, parse_job_input
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
+from ccrelay_handler.sse_batches import sse_batches
 from ccrelay_wire import CACHE_VERDICT_FIELD, encode_job_error
 
 __all__ = ["RunPodHandler", "start"]
@@ -154,11 +156,18 @@ class RunPodHandler:
             return
         try:
             prepared = await self.messages.prepare(job.body, stream=True)
-            async with aclosing(self.messages.stream(prepared, label=label)) as events:
-                async for event in events:
-                    yield anthropic_sse(event)
+            texts = _sse_texts(self.messages.stream(prepared, label=label))
+            async with aclosing(sse_batches(texts)) as batches:
+                async for batch in batches:
+                    yield batch
         except HandlerError as exc:
             yield anthropic_sse(anthropic_error(exc))
+
+
+async def _sse_texts(events: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[str, None]:
+    async with aclosing(events):
+        async for event in events:
+            yield anthropic_sse(event)
 
 
 def job_error(exc: HandlerError) -> str:

@@ -110,16 +110,16 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if log.isEnabledFor(logging.INFO):
         headers = response.headers
         log.info(
-            "%s %s %d backend=%s route=%s class=%s attempts=%s failovers=%s%s%s ms=%.1f "
+            "%s %s %d backend=%s route=%s attempts=%s failovers=%s class=%s%s%s ms=%.1f "
             "request_id=%s",
             request.method,
             request.path,
             response.status,
             headers.get("x-ccrelay-backend", "-"),
             headers.get("x-ccrelay-route", "-"),
-            routes.hint_header(request.headers.get("x-claude-code-request-class")) or "-",
             headers.get("x-ccrelay-attempts", "-"),
             headers.get("x-ccrelay-failovers", "-"),
+            routes.hint_header(request.headers.get("x-claude-code-request-class")) or "-",
             " hedged" if "x-ccrelay-hedged" in headers else "",
             f" stream={request[OUTCOME]}" if OUTCOME in request else "",
             (time.perf_counter() - started) * 1000,

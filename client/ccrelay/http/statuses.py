@@ -20,6 +20,7 @@ from ccrelay.errors import (
     UpstreamAuthError,
     UpstreamInvalidRequest,
     UpstreamOverloaded,
+    UpstreamPromptTooLong,
     UpstreamRateLimited,
     UpstreamRequestTooLarge,
     UpstreamServerError,
@@ -72,9 +73,11 @@ def error_for_status(
     retry_after: float | None = None,
     model: str | None = None,
     auth_fix: str = "check the backend's api_key",
+    said_in: str | None = None,
 ) -> UpstreamStatusError:
+    """`said_in`: where the error came, when not as an HTTP status (an event in a stream)."""
     message, code, param = provider_message(text)
-    detail = f"HTTP {status}: {message}"
+    detail = f"{said_in or f'HTTP {status}'}: {message}"
     kwargs: dict[str, Any] = {"upstream_status": status, "retry_after": retry_after}
     model_problem = code in ("model_not_found", "not_found_error") or param == "model"
     if (status in (400, 404) and model_problem) or status == 404:
@@ -93,6 +96,8 @@ def error_for_status(
         return UpstreamOverloaded(backend, detail, **kwargs)
     if status >= 500 or status in (408, 409):
         return UpstreamServerError(backend, detail, **kwargs)
+    if UpstreamPromptTooLong.said(message):  # Claude Code compacts on these exact words
+        return UpstreamPromptTooLong(backend, message.strip(), **kwargs)
     if status == 413:
         return UpstreamRequestTooLarge(backend, detail, **kwargs)
     return UpstreamInvalidRequest(backend, detail, **kwargs)
@@ -118,4 +123,10 @@ def error_for_payload(
         else:
             status = status_of_error_type(payload.get("type")) or status
     text = orjson.dumps({"error": payload}).decode()
-    return error_for_status(backend, status, scrub(text) if scrub else text, model=model)
+    return error_for_status(
+        backend,
+        status,
+        scrub(text) if scrub else text,
+        model=model,
+        said_in="an error event in its stream",
+    )

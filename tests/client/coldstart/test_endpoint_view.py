@@ -83,10 +83,10 @@ def test_a_ready_count_taken_while_our_worker_was_warm_says_nothing_once_it_may_
     view = EndpointView(idle_timeout_s=60, margin_s=5)
     view.on_worker_answer(100.0)
     view.observe(WorkerCounts(ready=1), 110.0)  # that one worker is likely the one that answered
-    assert view.counts_say_ready(150.0, 30) is True
-    assert view.counts_say_ready(156.0, 30) is None  # past 155: it may be stopping
-    assert view.counts_stale(156.0, 30)
+    assert view.counts_say_ready(150.0, 60) is True
+    assert view.counts_say_ready(156.0, 60) is None  # past 155: it may be stopping
+    assert view.counts_stale(156.0, 60)
     view.observe(WorkerCounts(ready=1), 157.0)  # read again after: another worker, or still up
-    assert view.counts_say_ready(158.0, 30) is True
+    assert view.counts_say_ready(158.0, 60) is True
     view.observe(WorkerCounts(ready=0), 110.0)
     assert view.counts_say_ready(156.0, 60) is False  # none ready stays true

@@ -36,9 +36,7 @@ def ask(text: str) -> dict[str, Any]:
     }
 
 
-def gpu_backend(
-    balancer: FakeLoadBalancer, rest: FakeRunPod, **cold_start: Any
-) -> dict[str, Any]:
+def gpu_backend(balancer: FakeLoadBalancer, rest: FakeRunPod, **cold_start: Any) -> dict[str, Any]:
     return {
         "type": "runpod",
         "endpoint_type": "load_balancer",

@@ -27,6 +27,7 @@ from ccrelay.errors import (
     UpstreamAuthError,
     UpstreamInvalidRequest,
     UpstreamOverloaded,
+    UpstreamPromptTooLong,
     UpstreamRateLimited,
     UpstreamRequestTooLarge,
     UpstreamServerError,
@@ -415,3 +416,20 @@ def test_error_payload_inside_a_stream() -> None:
         "b", {"message": f"bad key {KEY}"}, scrub=lambda t: t.replace(KEY, "***")
     )
     assert KEY not in str(scrubbed)
+    assert "an error event in its stream" in limited.message  # not an HTTP status it never sent
+
+
+def test_a_prompt_too_long_is_relayed_in_the_words_claude_code_compacts_on() -> None:
+    """Claude Code 2.1.332 matches the whole message; the backend's name before it would stop
+    its compaction (Anthropic's own 400, and the worker's, in a body or in a stream)."""
+    words = "prompt is too long: 210511 tokens > 200000 maximum"
+    anthropic_body = {"type": "error", "error": {"type": "invalid_request_error", "message": words}}
+    for error in (
+        error_for_status("claude", 400, json.dumps(anthropic_body)),
+        error_for_payload("gpu", {"type": "invalid_request_error", "message": words}),
+    ):
+        assert isinstance(error, UpstreamPromptTooLong)
+        assert (error.message, error.status, error.outcome) == (words, 400, "prompt_too_long")
+    other = error_for_status("claude", 400, json.dumps({"error": {"message": "bad tool"}}))
+    assert not isinstance(other, UpstreamPromptTooLong)
+    assert other.message.startswith("claude: HTTP 400: ")

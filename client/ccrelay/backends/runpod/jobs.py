@@ -40,6 +40,7 @@ from ccrelay.errors import (
     ProtocolError,
     UnknownModelError,
     UpstreamInvalidRequest,
+    UpstreamPromptTooLong,
 )
 from ccrelay_config.models import TimeoutSettings
 from ccrelay_wire import (
@@ -275,8 +276,10 @@ def job_error(
             f"`ccrelay models --backend {backend}` and set `model` in the config",
             upstream_status=404,
         )
-    if code in (CODE_INVALID_INPUT, CODE_PROMPT_TOO_LONG, "invalid_request_error"):
-        # a prompt too long keeps the worker's words: Claude Code compacts on them
+    if code == CODE_PROMPT_TOO_LONG or UpstreamPromptTooLong.said(message):
+        # the worker's words alone: Claude Code compacts on them
+        return UpstreamPromptTooLong(backend, message, upstream_status=400)
+    if code in (CODE_INVALID_INPUT, "invalid_request_error"):
         return UpstreamInvalidRequest(backend, message, upstream_status=400)
     if status == "CANCELLED":
         return JobFailed(backend, f"{which} was cancelled on RunPod" + _detail(message))
