@@ -122,14 +122,6 @@ class Endpoint:
         self.pending.append(job)
         self._dispatch()
 
-    def withdraw(self, job: Job) -> bool:
-        """Take back a job that has not started (it never ran); False if it had."""
-        if job not in self.pending:
-            return False
-        self.pending.remove(job)
-        job.cold_wait = any(not w.ready(self.loop.now) for w in self._alive())
-        return True
-
     def counts(self) -> WorkerCounts:
         now = self.loop.now
         alive = self._alive()

@@ -7,6 +7,9 @@ simulated time: it sends each request where the plan says, sends the background 
 worker counts when asked, reports answers back, and calls ``tick`` after every event and at
 ``next_at``.
 
+Like the gateway, it has no late hedge (`ColdStartSettings.as_gateway_runs`): when nothing
+fresh says whether a worker is up it reads the worker counts first (`COUNTS_READ_S`), then plans.
+
 The fallback answers after ``fallback.ttft_s`` and then generates at the self-hosted
 ``generation_tokens_per_s`` (the file gives no fallback rate; it only moves the next request).
 Anthropic's price for the same requests is taken at the times they were sent here.
@@ -45,13 +48,18 @@ class PolicySetup:
     min_workers: int = 0
 
 
+COUNTS_READ_S = 0.15
+"""A read of the endpoint's worker counts (RunPod's API, one round trip): what a request waits
+when the gateway must read them before planning it (an assumption of this benchmark)."""
+
+
 def _settings(keep_warm: bool, hedge: bool, affinity: bool, idle_s: float) -> ColdStartSettings:
     return ColdStartSettings(
         idle_timeout_s=idle_s,
         keep_warm=KeepWarmSettings(enabled=keep_warm),
         hedge=HedgeSettings(enabled=hedge),
         affinity=AffinitySettings(mode="soft" if affinity else "off"),
-    )
+    ).as_gateway_runs(load_balanced=affinity)
 
 
 def policy_setups(a: Assumptions) -> dict[str, PolicySetup]:
@@ -130,14 +138,26 @@ class _Gateway:
         self.latest[served.session_id] = (epoch, served.prompt_tokens)
         policies, now = self.policies, self.loop.now
         if policies is None:
-            self._to_self(served, epoch, None, None, done)
+            self._to_self(served, epoch, None, done)
             return
+        if policies.needs_counts(now):  # as the gateway does, a round trip before planning
+            self.loop.at(now + COUNTS_READ_S, lambda: self._plan(served, epoch, done, read=True))
+            return
+        self._plan(served, epoch, done)
+
+    def _plan(
+        self, served: Served, epoch: int, done: Callable[[], None], *, read: bool = False
+    ) -> None:
+        policies, now = self.policies, self.loop.now
+        assert policies is not None
+        if read:
+            policies.observe_workers(self.endpoint.counts(), now)
         plan = policies.plan_request(served.session_id, now, prompt_tokens=served.prompt_tokens)
         self._send_jobs(plan.jobs)
         if plan.backend == "fallback":
             self._to_fallback(served, done)
         else:
-            self._to_self(served, epoch, plan.worker_header, plan.hedge_after_s, done)
+            self._to_self(served, epoch, plan.worker_header, done)
         self.tick()
 
     def _to_self(
@@ -145,7 +165,6 @@ class _Gateway:
         served: Served,
         epoch: int,
         header: str | None,
-        hedge_after: float | None,
         done: Callable[[], None],
     ) -> None:
         def first_token(job: Job) -> None:
@@ -172,22 +191,6 @@ class _Gateway:
             on_first_token=first_token,
         )
         self.endpoint.submit(job)
-        if hedge_after is not None:
-            self.loop.at(self.loop.now + hedge_after, lambda: self._late(served, job, done))
-
-    def _late(self, served: Served, job: Job, done: Callable[[], None]) -> None:
-        if job.first_token_at is not None or self.policies is None:
-            return
-        running = job.started_at is not None
-        plan = self.policies.late_hedge(served.session_id, self.loop.now, job_running=running)
-        if plan is None:
-            return
-        withdrawn = self.endpoint.withdraw(job)
-        assert withdrawn, "a job that has not started is still queued"
-        served.cold_wait = job.cold_wait
-        self._send_jobs(plan.jobs)
-        self._to_fallback(served, done)
-        self.tick()
 
     def _to_fallback(self, served: Served, done: Callable[[], None]) -> None:
         a = self.a

@@ -116,6 +116,10 @@ class BackendSettings(_Frozen):
         may be a credential. A few that never are stay readable."""
         return {k: v if k.lower() in _PLAIN_HEADERS else MASK for k, v in headers.items()}
 
+    def names_backends(self) -> dict[str, str]:
+        """Other backends this one's settings name (field path -> name), checked to exist."""
+        return {}
+
     def map_model(self, requested: str | None) -> str | None:
         """The `models` map's target for a requested (Claude) model name, if a pattern matches."""
         if requested:
@@ -253,6 +257,13 @@ class CcrelayConfig(BaseModel):
         for name in [self.active, *self.fallback, *routed]:
             if name not in self.backends:
                 raise ValueError(f"backend {name!r} is not defined under backends")
+        for owner, settings in self.backends.items():
+            for field_path, name in settings.names_backends().items():
+                if name not in self.backends:
+                    raise ValueError(
+                        f"backends.{owner}.{field_path} names {name!r}, which is not defined "
+                        f"under backends; use one of: {', '.join(sorted(self.backends))}"
+                    )
         for name in self.prices.backends:
             if name not in self.backends:
                 raise ValueError(

@@ -591,3 +591,15 @@ def test_the_upstream_the_user_names_is_where_a_file_s_anthropic_backend_goes(
     plain = load({"ANTHROPIC_BASE_URL_UPSTREAM": "http://127.0.0.1:9", "ANTHROPIC_API_KEY": SECRET})
     assert plain.backends["anthropic"].base_url == "http://127.0.0.1:9"
     assert plain.backends["anthropic"].api_key == SecretStr(SECRET)
+
+
+def test_a_hedge_fallback_that_names_no_backend_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"backends:\n  gpu:\n    type: runpod\n    endpoint_id: abc123\n    api_key: {SECRET}\n"
+        "    cold_start: {hedge: {fallback: cerebrus}}\n"
+        f"  cerebras:\n    type: cerebras\n    api_key: {SECRET}\n",
+    )
+    text = assert_clean(config_error(enabled(path)), path)
+    assert "backends.gpu.cold_start.hedge.fallback names 'cerebrus'" in text
+    assert "cerebras, gpu" in text

@@ -22,8 +22,7 @@ only a few sessions' worth: a prompt is large.
 
 There is no late hedge (`ColdStartPolicies.late_hedge`): through the endpoint's OpenAI route or
 a load balancer, the gateway cannot tell a request waiting for a worker from one being
-evaluated, so a request sent to the endpoint stays there. The runpod backend turns
-``probe_when_unsure`` off accordingly.
+evaluated, so a request sent to the endpoint stays there (`ColdStartSettings.as_gateway_runs`).
 """
 
 from __future__ import annotations
@@ -99,7 +98,7 @@ class ColdStartDriver:
     async def plan(
         self, session_id: str | None, request: dict[str, Any], prompt_tokens: int | None
     ) -> RequestPlan:
-        if self._unsure():
+        if self.policies.needs_counts(self.clock()):
             await self._fresh_counts()
         plan = self.policies.plan_request(session_id, self.clock(), prompt_tokens=prompt_tokens)
         self.decisions.append((plan.backend, session_id or "-"))
@@ -192,16 +191,6 @@ class ColdStartDriver:
             self._warming -= job.kind == "warm_up"
         self.policies.on_job_done(job, self.clock(), ok=ok)
         self._tick()
-
-    def _unsure(self) -> bool:
-        policies = self.policies
-        if not policies.hedge.enabled:
-            return False
-        now = self.clock()
-        every = policies.settings.hedge.observe_every_s
-        return not policies.view.known_warm(now) and (
-            policies.view.counts_say_ready(now, every) is None
-        )
 
     async def _fresh_counts(self) -> None:
         """Read the worker counts (one read shared by the requests that arrive meanwhile)."""

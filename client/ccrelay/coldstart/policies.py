@@ -101,6 +101,13 @@ class ColdStartPolicies:
         hedge_after = self.settings.hedge.hedge_after_s if self.hedge.enabled else None
         return RequestPlan("self", self.affinity.header(session, now), hedge_after)
 
+    def needs_counts(self, now: float) -> bool:
+        """Nothing fresh says whether a worker is up, and hedging depends on it: read the
+        worker counts before planning (`observe_workers`)."""
+        if not self.hedge.enabled or self.view.known_warm(now):
+            return False
+        return self.view.counts_say_ready(now, self.settings.hedge.observe_every_s) is None
+
     def late_hedge(
         self, session_id: str | None, now: float, *, job_running: bool
     ) -> RequestPlan | None:

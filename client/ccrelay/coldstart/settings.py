@@ -78,13 +78,14 @@ class HedgeSettings(_Frozen):
         2.0,
         gt=0,
         description="a self-hosted request with no first byte after this long, whose job has "
-        "not started running, moves to the fallback (unset: never)",
+        "not started running, moves to the fallback (unset: never). For a gateway that can tell "
+        "a queued job from a running one: ccrelay's cannot yet, and runs with it unset",
     )
     probe_when_unsure: bool = Field(
         True,
         description="with nothing fresh saying whether a worker is ready, send the request to "
-        "the endpoint and let the late hedge move it if it waits; a gateway that cannot tell "
-        "a queued job from a running one must set False (the request then goes to the fallback)",
+        "the endpoint and let the late hedge move it if it waits (needs hedge_after_s); "
+        "ccrelay's gateway reads the worker counts first instead",
     )
     cache_cold_tokens: int | None = Field(
         6000,
@@ -151,3 +152,20 @@ class ColdStartSettings(_Frozen):
         if self.margin_s >= self.idle_timeout_s:
             raise ValueError("cold_start.margin_s must be shorter than idle_timeout_s")
         return self
+
+    def as_gateway_runs(self, *, load_balanced: bool) -> ColdStartSettings:
+        """These settings as the gateway runs them (`ccrelay.coldstart.driver`), which the
+        benchmark replays too:
+
+        - affinity off on a queue endpoint, which gives a job to whichever worker takes it;
+        - no late hedge (``hedge_after_s`` unset, so no probing of an endpoint whose state is
+          unknown either): through RunPod's OpenAI route or a load balancer the gateway cannot
+          tell a request waiting for a worker from one being evaluated. It reads the worker
+          counts before planning instead.
+        """
+        update: dict[str, object] = {}
+        if not load_balanced and self.affinity.mode != "off":
+            update["affinity"] = AffinitySettings(mode="off")
+        if self.hedge.hedge_after_s is not None:
+            update["hedge"] = self.hedge.model_copy(update={"hedge_after_s": None})
+        return self.model_copy(update=update) if update else self

@@ -57,7 +57,7 @@ from ccrelay.backends.types import (
 from ccrelay.coldstart.affinity import WorkerAffinity
 from ccrelay.coldstart.endpoint_view import WorkerCounts
 from ccrelay.coldstart.policies import ColdStartPolicies
-from ccrelay.coldstart.settings import AffinitySettings, ColdStartSettings
+from ccrelay.coldstart.settings import ColdStartSettings
 from ccrelay.errors import (
     BackendError,
     BackendTimeout,
@@ -105,16 +105,8 @@ class RunPodBackend(Backend[RunPodSettings]):
             self.queue = QueueEndpoint(self)
 
     def cold_start_settings(self) -> ColdStartSettings:
-        """The backend's policies, with affinity off on a queue endpoint (which gives a job to
-        whichever worker takes it: there is nothing to pin), and no probing of an endpoint
-        whose state is unknown: the gateway has no late hedge (`ccrelay.coldstart.driver`)."""
-        cold = self.settings.cold_start
-        if self.settings.endpoint_type == "queue" and cold.affinity.mode != "off":
-            cold = cold.model_copy(update={"affinity": AffinitySettings(mode="off")})
-        if cold.hedge.probe_when_unsure:
-            hedge = cold.hedge.model_copy(update={"probe_when_unsure": False})
-            cold = cold.model_copy(update={"hedge": hedge})
-        return cold
+        load_balanced = self.settings.endpoint_type == "load_balancer"
+        return self.settings.cold_start.as_gateway_runs(load_balanced=load_balanced)
 
     def cold_start_policies(
         self, *, gpu_usd_per_s: float, has_fallback: bool

@@ -117,6 +117,10 @@ class RunPodSettings(BackendSettings):
             )
         return self
 
+    def names_backends(self) -> dict[str, str]:
+        fallback = self.cold_start.hedge.fallback
+        return {"cold_start.hedge.fallback": fallback} if fallback else {}
+
     @property
     def url(self) -> str:
         """The endpoint's base URL, without a trailing slash."""
