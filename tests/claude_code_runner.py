@@ -42,28 +42,51 @@ async def run_ccrelay_code(
 
     The environment is only this: no credential of the machine's own reaches Claude Code; a
     test gives it one through `extra_env` (``ANTHROPIC_API_KEY``) or a login in `home`."""
-    env = {
+    env = offline_env(
+        home,
+        ENABLE_MULTI_BACKEND="true",
+        LLM_BACKEND_CONFIG=str(config) if isinstance(config, Path) else json.dumps(config),
+        CCRELAY_STATE_DIR=str(home / "state"),
+        **(extra_env or {}),
+    )
+    argv = [sys.executable, "-m", "ccrelay.cli", "code", "--claude-bin", str(claude)]
+    argv += ["-p", prompt, "--allowedTools", allowed_tools]
+    return await run_process(argv, workdir, env, timeout_s)
+
+
+def offline_env(home: Path, **more: str) -> dict[str, str]:
+    """Claude Code's environment, offline, in `home`: nothing but `more` besides."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
-        "ENABLE_MULTI_BACKEND": "true",
-        "LLM_BACKEND_CONFIG": str(config) if isinstance(config, Path) else json.dumps(config),
-        "CCRELAY_STATE_DIR": str(home / "state"),
-        **(extra_env or {}),
+        **more,
     }
+
+
+async def run_claude(
+    claude: Path,
+    workdir: Path,
+    env: dict[str, str],
+    prompt: str,
+    *,
+    allowed_tools: str,
+    timeout_s: float = RUN_TIMEOUT_S,
+) -> Run:
+    """``claude -p PROMPT --allowedTools ...`` itself (no ``ccrelay code``), with `env` only
+    (`offline_env` plus where it points: ``ANTHROPIC_BASE_URL`` and a credential)."""
+    argv = [str(claude), "-p", prompt, "--allowedTools", allowed_tools]
+    return await run_process(argv, workdir, env, timeout_s)
+
+
+async def run_process(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float = RUN_TIMEOUT_S
+) -> Run:
+    """Run to the end within `timeout_s` (killed and failed past it); nothing on stdin."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ccrelay.cli",
-        "code",
-        "--claude-bin",
-        str(claude),
-        "-p",
-        prompt,
-        "--allowedTools",
-        allowed_tools,
-        cwd=workdir,
+        *argv,
+        cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -76,4 +99,4 @@ async def run_ccrelay_code(
         await process.wait()
         pytest.fail(f"claude did not finish within {timeout_s:g} s")
     assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    return Run(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -10,7 +10,7 @@ does:
   Code compacts on);
 - a stream's first event is pulled before the headers go out, so an early error keeps its
   HTTP status; later errors end the stream with an SSE ``error`` event, never a fake
-  ``message_stop``;
+  ``message_stop`` (`ccrelay_worker.sse_relay`);
 - the cache verdict is the ``x-ccrelay-cache`` header, and ``x_ccrelay_cache`` on the message
   (or on ``message_start``'s).
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,7 @@ from aiohttp import web
 from ccrelay_handler.errors import HandlerError
 from ccrelay_handler.messages import MessagesService, anthropic_error, anthropic_sse
 from ccrelay_handler.service import StreamVerdict
-from ccrelay_wire import CACHE_VERDICT_HEADER
+from ccrelay_worker.sse_relay import SSEDialect, relay_sse
 
 __all__ = ["MESSAGES", "add_routes"]
 
@@ -43,9 +42,11 @@ def error_response(exc: HandlerError) -> web.Response:
     return web.json_response(anthropic_error(exc), status=exc.http_status)
 
 
+_INTERNAL = {"type": "error", "error": {"type": "api_error", "message": "internal error"}}
+
+
 def _internal_error() -> web.Response:
-    body = {"type": "error", "error": {"type": "api_error", "message": "internal error"}}
-    return web.json_response(body, status=500)
+    return web.json_response(_INTERNAL, status=500)
 
 
 def add_routes(app: web.Application, read_json: ReadJson, messages: MessagesService) -> None:
@@ -65,7 +66,9 @@ def add_routes(app: web.Application, read_json: ReadJson, messages: MessagesServ
         except Exception:
             logger.exception("a messages request failed unexpectedly")
             return _internal_error()
-        return await _stream(request, service, prepared)
+        verdict = StreamVerdict()
+        events = service.stream(prepared, verdict=verdict)
+        return await relay_sse(request, events, verdict, MESSAGES_SSE)
 
     async def count_tokens(request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -80,37 +83,14 @@ def add_routes(app: web.Application, read_json: ReadJson, messages: MessagesServ
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
 
 
-async def _stream(
-    request: web.Request, service: MessagesService, prepared: Any
-) -> web.StreamResponse:
-    holder = StreamVerdict()
-    async with aclosing(service.stream(prepared, verdict=holder)) as events:
-        try:
-            first = await anext(events, None)
-        except HandlerError as exc:
-            return error_response(exc)
-        except Exception:
-            logger.exception("a messages stream failed unexpectedly")
-            return _internal_error()
-        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        if holder.value is not None:
-            headers[CACHE_VERDICT_HEADER] = holder.value
-        response = web.StreamResponse(headers=headers)
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(anthropic_sse(first).encode())
-            async for event in events:
-                await response.write(anthropic_sse(event).encode())
-        except HandlerError as exc:
-            await response.write(anthropic_sse(anthropic_error(exc)).encode())
-            return response
-        except (ConnectionError, OSError):
-            return response  # the caller went away; leaving the block stops the engine
-        except Exception:
-            logger.exception("a messages stream failed unexpectedly")
-            error = {"type": "error", "error": {"type": "api_error", "message": "internal error"}}
-            await response.write(anthropic_sse(error).encode())
-            return response
-        await response.write_eof()
-        return response
+def _error_event(exc: HandlerError | None) -> str:
+    if exc is None:
+        return anthropic_sse(_INTERNAL)
+    return anthropic_sse(anthropic_error(exc))
+
+
+def _refusal(exc: HandlerError | None) -> web.Response:
+    return _internal_error() if exc is None else error_response(exc)
+
+
+MESSAGES_SSE = SSEDialect("messages stream", anthropic_sse, _error_event, _refusal)

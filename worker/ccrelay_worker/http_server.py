@@ -42,7 +42,6 @@ import hmac
 import json
 import logging
 import os
-from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +53,7 @@ from ccrelay_handler.messages import MessagesService
 from ccrelay_handler.request import parse_chat_request
 from ccrelay_handler.service import ChatService, StreamVerdict
 from ccrelay_handler.settings import HandlerSettings
-from ccrelay_wire import CACHE_VERDICT_FIELD, CACHE_VERDICT_HEADER
+from ccrelay_wire import CACHE_VERDICT_FIELD
 from ccrelay_wire.inbound import (
     BodyTimeout,
     BodyTooLarge,
@@ -67,6 +66,7 @@ from ccrelay_wire.inbound import (
 )
 from ccrelay_worker.http_messages import add_routes
 from ccrelay_worker.settings import inbound_limits
+from ccrelay_worker.sse_relay import SSEDialect, relay_sse
 from ccrelay_worker.starting import Listeners
 from ccrelay_worker.stop_signals import StopSignals
 
@@ -208,42 +208,27 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         return _internal_error()
 
     holder = StreamVerdict()
-    async with aclosing(service.stream(chat, verdict=holder)) as chunks:
-        # Pull the first chunk before answering, so an early error keeps its HTTP status
-        # (and the cache verdict, known by then, can be a header).
-        try:
-            first = await anext(chunks, None)
-        except HandlerError as exc:
-            return _error_response(exc)
-        except Exception:
-            logger.exception("chat stream failed unexpectedly")
-            return _internal_error()
-        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        if holder.value is not None:
-            headers[CACHE_VERDICT_HEADER] = holder.value
-        response = web.StreamResponse(headers=headers)
-        await response.prepare(request)
-        try:
-            if first is not None:
-                first = {**first, CACHE_VERDICT_FIELD: holder.value}
-                await response.write(sse_event(first).encode())
-            async for chunk in chunks:
-                await response.write(sse_event(chunk).encode())
-        except HandlerError as exc:
-            body = _error_body(str(exc), exc.error_type, exc.code)
-            await response.write(sse_event(body).encode())
-            return response
-        except (ConnectionError, OSError):
-            # the client went away; leaving the block closes the stream (Ollama stops)
-            return response
-        except Exception:
-            logger.exception("chat stream failed unexpectedly")
-            body = _error_body("internal error", "api_error", "internal_error")
-            await response.write(sse_event(body).encode())
-            return response
-        await response.write(SSE_DONE.encode())
-        await response.write_eof()
-        return response
+    return await relay_sse(request, service.stream(chat, verdict=holder), holder, _CHAT_SSE)
+
+
+def _chat_error_event(exc: HandlerError | None) -> str:
+    if exc is None:
+        return sse_event(_error_body("internal error", "api_error", "internal_error"))
+    return sse_event(_error_body(str(exc), exc.error_type, exc.code))
+
+
+def _chat_refusal(exc: HandlerError | None) -> web.Response:
+    return _internal_error() if exc is None else _error_response(exc)
+
+
+_CHAT_SSE = SSEDialect(
+    "chat stream",
+    sse_event,
+    _chat_error_event,
+    _chat_refusal,
+    first=lambda chunk, verdict: {**chunk, CACHE_VERDICT_FIELD: verdict},
+    done=SSE_DONE,
+)
 
 
 async def _models(request: web.Request) -> web.Response:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,11 +27,11 @@ from typing import Any
 import anthropic
 import pytest
 
+from tests.claude_code_runner import offline_env, run_claude
 from tests.client.gateway.conftest import Gateway, config_env, running_gateway
 from tests.fakes.openai_compat import Answer
 from tests.fakes.runpod_balancer import FakeLoadBalancer, Routed, http_mode_worker
 
-RUN_TIMEOUT_S = 120
 READS = 3
 SESSION_HEADER = "X-Claude-Code-Session-Id"
 
@@ -105,36 +104,12 @@ class ReadLoop:
         return Answer(text=f"Session {name} is done.")
 
 
-async def run_claude(claude: Path, url: str, workdir: Path, home: Path) -> tuple[int, str]:
-    """Claude Code, offline (as tests/claude_code_runner.py runs it), at the gateway."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "sk-ant-test-affinity",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(claude),
-        "-p",
-        f"Read notes.txt {READS} times, then say you are done.",
-        "--allowedTools",
-        "Read",
-        cwd=workdir,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"claude did not finish within {RUN_TIMEOUT_S} s")
-    assert process.returncode is not None
-    return process.returncode, (out + err).decode(errors="replace")
+async def claude_at(claude: Path, url: str, workdir: Path, home: Path) -> tuple[int, str]:
+    """Claude Code, offline (tests/claude_code_runner.py), at the gateway."""
+    env = offline_env(home, ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY="sk-ant-test-affinity")
+    prompt = f"Read notes.txt {READS} times, then say you are done."
+    run = await run_claude(claude, workdir, env, prompt, allowed_tools="Read")
+    return run.returncode, run.stdout + run.stderr
 
 
 @pytest.mark.claude_cli
@@ -152,7 +127,7 @@ async def test_two_interleaved_claude_code_sessions_each_keep_their_worker(
     ollama_server.responder = ReadLoop(workdirs)
     async with endpoint(make_settings, "soft") as (balancer, gateway):
         runs = await asyncio.gather(
-            *(run_claude(claude_binary, gateway.url, workdirs[n], homes[n]) for n in ("a", "b"))
+            *(claude_at(claude_binary, gateway.url, workdirs[n], homes[n]) for n in ("a", "b"))
         )
     for name, (code, said) in zip(("a", "b"), runs, strict=True):
         assert code == 0, said

@@ -14,7 +14,6 @@ CLIs come from the ``claude_release`` fixture (installed once into the test cach
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,10 @@ from aiohttp import web
 
 from ccrelay.errors import UpstreamOverloaded
 from ccrelay.gateway.errors import ccrelay_error_response
+from tests.claude_code_runner import offline_env, run_claude
 from tests.fakes.providers import LoopbackServer
 
 pytestmark = pytest.mark.claude_cli
-
-RUN_TIMEOUT_S = 60
 
 
 @dataclass
@@ -67,34 +65,9 @@ class SpentOverload(LoopbackServer):
 
 async def ask_claude(claude: Path, url: str, home: Path) -> tuple[int, str]:
     await asyncio.to_thread(home.mkdir)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "sk-ant-test-overload",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(claude),
-        "-p",
-        "say hi",
-        "--allowedTools",
-        "Read",
-        cwd=home,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"claude did not finish within {RUN_TIMEOUT_S} s")
-    assert process.returncode is not None
-    return process.returncode, (out + err).decode(errors="replace")
+    env = offline_env(home, ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY="sk-ant-test-overload")
+    run = await run_claude(claude, home, env, "say hi", allowed_tools="Read")
+    return run.returncode, run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(("version", "status"), [("2.1.332", 529), ("2.1.197", 503)])

@@ -16,15 +16,13 @@ both ways, with that module's own model and checks.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.claude_code_runner import RUN_TIMEOUT_S, Run, run_ccrelay_code
+from tests.claude_code_runner import Run, offline_env, run_ccrelay_code, run_claude
 from tests.client.gateway.test_claude_code_sessions import (
     SESSION_PROMPT,
     SESSION_TOOLS,
@@ -49,34 +47,12 @@ async def run_claude_at_endpoint(
     """``claude -p PROMPT`` pointed straight at the endpoint with the two variables of
     docs/deploy.md, offline (as tests/claude_code_runner.py runs it: no non-essential traffic,
     a throwaway HOME, ``--allowedTools``), with no other credential."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "ANTHROPIC_BASE_URL": f"{stack.runpod.endpoint_url}/openai",
-        "ANTHROPIC_AUTH_TOKEN": stack.runpod.api_key,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(claude),
-        "-p",
-        prompt,
-        "--allowedTools",
-        allowed_tools,
-        cwd=workdir,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    env = offline_env(
+        home,
+        ANTHROPIC_BASE_URL=f"{stack.runpod.endpoint_url}/openai",
+        ANTHROPIC_AUTH_TOKEN=stack.runpod.api_key,
     )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"claude did not finish within {RUN_TIMEOUT_S:g} s")
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    return await run_claude(claude, workdir, env, prompt, allowed_tools=allowed_tools)
 
 
 async def run_on_worker(
