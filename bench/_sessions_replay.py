@@ -103,6 +103,9 @@ class Outcome:
     span_s: float = 0.0
     placed: int = 0
     placed_among_several: int = 0
+    decisions: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, session) of every decision, in order, as `ColdStartDriver.decisions` lists the
+    real gateway's: ``self``, ``fallback``, ``warm_up``, ``ping``, ``prefill``, ``counts``."""
 
     @classmethod
     def merge(cls, outcomes: list[Outcome]) -> Outcome:
@@ -115,6 +118,7 @@ class Outcome:
             merged.span_s = max(merged.span_s, o.span_s)
             merged.placed += o.placed
             merged.placed_among_several += o.placed_among_several
+            merged.decisions += o.decisions
         return merged
 
 
@@ -151,8 +155,10 @@ class _Gateway:
         policies, now = self.policies, self.loop.now
         assert policies is not None
         if read:
+            self.out.decisions.append(("counts", "-"))
             policies.observe_workers(self.endpoint.counts(), now)
         plan = policies.plan_request(served.session_id, now, prompt_tokens=served.prompt_tokens)
+        self.out.decisions.append((plan.backend, served.session_id))
         self._send_jobs(plan.jobs)
         if plan.backend == "fallback":
             self._to_fallback(served, done)
@@ -220,6 +226,8 @@ class _Gateway:
             self._send_job(warm)
 
     def _send_job(self, warm: WarmJob) -> None:
+        self.out.decisions.append((warm.kind, warm.session_id or "-"))
+
         def ended(job: Job) -> None:
             assert self.policies is not None
             worker = job.worker.worker_id if job.worker else None
@@ -243,6 +251,7 @@ class _Gateway:
         plan = self.policies.tick(now)
         self._send_jobs(plan.jobs)
         if plan.check_workers:
+            self.out.decisions.append(("counts", "-"))
             self.policies.observe_workers(self.endpoint.counts(), now)
         self._tick_generation += 1
         generation = self._tick_generation

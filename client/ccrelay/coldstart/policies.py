@@ -154,7 +154,8 @@ class ColdStartPolicies:
         for session in self.hedge.prefills_due(now):
             self.hedge.on_prefill_sent(session, now)
             jobs.append(WarmJob("prefill", session, self.affinity.header(session, now), now))
-        check = self._wants_counts(now)
+        # a ping goes out at the edge of what the last answer vouches for: its answer says more
+        check = not jobs and self._wants_counts(now)
         wakes = [self.keep_warm.next_at(now), self._next_check(now)]
         pending = [at for at in wakes if at is not None and at > now]
         return TickPlan(tuple(jobs), check, min(pending, default=None))

@@ -11,13 +11,20 @@ start of 1 s, an idle timeout of 2 s); the decisions are the ones a real endpoin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench._sessions_assumptions import Assumptions, load
+from bench._sessions_replay import PolicySetup, replay
+from bench._sessions_trace import DeveloperDay, Request, Session, Turn
 from ccrelay.cli.statusline import worker_note
+from ccrelay.coldstart import ColdStartSettings
+from tests.bench.conftest import write_model
 from tests.client.gateway.conftest import Gateway, config_env, openai_backend, running_gateway
 from tests.conftest import eventually
 from tests.fakes.providers import FakeOpenAI
@@ -175,3 +182,85 @@ async def test_the_status_line_says_whether_the_worker_is_cold(
         assert await asyncio.to_thread(worker_note, env) == "gpu worker warming"
         wrong = {**env, "ANTHROPIC_CUSTOM_HEADERS": "x-ccrelay-token: not-it"}
         assert await asyncio.to_thread(worker_note, wrong) is None  # 401: no note, no error
+
+
+# -- the gateway decides as the benchmark's replay does ---------------------------------------
+
+TRACE = DeveloperDay(
+    0,
+    0,
+    (
+        Session(
+            "3f0c2a51-session",
+            0.0,
+            (
+                Turn(0.0, (Request(0, 20, 0.3), Request(100, 20, 0.3), Request(100, 20, 0.3))),
+                Turn(3.5, (Request(100, 20, 0.3), Request(100, 20, 0.3))),
+                Turn(0.6, (Request(100, 20, 0.3),)),
+            ),
+        ),
+    ),
+)
+"""One session: a turn while the worker starts (1 s), a pause longer than the idle timeout
+(2 s), two more turns."""
+
+
+def compressed(tmp_path: Path) -> Assumptions:
+    """The latency model in the fake endpoint's time: a 1 s cold start, a 2 s idle timeout,
+    prompts and answers that take a few milliseconds."""
+    return dataclasses.replace(
+        load(write_model(tmp_path)),
+        container_and_engine_s=0.5,
+        model_load_s=0.5,
+        idle_timeout_s=2.0,
+        queue_pick_up_s=0.01,
+        prompt_eval_tokens_per_s=1e6,
+        generation_tokens_per_s=2000,
+        fallback_ttft_s=0.01,
+        first_prompt_tokens=400,
+    )
+
+
+def gateway_settings() -> ColdStartSettings:
+    """What `gpu_backend` configures, as the gateway runs it."""
+    settings = ColdStartSettings(idle_timeout_s=2, margin_s=0.7)
+    return settings.as_gateway_runs(load_balanced=True)
+
+
+def without_timers(decisions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The decisions that do not depend on when a timer fired to the millisecond."""
+    return [d for d in decisions if d[0] not in ("ping", "counts")]
+
+
+async def test_the_gateway_makes_the_decisions_the_benchmark_replays(
+    make_settings: Any, runpod_rest_server: FakeRunPod, secondary: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The same session, in compressed time, through the real gateway at the fake RunPod and
+    through `python -m bench sessions`' replay: the same requests go to the same place, and the
+    same background jobs start (keep-warm pings in the pause, in both)."""
+    simulated = replay((TRACE,), compressed(tmp_path), PolicySetup(gateway_settings(), True), 1)
+
+    async with endpoint(make_settings, runpod_rest_server, secondary) as (_balancer, gateway):
+        (session,) = TRACE.sessions
+        messages: list[dict[str, Any]] = []
+        for t, turn in enumerate(session.turns):
+            await asyncio.sleep(turn.think_s)
+            for r, planned in enumerate(turn.requests):
+                messages.append({"role": "user", "content": f"turn {t} request {r}"})
+                body = {**ask(""), "messages": messages}
+                headers = {**SESSION, "x-ccrelay-token": TOKEN}
+                async with await gateway.post("/v1/messages", body, headers=headers) as reply:
+                    assert reply.status == 200, await reply.text()
+                    answer = await reply.json()
+                messages.append({"role": "assistant", "content": answer["content"]})
+                if r + 1 < len(turn.requests):
+                    await asyncio.sleep(planned.tool_gap_s)
+        driver = gateway.runtime.router.cold_starts["gpu"]
+        assert driver is not None
+        real = list(driver.decisions)
+
+    assert without_timers(real) == without_timers(simulated.decisions)
+    routed = [kind for kind, _ in without_timers(real) if kind in ("self", "fallback")]
+    assert routed == ["fallback"] * 3 + ["self"] * 3  # hedged while it started, then kept warm
+    assert ("ping", session.session_id) in real
+    assert ("ping", session.session_id) in simulated.decisions
