@@ -74,6 +74,57 @@ class CircuitSettings(_Frozen):
     cooldown_s: float = Field(30.0, ge=0)
 
 
+CONTEXT_EDITING_MAX_WINDOW = 262_144
+"""The largest window `ClearToolUsesPolicy` applies to by default: past it, a session's tool
+results rarely crowd the prompt before Claude Code's own compaction would run."""
+
+
+class ClearToolUsesPolicy(_Frozen):
+    """A ``clear_tool_uses_20250919`` edit the gateway adds for a non-Anthropic backend with a
+    small window, with Anthropic's documented semantics: once the prompt passes the trigger,
+    the results of all but the last ``keep_tool_uses`` tool uses become ``[Old tool result
+    content cleared]`` (the ``tool_use`` blocks stay), unless that would clear fewer than
+    ``clear_at_least_tokens``.
+
+    Why the gateway adds it: Claude Code 2.1.332 asks only for ``clear_thinking_20251015``
+    (``keep: all``); it adds ``clear_tool_uses_20250919`` only when a session comes back after
+    a long idle spell, behind server flags. On a 32k-64k window, its tool results fill the prompt
+    within a few turns and force full auto-compactions; clearing old tool results is what
+    Anthropic does server-side. Once the trigger is passed, each request clears at most one
+    result more than the one before, so the prompt up to there is what the engine saw last
+    time and its prefix (KV) cache keeps most of it.
+    A request that carries its own ``clear_tool_uses_20250919`` edit is left as it is. Usage
+    reports what the model saw (the edited prompt), as Anthropic's does, and the answer's
+    ``context_management.applied_edits`` says what was cleared."""
+
+    at_fraction: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="trigger: this share of the backend's prompt limit (its window less the "
+        "output reserve), in input tokens",
+    )
+    keep_tool_uses: int = Field(3, ge=0, description="the most recent tool uses kept whole")
+    clear_at_least_tokens: int = Field(
+        4000, ge=0, description="skip the edit when it would clear fewer input tokens"
+    )
+    max_window_tokens: int = Field(
+        CONTEXT_EDITING_MAX_WINDOW,
+        ge=1024,
+        description="applies only while the backend's window is known and at most this",
+    )
+
+
+class ContextEditingSettings(_Frozen):
+    """Context edits the gateway adds to requests for a non-Anthropic backend (applied by the
+    gateway, or by the ccrelay worker for a ``runpod`` backend, as Anthropic applies them)."""
+
+    clear_tool_uses: ClearToolUsesPolicy | None = Field(
+        default_factory=ClearToolUsesPolicy,
+        description="clear old tool results on a small window (null: off)",
+    )
+
+
 class BackendSettings(_Frozen):
     """Fields every backend type has. `type` picks the class from the registry."""
 
@@ -95,6 +146,11 @@ class BackendSettings(_Frozen):
     output_reserve_tokens: int | None = Field(
         None, ge=0, description="window kept for the answer (default: 1/8 of it, at most 4096)"
     )
+    context_editing: ContextEditingSettings = Field(
+        default_factory=ContextEditingSettings,
+        description="edits added for a small window (ClearToolUsesPolicy says why); not for an "
+        "anthropic backend, where Anthropic edits and Claude Code asks",
+    )
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
@@ -109,6 +165,15 @@ class BackendSettings(_Frozen):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _edits_apply(self) -> BackendSettings:
+        if self.type == "anthropic" and "context_editing" in self.model_fields_set:
+            raise ValueError(
+                "context_editing does not apply to an anthropic backend: Anthropic applies "
+                "context edits itself, as Claude Code asks for them; remove it"
+            )
+        return self
 
     @field_serializer("headers")
     def _mask_headers(self, headers: dict[str, str]) -> dict[str, str]:

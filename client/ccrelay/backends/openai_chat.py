@@ -29,6 +29,7 @@ import orjson
 from pydantic import Field
 
 from ccrelay.backends.base import Backend
+from ccrelay.backends.context_policy import with_tool_clearing
 from ccrelay.backends.types import (
     CacheVerdict,
     ModelInfo,
@@ -168,7 +169,7 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
     async def _complete_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> tuple[dict[str, Any], str | None]:
-        request, applied = edited(request, options)
+        request, applied = edited(request, options, self)
         await self.documents.prepare(request)
         body = self.chat_body(request, model, stream=False)
         try:
@@ -216,7 +217,7 @@ class OpenAIChatBackend(Backend[OpenAIChatSettings]):
     async def _stream_once(
         self, request: dict[str, Any], model: str, options: RequestOptions
     ) -> AsyncIterator[StreamItem]:
-        request, applied = edited(request, options)
+        request, applied = edited(request, options, self)
         await self.documents.prepare(request)
         body = self.chat_body(request, model, stream=True)
         translator = OpenAIStreamTranslator(
@@ -330,10 +331,12 @@ def probe(request: dict[str, Any]) -> bool:
 
 
 def edited(
-    request: dict[str, Any], options: RequestOptions
+    request: dict[str, Any], options: RequestOptions, backend: Backend[Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """The request with its ``context_management`` edits applied as Anthropic applies them
-    server-side (no OpenAI-style upstream can), and the ``applied_edits`` to report."""
+    server-side (no OpenAI-style upstream can), the backend's own tool clearing among them
+    (`ccrelay.backends.context_policy`), and the ``applied_edits`` to report."""
+    request = with_tool_clearing(request, backend)
     return apply_context_management(
         request, count_tokens=estimate_tokens, input_tokens=options.prompt_tokens
     )

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ccrelay.backends.base import Backend
+from ccrelay.backends.context_policy import with_tool_clearing
 from ccrelay.backends.runpod.balanced import BalancedEndpoint
 from ccrelay.backends.runpod.jobs import (
     active_workers,
@@ -149,8 +150,10 @@ class RunPodBackend(Backend[RunPodSettings]):
 
     def _body(self, request: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         """The request as the worker takes it: Claude Code's, with our model and stream flag,
-        and the configured cache control (a field the worker reads and takes off)."""
-        body = {**request, "model": model, "stream": stream}
+        the tool clearing a small window calls for (`ccrelay.backends.context_policy`; the
+        worker applies ``context_management``), and the configured cache control (a field the
+        worker reads and takes off)."""
+        body = {**with_tool_clearing(request, self), "model": model, "stream": stream}
         if self.settings.cache is not None:
             body["cache"] = self.settings.cache.model_dump(exclude_none=True)
         return body

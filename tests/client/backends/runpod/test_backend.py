@@ -57,6 +57,22 @@ def make_backend(
     return RunPodBackend("rp", RunPodSettings(**values), session, rng=lambda: 0.0)
 
 
+TOOL_CLEARING = {
+    "context_management": {
+        "edits": [
+            {
+                "type": "clear_tool_uses_20250919",
+                # 0.6 of the default window's prompt limit: 32768 less its 4096 reserve
+                "trigger": {"type": "input_tokens", "value": 17203},
+                "keep": {"type": "tool_uses", "value": 3},
+                "clear_at_least": {"type": "input_tokens", "value": 4000},
+            }
+        ]
+    }
+}
+"""What the backend adds for the worker's default window (ccrelay.backends.context_policy)."""
+
+
 async def collect(backend: RunPodBackend, request: dict[str, Any] = REQUEST) -> list[dict]:
     stream = await backend.open_stream(dict(request), OPTIONS)
     return [event async for event in stream]
@@ -185,11 +201,12 @@ async def test_runsync_completed(fake_runpod: FakeRunPod, session) -> None:
     assert submit.path.endswith("/runsync")
     assert submit.query == {"wait": "45000"}
     assert submit.headers["Authorization"] == f"Bearer {fake_runpod.api_key}"
-    # RunPod's OpenAI-route job shape: Claude Code's request, unchanged but for model and stream
+    # RunPod's OpenAI-route job shape: Claude Code's request, unchanged but for model and
+    # stream, and the tool clearing the worker's default 32768 window calls for
     job_input = submit.body["input"]
     assert job_input["openai_route"] == "/v1/messages"
     sent = job_input["openai_input"]
-    assert sent == {**REQUEST, "model": "qwen3-coder:30b", "stream": False}
+    assert sent == {**REQUEST, "model": "qwen3-coder:30b", "stream": False, **TOOL_CLEARING}
     assert fake_runpod.polls("status") == []
     assert fake_runpod.cancels == []
 
@@ -630,7 +647,7 @@ async def test_the_default_stream_reads_the_openai_route_with_no_polling(
     assert text_of(events) == "Hello from RunPod"
     assert events[-1]["type"] == "message_stop"
     (body,) = fake_runpod.openai_requests
-    assert body == {**REQUEST, "model": "qwen3-coder:30b", "stream": True}
+    assert body == {**REQUEST, "model": "qwen3-coder:30b", "stream": True, **TOOL_CLEARING}
     route = [r.path for r in fake_runpod.requests]
     assert route == [f"/v2/{fake_runpod.endpoint_id}/openai/v1/messages"]
     assert fake_runpod.submissions() == [] and fake_runpod.polls("stream") == []
