@@ -23,7 +23,10 @@ What claude is given besides:
 
 - ``CLAUDE_CODE_AUTO_COMPACT_WINDOW``: the active backend's prompt limit (its context window
   less the output reserve), so Claude Code compacts before the gateway has to refuse a prompt;
-  a value the user set wins. Unknown window: not set.
+  a value the user set wins. Unknown window, or one under `MIN_AUTO_COMPACT_WINDOW`: not set.
+  Claude Code 2.1.332 reads a smaller value as 100k and warns about it at every start; on such
+  a window it compacts when the gateway refuses a prompt in its words, and the backend's tool
+  clearing (``context_editing``) keeps that rare.
 - ``CCRELAY_SESSION``: this session's id; its latency records carry it, and
   ``ccrelay statusline`` (installed with ``--statusline`` as claude's ``statusLine``) reads it,
   with ``CCRELAY_GATEWAY_URL`` to ask the gateway whether a self-hosted worker is cold;
@@ -185,7 +188,7 @@ def claude_environ(
     child["ANTHROPIC_CUSTOM_HEADERS"] = "\n".join([*lines, f"{TOKEN_HEADER}: {token}"])
     if not own_credential:
         child["ANTHROPIC_AUTH_TOKEN"] = token
-    if window is not None:
+    if window is not None and window >= MIN_AUTO_COMPACT_WINDOW:
         child.setdefault("CLAUDE_CODE_AUTO_COMPACT_WINDOW", str(window))  # the user's wins
     if session is not None:
         child["CCRELAY_SESSION"] = session
@@ -199,6 +202,8 @@ def claude_environ(
     return child
 
 
+MIN_AUTO_COMPACT_WINDOW = 100_000
+"""The smallest window Claude Code 2.1.332 takes from ``CLAUDE_CODE_AUTO_COMPACT_WINDOW``."""
 GATEWAY_HINTS = {
     "CLAUDE_CODE_GATEWAY_HINT_HEADERS": "1",
     "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",

@@ -70,13 +70,16 @@ def log_to_file(env: Mapping[str, str], session: str, level: str | None) -> Iter
     handler.setFormatter(LineFormatter())
     ours, root = logging.getLogger("ccrelay"), logging.getLogger()
     our_handlers, our_level, root_handlers = ours.handlers[:], ours.level, root.handlers[:]
+    propagates = ours.propagate
     ours.handlers[:] = [handler]
     ours.setLevel((level or "INFO").upper())
+    ours.propagate = False  # the root has the same handler: a line is written once
     root.handlers[:] = [handler]
     try:
         yield SessionLog(path, stream)
     finally:
         ours.handlers[:] = our_handlers
         ours.setLevel(our_level)
+        ours.propagate = propagates
         root.handlers[:] = root_handlers
         stream.close()

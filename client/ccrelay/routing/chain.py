@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
 from ccrelay.backends.base import Backend
+from ccrelay.backends.context_policy import tokens_after_edits
 from ccrelay.backends.factory import BackendFactory
 from ccrelay.backends.stream import EventStream
 from ccrelay.backends.types import Completion, RequestOptions
@@ -269,7 +270,7 @@ class Router:
             name = chain[position]
             backend = self.factory.get(name)
             limit = backend.prompt_limit()
-            if limit is not None and tokens > limit:
+            if limit is not None and tokens > limit and _read(backend, request, tokens) > limit:
                 too_long.append(limit)
                 log.info(
                     "backend %s: prompt of ~%d tokens > its %d limit; skipped", name, tokens, limit
@@ -413,6 +414,14 @@ class Router:
         for driver in self.cold_starts.values():
             if driver is not None:
                 await driver.aclose()
+
+
+def _read(backend: Backend[Any], request: dict[str, Any], tokens: int) -> int:
+    """What the backend's model reads of a prompt estimated at `tokens`: less the context
+    edits it applies (Claude Code's, and its own tool clearing). That, not the whole history
+    Claude Code sends, is what must fit its window."""
+    with translation_errors(backend.name):
+        return tokens_after_edits(backend, request, tokens)
 
 
 def _judge(breaker: CircuitBreaker, ticket: Ticket) -> Callable[[BaseException | None], None]:

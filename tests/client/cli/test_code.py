@@ -257,14 +257,17 @@ def test_claude_environ_without_a_credential_of_its_own_gets_the_token_to_start(
 
 
 def test_claude_environ_sets_the_compact_window_unless_the_user_did() -> None:
-    env = claude_environ({}, "http://x", "t", window=28672, session="s1")
-    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "28672"
+    env = claude_environ({}, "http://x", "t", window=126976, session="s1")
+    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "126976"
     assert env["CCRELAY_SESSION"] == "s1"
     mine = claude_environ(
-        {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "9000"}, "http://x", "t", window=28672
+        {"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "9000"}, "http://x", "t", window=126976
     )
     assert mine["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "9000"
     assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in claude_environ({}, "http://x", "t")
+    # under Claude Code 2.1.332's 100k minimum it would only be read as 100k, with a warning
+    small = claude_environ({}, "http://x", "t", window=28672)
+    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in small
 
 
 async def test_claude_that_cannot_run(tmp_path: Path) -> None:
@@ -319,8 +322,8 @@ async def test_a_runpod_backend_is_warmed_while_claude_starts(
     (submission,) = fake.submissions()
     assert submission.body == {"input": {"ccrelay_warmup": True}}
     report = read_report(tmp_path)
-    # the image's default window (32768) less the output reserve: Claude Code compacts first
-    assert report["env"]["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == str(32768 - 4096)
+    # the image's default window (32768) is under Claude Code's 100k minimum: not set
+    assert report["env"]["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] is None
     assert report["env"]["CCRELAY_SESSION"]
 
 
@@ -410,3 +413,20 @@ def test_claude_environ_turns_the_gateway_hints_on_and_the_user_s_values_win() -
     assert mine["CLAUDE_CODE_GATEWAY_HINT_HEADERS"] == "0"
     assert mine["CLAUDE_CODE_TOTAL_TOKENS_REMINDER"] == "on"
     assert mine["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"
+
+
+def test_the_session_log_has_each_line_once(tmp_path: Path) -> None:
+    """The `ccrelay` logger and the root write to the same file: a line must not be there
+    twice (once through each)."""
+    import logging
+
+    from ccrelay.cli.code_log import log_to_file
+
+    env = {"CCRELAY_STATE_DIR": str(tmp_path / "state")}
+    with log_to_file(env, "s1", "INFO") as log:
+        logging.getLogger("ccrelay.gateway").info("POST /v1/messages 200 once")
+        logging.getLogger("aiohttp.access").warning("a library's line")
+    text = log.path.read_text()
+    assert text.count("POST /v1/messages 200 once") == 1
+    assert text.count("a library's line") == 1
+    assert logging.getLogger("ccrelay").propagate is True  # put back as it was

@@ -14,9 +14,9 @@ edit. The fake model (`Reader`) reads `READS` files of a few KB one by one, then
 - Past a 32k window, the gateway refuses the prompt in the words Claude Code compacts on
   (2.1.332 takes no ``CLAUDE_CODE_AUTO_COMPACT_WINDOW`` under 100k, so this is how it compacts
   there), and the compaction goes where ``routing.classes.compaction`` says.
-- Known gap (strict xfail): the router holds the prompt's estimate *before* the edits against
-  the window, so tool clearing does not yet spare that compaction
-  (`ccrelay.backends.context_policy.tokens_after_edits` is the estimate to hold instead).
+- With tool clearing the same session fits the window and never compacts: the router holds
+  what the model reads (`ccrelay.backends.context_policy.tokens_after_edits`), not the whole
+  history, against the window.
 """
 
 from __future__ import annotations
@@ -225,11 +225,6 @@ async def test_past_the_window_the_compaction_goes_to_its_class_backend(
     assert "COMPACTED-SESSION" in json.dumps(server.requests[-1]["messages"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the router holds the prompt's estimate before the edits against the window "
-    "(ccrelay.routing.chain.Router._run); context_policy.tokens_after_edits is the one to hold",
-)
 async def test_with_tool_clearing_the_session_fits_the_window_without_compacting(
     claude_release: Any, tmp_path: Path, profiled: Any
 ) -> None:
