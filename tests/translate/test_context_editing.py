@@ -15,11 +15,9 @@ from ccrelay_translate import (
     CLEARED_TOOL_RESULT,
     anthropic_to_openai_request,
     apply_context_management,
-    context_editing,
     estimate_tokens,
 )
 from ccrelay_translate.errors import InvalidRequest
-from ccrelay_translate.tokens import tokens_ceiling
 
 from .samples import claude_code_request
 
@@ -360,28 +358,6 @@ def test_the_callers_count_is_used_when_given() -> None:
     assert applied is not None
     before = {k: v for k, v in request.items() if k != "context_management"}
     assert applied[0]["cleared_input_tokens"] == characters(before) - characters(out)
-
-
-def test_a_trigger_out_of_reach_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the package's estimate, a prompt whose every character as a token stays under the
-    trigger is known not to reach it: the estimate is not taken. Above that bound it is."""
-    counted: list[int] = []
-
-    def estimate(body: dict[str, Any]) -> int:
-        counted.append(estimate_tokens(body))
-        return counted[-1]
-
-    monkeypatch.setattr(context_editing, "estimate_tokens", estimate)
-    request = session(6, [{"type": TOOL_USES}])  # under the default 100k, by far
-    assert apply_context_management(request, count_tokens=estimate)[1] == []
-    assert counted == []
-    characters = tokens_ceiling(request)  # the bound: over the trigger, the estimate is not
-    request["context_management"]["edits"][0]["trigger"] = count("input_tokens", characters - 1)
-    assert apply_context_management(request, count_tokens=estimate)[1] == []
-    assert len(counted) == 1 and counted[0] < characters - 1
-    request["context_management"]["edits"][0]["trigger"] = count("input_tokens", counted[0] - 1)
-    _, applied = apply_context_management(request, count_tokens=estimate)
-    assert applied is not None and applied[0]["cleared_tool_uses"] == 3
 
 
 def test_a_tool_uses_trigger_counts_tool_use_blocks() -> None:
