@@ -49,8 +49,9 @@ edit less after it. An edit that clears nothing is not reported (the list may be
 
 Cost: nothing is copied until something is cleared, then only what changes; ``count_tokens``
 runs for a ``clear_tool_uses`` edit (its ``input_tokens`` trigger; again when it clears) and
-after a ``clear_thinking`` edit that clears. Claude Code's own edit (``keep: "all"``) costs a
-dict copy.
+after a ``clear_thinking`` edit that clears; with `estimate_tokens`, not for a trigger that
+`tokens_ceiling` (half the cost) shows out of reach. Claude Code's own edit (``keep: "all"``)
+costs a dict copy.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccrelay_translate.errors import InvalidRequest, brief
+from ccrelay_translate.tokens import estimate_tokens, tokens_ceiling
 
 __all__ = [
     "CLEARED_TOOL_RESULT",
@@ -121,6 +123,8 @@ def apply_context_management(
     if not edits or not isinstance(out.get("messages"), list):
         return out, []
     prompt = _Prompt(out, count_tokens, input_tokens)
+    if count_tokens is estimate_tokens:
+        prompt.ceiling = tokens_ceiling
     applied: list[dict[str, Any]] = []
     for edit in edits:
         done = (
@@ -142,6 +146,7 @@ class _Prompt:
         self.request = request
         self._count = count_tokens
         self._tokens = tokens
+        self.ceiling: CountTokens | None = None
 
     @property
     def messages(self) -> list[Any]:
@@ -152,6 +157,12 @@ class _Prompt:
         if self._tokens is None:
             self._tokens = self._count(self.request)
         return self._tokens
+
+    def exceeds(self, limit: int) -> bool:
+        """More than `limit` tokens? Not counted when the ceiling (a bound of it) says no."""
+        if self._tokens is None and self.ceiling and self.ceiling(self.request) <= limit:
+            return False
+        return self.tokens() > limit
 
     def edited(self, messages: list[Any], *, at_least: int = 0) -> int | None:
         """Take `messages` and return the tokens that cleared, unless under `at_least`."""
@@ -234,7 +245,7 @@ def _clear_tool_uses(prompt: _Prompt, edit: _ClearToolUses) -> dict[str, Any] | 
     if edit.trigger_type == "tool_uses":
         if len(uses) <= edit.trigger:
             return None
-    elif prompt.tokens() <= edit.trigger:
+    elif not prompt.exceeds(edit.trigger):
         return None
     older = uses[: max(0, len(uses) - edit.keep)]
     targets = {use_id: name for name, use_id in older if name not in edit.exclude}

@@ -21,6 +21,10 @@ GATEWAY_ROWS = {
     "gateway CPU per request (user+sys)",
     "floor: bare aiohttp proxy CPU per request",
     "gateway RSS after load",
+    "added p50, plain / floor",
+    "CPU per request / floor",
+    "ready after start - floor",
+    "RSS after load - floor",
 }
 HANDLER_ROWS = {
     "handler cache hit p50 (ChatService, real redis)",

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ccrelay_translate import IMAGE_TOKENS, estimate_tokens
+from ccrelay_translate import IMAGE_TOKENS, estimate_tokens, tokens
 from ccrelay_translate.errors import InvalidRequest
-from ccrelay_translate.tokens import FRAMING_TOKENS, estimate_text
+from ccrelay_translate.tokens import FRAMING_TOKENS, estimate_text, tokens_ceiling
 
 from .samples import PNG_B64, claude_code_request
 
@@ -141,3 +141,65 @@ def test_more_text_means_more_tokens() -> None:
 def test_request_must_be_an_object() -> None:
     with pytest.raises(InvalidRequest):
         estimate_tokens("hello")  # type: ignore[arg-type]
+
+
+SCHEMA = {"type": "object", "properties": {"path": {"description": "\u201cA\u201d path"}}}
+MIXED_TEXTS = [
+    "You are Claude Code \u2014 a CLI. " * 60,  # long, with a dash (UTF-8 to count)
+    "Fix it \U0001f916",  # short and not ASCII
+    "plain words " * 100,  # ASCII
+    "\u51fd\u6570 " * 400,  # long, CJK
+    "Read",
+    "Reads a file \u2192 its lines. " * 40,
+    json.dumps([SCHEMA], ensure_ascii=False, separators=(",", ":")),
+]
+
+
+def mixed_request() -> dict[str, Any]:
+    """Long and short texts, ASCII and not, as Claude Code's are (dashes, arrows, quotes)."""
+    system, short, plain, cjk, name, description, _ = MIXED_TEXTS
+    messages = [
+        {"role": "user", "content": short},
+        {"role": "assistant", "content": [{"type": "text", "text": plain}]},
+        {"role": "user", "content": [{"type": "text", "text": cjk}]},
+    ]
+    tools = [{"name": name, "description": description, "input_schema": SCHEMA}]
+    return request(system=system, messages=messages, tools=tools)
+
+
+def test_texts_counted_apart_add_up_to_the_texts_counted_together() -> None:
+    """ASCII texts, short others and long others are counted in separate passes (the long
+    ones kept): the estimate is still that of every text joined, to the token."""
+    expected = math.ceil(estimate_text("".join(MIXED_TEXTS))) + 4 * FRAMING_TOKENS
+    assert estimate_tokens(mixed_request()) == expected
+    assert estimate_tokens(mixed_request()) == expected  # again, from the kept counts
+
+
+def test_kept_counts_are_keyed_by_the_text_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "KEPT_CHARACTERS", 3000)
+    monkeypatch.setattr(tokens, "_kept", {})
+    monkeypatch.setattr(tokens, "_kept_characters", 0)
+    dashes = "\u2014" * 1000  # 1000 non-ASCII characters: 1000 tokens
+    letters = "\u2014" + "a" * 999  # as long, mostly letters: 1 + 999 / 4
+    assert estimate_tokens(user(dashes)) == 1000 + FRAMING_TOKENS
+    assert estimate_tokens(user(letters)) == math.ceil(1 + 999 / 4) + FRAMING_TOKENS
+    for n in range(10):
+        estimate_tokens(user(f"{n}\u2014" + "b" * 998))
+    assert sum(map(len, tokens._kept)) <= 3000  # the oldest went first
+    assert dashes not in tokens._kept
+    assert estimate_tokens(user(dashes)) == 1000 + FRAMING_TOKENS  # counted again
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        request(),
+        mixed_request(),
+        claude_code_request(),
+        user([{"type": "image", "source": {"type": "base64", "data": PNG_B64}}]),
+        user("{}[]\n" * 500),  # punctuation: 1.6 characters a token, the dearest ASCII
+        user("\U0001f916" * 300),
+    ],
+)
+def test_the_ceiling_is_never_under_the_estimate(body: dict[str, Any]) -> None:
+    assert tokens_ceiling(body) >= estimate_tokens(body)

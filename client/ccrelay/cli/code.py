@@ -52,8 +52,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import signal
 import sys
 import uuid
@@ -137,6 +135,8 @@ def split_argv(argv: Sequence[str]) -> CodeOptions:
 
 
 def resolve_claude(claude_bin: str | None, env: dict[str, str]) -> str | None:
+    import shutil  # here, not at the top: every `ccrelay` command imports this module
+
     if claude_bin:
         return shutil.which(claude_bin, path=env.get("PATH")) or (
             claude_bin if os.path.isfile(claude_bin) else None
@@ -228,6 +228,7 @@ async def run_claude(
     claude: str, options: CodeOptions, env: dict[str, str], level: str | None = None
 ) -> int:
     import asyncio
+    import secrets
 
     from ccrelay.coldstart.warmup import start_warm_ups
     from ccrelay.gateway import start_gateway

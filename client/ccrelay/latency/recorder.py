@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ccrelay.latency.record import CacheStatus, LatencyRecord
-from ccrelay.latency.s3 import S3ClientFactory, S3Sink
 from ccrelay.latency.sinks import JsonlSink, LogSink, MultiSink, RecordSink
 from ccrelay_config.pricing import PriceTable
 from ccrelay_config.telemetry import TelemetrySettings
@@ -21,6 +20,7 @@ from ccrelay_wire import CACHE_VERDICTS
 
 if TYPE_CHECKING:
     from ccrelay.latency.observer import Attempt, RequestSummary
+    from ccrelay.latency.s3 import S3ClientFactory
 
 __all__ = ["LatencyRecorder", "PromptCacheEstimate", "build_sink"]
 
@@ -44,6 +44,8 @@ def build_sink(
             raise ValueError("TelemetrySettings.jsonl_dir is unset: resolve the settings first")
         sinks.append(JsonlSink(settings.jsonl_dir))
     if settings.s3 is not None:
+        from ccrelay.latency.s3 import S3Sink  # only when configured: not every start pays it
+
         sinks.append(S3Sink(settings.s3, client_factory=s3_client_factory))
     return MultiSink(sinks)
 

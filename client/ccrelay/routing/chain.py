@@ -22,14 +22,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ccrelay.backends.base import Backend
 from ccrelay.backends.context_policy import tokens_after_edits
 from ccrelay.backends.factory import BackendFactory
 from ccrelay.backends.stream import EventStream
 from ccrelay.backends.types import Completion, RequestOptions
-from ccrelay.coldstart.driver import ColdStartDriver, ColdStartEndpoint
 from ccrelay.errors import (
     AllBackendsFailed,
     BackendError,
@@ -44,6 +43,9 @@ from ccrelay.routing.breaker import CircuitBreaker, CircuitState, Ticket
 from ccrelay.routing.rules import Routed, picker_targets, route
 from ccrelay.routing.summary import failed, served
 from ccrelay_translate.tokens import estimate_tokens
+
+if TYPE_CHECKING:  # a driver is made only for a scale-to-zero backend: imported then
+    from ccrelay.coldstart.driver import ColdStartDriver
 
 __all__ = ["Router", "Served", "TokenCount"]
 
@@ -360,6 +362,8 @@ class Router:
         )
         driver = None
         if policies is not None:  # such a backend is a ColdStartEndpoint (Backend's contract)
+            from ccrelay.coldstart.driver import ColdStartDriver, ColdStartEndpoint
+
             driver = ColdStartDriver(cast(ColdStartEndpoint, backend), policies, clock=self._clock)
         self.cold_starts[name] = driver
         return driver
