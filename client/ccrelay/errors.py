@@ -66,33 +66,6 @@ CLAUDE_CODE_PROMPT_TOO_LONG = re.compile(r"prompt is too long: \d+ tokens > \d+ 
 """Anthropic's words for a prompt over the window, which Claude Code 2.1.332 matches whole
 (anchored) before it compacts; older releases search for them anywhere in the message."""
 
-ANTHROPIC_ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
-"""Anthropic's error types by HTTP status (its errors page); other 4xx are
-``invalid_request_error`` and other 5xx ``api_error``. Read both ways: a status to the type the
-gateway answers, and a type found in an upstream's stream back to its status."""
-
-
-def anthropic_error_type(status: int) -> str:
-    return ANTHROPIC_ERROR_TYPES.get(
-        status, "invalid_request_error" if status < 500 else "api_error"
-    )
-
-
-def status_of_error_type(error_type: object) -> int | None:
-    for status, name in ANTHROPIC_ERROR_TYPES.items():
-        if name == error_type:
-            return status
-    return None
-
 
 class Fault(StrEnum):
     """Whose fault a failure is; decides the breaker and failover."""

@@ -29,8 +29,8 @@ from ccrelay.errors import (
     CcrelayError,
     GatewayShuttingDown,
     StreamInterrupted,
-    anthropic_error_type,
 )
+from ccrelay.http.statuses import anthropic_error_type
 
 log = logging.getLogger("ccrelay.gateway")
 
