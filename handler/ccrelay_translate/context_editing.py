@@ -8,9 +8,8 @@ the request as Anthropic documents (https://platform.claude.com/docs/en/build-wi
 context-editing; shapes from the anthropic SDK, ``anthropic/types/beta/
 beta_clear_tool_uses_20250919_edit_param.py``, ``beta_clear_thinking_20251015_edit_param.py``,
 ``beta_context_management_response.py``). Edits run in the order given, each on what the one
-before left. A list Anthropic refuses is refused (`InvalidRequest`, naming the field:
-``clear_thinking_20251015`` not first, a field of the wrong shape, ``thinking_turns`` under 1);
-an edit type not known here (``compact_20260112``) is passed over with a log line.
+before left. The list is checked as Anthropic checks it (`ccrelay_translate.context_edits`):
+one Anthropic refuses is refused, naming the field.
 
 ``clear_thinking_20251015``, ``keep``: ``"all"`` or ``{type: all}`` clear nothing;
 ``{type: thinking_turns, value: N}`` (absent: 1, the default it was documented with; the newer
@@ -47,21 +46,23 @@ An applied edit is reported as Anthropic does: ``{type, cleared_thinking_turns |
 cleared_tool_uses, cleared_input_tokens}``, the tokens being the caller's estimate before the
 edit less after it. An edit that clears nothing is not reported (the list may be empty).
 
-Cost: nothing is copied until something is cleared, then only what changes; ``count_tokens``
-runs for a ``clear_tool_uses`` edit (its ``input_tokens`` trigger; again when it clears) and
-after a ``clear_thinking`` edit that clears; with `estimate_tokens`, not for a trigger that
-`tokens_ceiling` (half the cost) shows out of reach. Claude Code's own edit (``keep: "all"``)
-costs a dict copy.
+Cost: only what changes is copied; ``count_tokens`` runs only where a trigger or a clearing
+needs it (docs/translation.md, "Speed").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ccrelay_translate.errors import InvalidRequest, brief
+from ccrelay_translate.context_edits import (
+    CLEAR_THINKING,
+    CLEAR_TOOL_USES,
+    ClearThinking,
+    ClearToolUses,
+    parse_edits,
+)
 from ccrelay_translate.tokens import estimate_tokens, tokens_ceiling
 
 __all__ = [
@@ -74,35 +75,14 @@ __all__ = [
 
 log = logging.getLogger("ccrelay.translate")
 
-CLEAR_THINKING = "clear_thinking_20251015"
-CLEAR_TOOL_USES = "clear_tool_uses_20250919"
 CLEARED_TOOL_RESULT = "[Old tool result content cleared]"
 """What a cleared ``tool_result`` holds (Claude Code's own placeholder; see the module)."""
 
-DEFAULT_TRIGGER_TOKENS = 100_000
-DEFAULT_KEEP_TOOL_USES = 3
-DEFAULT_KEEP_THINKING_TURNS = 1
 
 CountTokens = Callable[[dict[str, Any]], int]
 """The caller's input-token estimate of a whole request (`estimate_tokens` by default)."""
 
 _THINKING = frozenset({"thinking", "redacted_thinking"})
-_PATH = "context_management"
-
-
-@dataclass(frozen=True, slots=True)
-class _ClearThinking:
-    keep: int | None  # None: every turn keeps its thinking
-
-
-@dataclass(frozen=True, slots=True)
-class _ClearToolUses:
-    trigger_type: str
-    trigger: int
-    keep: int
-    clear_at_least: int
-    exclude: frozenset[str]
-    clear_inputs: bool | frozenset[str]
 
 
 def apply_context_management(
@@ -118,7 +98,7 @@ def apply_context_management(
     """
     if "context_management" not in request:
         return request, None
-    edits = _parse(request["context_management"])
+    edits = parse_edits(request["context_management"])
     out = {key: value for key, value in request.items() if key != "context_management"}
     if not edits or not isinstance(out.get("messages"), list):
         return out, []
@@ -129,7 +109,7 @@ def apply_context_management(
     for edit in edits:
         done = (
             _clear_thinking(prompt, edit)
-            if isinstance(edit, _ClearThinking)
+            if isinstance(edit, ClearThinking)
             else _clear_tool_uses(prompt, edit)
         )
         if done is not None:
@@ -179,7 +159,7 @@ class _Prompt:
 # -- clear_thinking_20251015 ------------------------------------------------------------------
 
 
-def _clear_thinking(prompt: _Prompt, edit: _ClearThinking) -> dict[str, Any] | None:
+def _clear_thinking(prompt: _Prompt, edit: ClearThinking) -> dict[str, Any] | None:
     if edit.keep is None:
         return None
     messages = prompt.messages
@@ -239,7 +219,7 @@ def _has_tool_result(content: object) -> bool:
 # -- clear_tool_uses_20250919 -----------------------------------------------------------------
 
 
-def _clear_tool_uses(prompt: _Prompt, edit: _ClearToolUses) -> dict[str, Any] | None:
+def _clear_tool_uses(prompt: _Prompt, edit: ClearToolUses) -> dict[str, Any] | None:
     messages = prompt.messages
     uses = _tool_uses(messages)
     if edit.trigger_type == "tool_uses":
@@ -252,25 +232,14 @@ def _clear_tool_uses(prompt: _Prompt, edit: _ClearToolUses) -> dict[str, Any] | 
     if not targets:
         return None
     edited = list(messages)
-    cleared_ids: set[str] = set()
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if not isinstance(content, list):
-            continue
-        blocks: list[Any] | None = None
-        for j, block in enumerate(content):
-            if not (isinstance(block, dict) and block.get("type") == "tool_result"):
-                continue
-            use_id = block.get("tool_use_id")
-            if use_id in targets and _worth_clearing(block.get("content")):
-                if blocks is None:
-                    blocks = list(content)
-                blocks[j] = {**block, "content": _placeholder(block["content"])}
-                cleared_ids.add(use_id)
-        if blocks is not None:
-            edited[i] = {**message, "content": blocks}
+
+    def clear_result(block: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+        use_id = block.get("tool_use_id")
+        if use_id not in targets or not _worth_clearing(block.get("content")):
+            return None
+        return {**block, "content": _placeholder(block["content"])}, use_id
+
+    cleared_ids = _rewrite_blocks(messages, edited, "user", "tool_result", clear_result)
     cleared_ids |= _clear_inputs(edited, targets, edit.clear_inputs)
     if not cleared_ids:
         return None
@@ -332,118 +301,46 @@ def _clear_inputs(
     if which is False:
         return set()
     names = None if which is True else which
-    cleared: set[str] = set()
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") != "assistant":
+
+    def clear_input(block: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+        use_id = block.get("id")
+        if use_id not in targets or (names is not None and targets[use_id] not in names):
+            return None
+        if block.get("input") == {}:
+            return None
+        return {**block, "input": {}}, use_id
+
+    return _rewrite_blocks(messages, messages, "assistant", "tool_use", clear_input)
+
+
+def _rewrite_blocks(
+    source: list[Any],
+    into: list[Any],
+    role: str,
+    block_type: str,
+    rewrite: Callable[[dict[str, Any]], tuple[dict[str, Any], str] | None],
+) -> set[str]:
+    """Each `block_type` block of the `role` messages of `source` that `rewrite` replaces (it
+    gives the new block and its tool id, or None to keep it); a message with a replaced block is
+    copied once into `into` (the same length as `source`, or `source` itself). The ids."""
+    changed: set[str] = set()
+    for i, message in enumerate(source):
+        if not isinstance(message, dict) or message.get("role") != role:
             continue
         content = message.get("content")
         if not isinstance(content, list):
             continue
         blocks: list[Any] | None = None
         for j, block in enumerate(content):
-            if not (isinstance(block, dict) and block.get("type") == "tool_use"):
+            if not (isinstance(block, dict) and block.get("type") == block_type):
                 continue
-            use_id = block.get("id")
-            if use_id not in targets or (names is not None and targets[use_id] not in names):
-                continue
-            if block.get("input") == {}:
+            replaced = rewrite(block)
+            if replaced is None:
                 continue
             if blocks is None:
                 blocks = list(content)
-            blocks[j] = {**block, "input": {}}
-            cleared.add(use_id)
+            blocks[j], use_id = replaced
+            changed.add(use_id)
         if blocks is not None:
-            messages[i] = {**message, "content": blocks}
-    return cleared
-
-
-# -- the edit list, checked as Anthropic checks it --------------------------------------------
-
-
-def _parse(value: object) -> list[_ClearThinking | _ClearToolUses]:
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{_PATH}: must be an object with an edits list")
-    edits = value.get("edits")
-    if edits is None:
-        return []
-    if not isinstance(edits, list):
-        raise InvalidRequest(f"{_PATH}.edits: must be a list of edits")
-    parsed: list[_ClearThinking | _ClearToolUses] = []
-    for i, edit in enumerate(edits):
-        path = f"{_PATH}.edits[{i}]"
-        if not isinstance(edit, dict):
-            raise InvalidRequest(f"{path}: an edit must be an object")
-        kind = edit.get("type")
-        if kind == CLEAR_THINKING:
-            if i:
-                raise InvalidRequest(f"{path}: {CLEAR_THINKING} must be the first edit")
-            parsed.append(_ClearThinking(_thinking_keep(edit.get("keep"), f"{path}.keep")))
-        elif kind == CLEAR_TOOL_USES:
-            parsed.append(_tool_uses_edit(edit, path))
-        elif isinstance(kind, str) and kind:
-            log.info("%s.type: %s is not emulated; passed over", path, brief(kind))
-        else:
-            raise InvalidRequest(f'{path}.type: an edit needs a "type" string, not {brief(kind)}')
-    return parsed
-
-
-def _thinking_keep(keep: object, path: str) -> int | None:
-    if keep is None:
-        return DEFAULT_KEEP_THINKING_TURNS
-    if keep == "all" or (isinstance(keep, dict) and keep.get("type") == "all"):
-        return None
-    if isinstance(keep, dict) and keep.get("type") == "thinking_turns":
-        return _whole(keep.get("value"), f"{path}.value", minimum=1)
-    raise InvalidRequest(
-        f'{path}: must be "all", {{"type": "all"}} or {{"type": "thinking_turns", "value": N}}'
-    )
-
-
-def _tool_uses_edit(edit: dict[str, Any], path: str) -> _ClearToolUses:
-    trigger_type, trigger = "input_tokens", DEFAULT_TRIGGER_TOKENS
-    if edit.get("trigger") is not None:
-        trigger_type, trigger = _counted(
-            edit["trigger"], f"{path}.trigger", ("input_tokens", "tool_uses")
-        )
-    keep = DEFAULT_KEEP_TOOL_USES
-    if edit.get("keep") is not None:
-        keep = _counted(edit["keep"], f"{path}.keep", ("tool_uses",))[1]
-    at_least = 0
-    if edit.get("clear_at_least") is not None:
-        at_least = _counted(edit["clear_at_least"], f"{path}.clear_at_least", ("input_tokens",))[1]
-    exclude = _names(edit.get("exclude_tools"), f"{path}.exclude_tools")
-    inputs = edit.get("clear_tool_inputs")
-    clear_inputs: bool | frozenset[str]
-    if inputs is None or isinstance(inputs, bool):
-        clear_inputs = bool(inputs)
-    else:
-        clear_inputs = _names(inputs, f"{path}.clear_tool_inputs", or_bool=True)
-    return _ClearToolUses(trigger_type, trigger, keep, at_least, exclude, clear_inputs)
-
-
-def _counted(value: object, path: str, kinds: tuple[str, ...]) -> tuple[str, int]:
-    """``{type, value}`` -> (type, value)."""
-    shape = " or ".join(f'{{"type": "{kind}", "value": N}}' for kind in kinds)
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path}: must be {shape}")
-    kind = value.get("type")
-    if kind not in kinds:
-        raise InvalidRequest(f"{path}.type: must be {shape}, not type {brief(kind)}")
-    return kind, _whole(value.get("value"), f"{path}.value", minimum=0)
-
-
-def _whole(value: object, path: str, *, minimum: int) -> int:
-    if type(value) is not int or value < minimum:
-        raise InvalidRequest(
-            f"{path}: must be a whole number of {minimum} or more, not {brief(value)}"
-        )
-    return value
-
-
-def _names(value: object, path: str, *, or_bool: bool = False) -> frozenset[str]:
-    if value is None:
-        return frozenset()
-    if isinstance(value, list) and all(isinstance(name, str) for name in value):
-        return frozenset(value)
-    kind = "true, false or a list of tool names" if or_bool else "a list of tool names"
-    raise InvalidRequest(f"{path}: must be {kind}")
+            into[i] = {**message, "content": blocks}
+    return changed
