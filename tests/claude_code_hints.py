@@ -13,19 +13,15 @@ Binaries: ``claude_release(CURRENT)`` and ``claude_release(OLDER)`` (tests/conft
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from tests.claude_code_runner import Run
+from tests.claude_code_runner import Run, ccrelay_code_argv, run_process
+from tests.claude_code_runner import offline_env as runner_env
 from tests.fakes.harness import LoopbackServer, Recorded
 
 CURRENT = "2.1.332"
@@ -38,19 +34,16 @@ __all__ = ["CURRENT", "OLDER", "Tap", "ccrelay_code", "offline_env", "request_re
 
 
 def offline_env(home: Path, config: dict[str, Any], **extra: str) -> dict[str, str]:
-    """The only environment a run gets: no credential of the machine's own, non-essential
-    traffic off, the config inline, the state dir in `home`; a test's key in `extra`."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "ENABLE_MULTI_BACKEND": "true",
-        "LLM_BACKEND_CONFIG": json.dumps(config),
-        "CCRELAY_STATE_DIR": str(home / "state"),
-        "ANTHROPIC_API_KEY": "sk-ant-users-own-key",
+    """The only environment a run gets (tests/claude_code_runner.py's `offline_env`), with the
+    config inline, the state dir in `home` and the user's own key; a test's in `extra`."""
+    return runner_env(
+        home,
+        ENABLE_MULTI_BACKEND="true",
+        LLM_BACKEND_CONFIG=json.dumps(config),
+        CCRELAY_STATE_DIR=str(home / "state"),
+        ANTHROPIC_API_KEY="sk-ant-users-own-key",
         **extra,
-    }
+    )
 
 
 async def ccrelay_code(
@@ -63,29 +56,9 @@ async def ccrelay_code(
     timeout_s: float = RUN_TIMEOUT_S,
 ) -> Run:
     """``ccrelay code --claude-bin CLAUDE CLAUDE_ARGS...`` in `workdir` (made by the caller)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ccrelay.cli",
-        "code",
-        "--claude-bin",
-        str(claude),
-        *claude_args,
-        cwd=workdir,
-        env=offline_env(home, config, **(extra_env or {})),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group: claude goes with it on a timeout
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout_s)
-    except TimeoutError:
-        os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-        pytest.fail(f"claude did not finish within {timeout_s:g} s")
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+    argv = [*ccrelay_code_argv(claude), *claude_args]
+    env = offline_env(home, config, **(extra_env or {}))
+    return await run_process(argv, workdir, env, timeout_s)
 
 
 def request_records(state: Path) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,13 @@ async def run_ccrelay_code(
         CCRELAY_STATE_DIR=str(home / "state"),
         **(extra_env or {}),
     )
-    argv = [sys.executable, "-m", "ccrelay.cli", "code", "--claude-bin", str(claude)]
-    argv += ["-p", prompt, "--allowedTools", allowed_tools]
+    argv = [*ccrelay_code_argv(claude), "-p", prompt, "--allowedTools", allowed_tools]
     return await run_process(argv, workdir, env, timeout_s)
+
+
+def ccrelay_code_argv(claude: Path) -> list[str]:
+    """``ccrelay code --claude-bin CLAUDE``, from this interpreter; claude's arguments follow."""
+    return [sys.executable, "-m", "ccrelay.cli", "code", "--claude-bin", str(claude)]
 
 
 def offline_env(home: Path, **more: str) -> dict[str, str]:
@@ -83,7 +88,9 @@ async def run_claude(
 async def run_process(
     argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float = RUN_TIMEOUT_S
 ) -> Run:
-    """Run to the end within `timeout_s` (killed and failed past it); nothing on stdin."""
+    """Run to the end within `timeout_s` (killed and failed past it); nothing on stdin. It
+    runs in a process group of its own, so a timeout also ends what it started (the claude
+    that ``ccrelay code`` runs)."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -91,11 +98,12 @@ async def run_process(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout_s)
     except TimeoutError:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         pytest.fail(f"claude did not finish within {timeout_s:g} s")
     assert process.returncode is not None

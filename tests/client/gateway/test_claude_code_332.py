@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -30,12 +29,12 @@ from ccrelay.routing.rules import picker_id
 from tests.claude_code_hints import (
     CURRENT,
     OLDER,
-    RUN_TIMEOUT_S,
     Tap,
     ccrelay_code,
     offline_env,
     request_records,
 )
+from tests.claude_code_runner import run_claude
 from tests.client.gateway.conftest import config_env, running_gateway
 from tests.fakes.openai_compat import Answer, ProfiledServer
 
@@ -105,28 +104,12 @@ async def run_tapped(
         tap = await Tap(gateway.url).start()
         try:
             child = claude_environ(offline_env(home, {}), tap.url, token, session="ccrelay-session")
-            process = await asyncio.create_subprocess_exec(
-                str(claude),
-                "-p",
-                "What do the notes in notes.txt say?",
-                "--allowedTools",
-                "Read",
-                cwd=workdir,
-                env=child,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
-                out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-                pytest.fail(f"claude did not finish within {RUN_TIMEOUT_S} s")
+            prompt = "What do the notes in notes.txt say?"
+            run = await run_claude(claude, workdir, child, prompt, allowed_tools="Read")
         finally:
             await tap.close()
-    assert process.returncode == 0, f"stdout: {out.decode()}\nstderr: {err.decode()}"
-    return tap, out.decode(), token
+    assert run.returncode == 0, f"stdout: {run.stdout}\nstderr: {run.stderr}"
+    return tap, run.stdout, token
 
 
 @pytest.mark.parametrize("version", [CURRENT, OLDER])
