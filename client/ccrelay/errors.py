@@ -54,17 +54,13 @@ and the provider's own error text (scrubbed of the key before it is raised).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import ClassVar
 
 from ccrelay_translate.errors import InvalidRequest, MalformedReply, TranslationError
-
-CLAUDE_CODE_PROMPT_TOO_LONG = re.compile(r"prompt is too long: \d+ tokens > \d+ maximum")
-"""Anthropic's words for a prompt over the window, which Claude Code 2.1.332 matches whole
-(anchored) before it compacts; older releases search for them anywhere in the message."""
+from ccrelay_wire.job_error import PROMPT_TOO_LONG, prompt_too_long
 
 
 class Fault(StrEnum):
@@ -128,7 +124,7 @@ class PromptTooLong(InvalidRequestError):
     outcome = "prompt_too_long"
 
     def __init__(self, tokens: int, maximum: int) -> None:
-        super().__init__(f"prompt is too long: {tokens} tokens > {maximum} maximum")
+        super().__init__(prompt_too_long(tokens, maximum))
         self.tokens = tokens
         self.maximum = maximum
 
@@ -248,7 +244,7 @@ class UpstreamPromptTooLong(UpstreamInvalidRequest):
     """The backend's own ``prompt is too long: N tokens > M maximum`` (Anthropic's words, which
     the ccrelay worker uses too). Relayed as it came, without the backend's name in front:
     Claude Code 2.1.332 compacts on it only when the whole message matches
-    `CLAUDE_CODE_PROMPT_TOO_LONG`."""
+    `ccrelay_wire.PROMPT_TOO_LONG`."""
 
     outcome = "prompt_too_long"
 
@@ -265,7 +261,7 @@ class UpstreamPromptTooLong(UpstreamInvalidRequest):
 
     @staticmethod
     def said(message: str) -> bool:
-        return CLAUDE_CODE_PROMPT_TOO_LONG.fullmatch(message.strip()) is not None
+        return PROMPT_TOO_LONG.fullmatch(message.strip()) is not None
 
 
 class UpstreamRequestTooLarge(UpstreamInvalidRequest):

@@ -24,6 +24,7 @@ from ccrelay_wire.job_error import (
     CODE_INVALID_INPUT,
     CODE_MODEL_NOT_ALLOWED,
     CODE_PROMPT_TOO_LONG,
+    prompt_too_long,
 )
 
 __all__ = [
@@ -88,7 +89,7 @@ class PromptTooLong(InvalidInput):
     code = CODE_PROMPT_TOO_LONG
 
     def __init__(self, tokens: int, maximum: int) -> None:
-        HandlerError.__init__(self, f"prompt is too long: {tokens} tokens > {maximum} maximum")
+        HandlerError.__init__(self, prompt_too_long(tokens, maximum))
         self.field = "messages"
         self.problem = str(self)
         self.tokens = tokens

@@ -20,8 +20,10 @@ from ccrelay_wire.job_error import (
     CODE_INVALID_INPUT,
     CODE_MODEL_NOT_ALLOWED,
     CODE_PROMPT_TOO_LONG,
+    PROMPT_TOO_LONG,
     decode_job_error,
     encode_job_error,
+    prompt_too_long,
 )
 from ccrelay_wire.lazy import lazy_exports
 from ccrelay_wire.sse import EventTooLarge, ServerSentEvent, SSEDecoder, encode_sse
@@ -41,6 +43,7 @@ __all__ = [
     "CODE_INVALID_INPUT",
     "CODE_MODEL_NOT_ALLOWED",
     "CODE_PROMPT_TOO_LONG",
+    "PROMPT_TOO_LONG",
     "EventTooLarge",
     "InboundGuard",
     "InboundLimits",
@@ -49,4 +52,5 @@ __all__ = [
     "decode_job_error",
     "encode_job_error",
     "encode_sse",
+    "prompt_too_long",
 ]

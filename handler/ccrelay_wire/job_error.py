@@ -13,20 +13,33 @@ and never returns a traceback.
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
 __all__ = [
     "CODE_INVALID_INPUT",
     "CODE_MODEL_NOT_ALLOWED",
     "CODE_PROMPT_TOO_LONG",
+    "PROMPT_TOO_LONG",
     "decode_job_error",
     "encode_job_error",
+    "prompt_too_long",
 ]
 
 CODE_INVALID_INPUT: Final = "invalid_input"
 CODE_MODEL_NOT_ALLOWED: Final = "model_not_allowed"
 CODE_PROMPT_TOO_LONG: Final = "prompt_too_long"
-"""The prompt does not fit the worker's window; the message is in Claude Code's words."""
+"""The prompt does not fit the worker's window; the message is `prompt_too_long`'s."""
+
+PROMPT_TOO_LONG: Final = re.compile(r"prompt is too long: \d+ tokens > \d+ maximum")
+"""Anthropic's words for a prompt over the window, which Claude Code 2.1.332 matches whole
+(anchored) before it compacts; older releases search for them anywhere in the message."""
+
+
+def prompt_too_long(tokens: int, maximum: int) -> str:
+    """Those words, as the gateway and the worker both say them."""
+    return f"prompt is too long: {tokens} tokens > {maximum} maximum"
+
 
 _MESSAGE_KEYS = ("message", "error_message", "error", "detail")
 
