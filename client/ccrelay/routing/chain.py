@@ -318,13 +318,16 @@ class Router:
             except BaseException:
                 breaker.release(ticket)
                 raise
+            cold_starts = cold is not None or hedged_from is not None
             if isinstance(result, EventStream):
                 result.on_end(_judge(breaker, ticket))
-                result.on_end(self._stream_answered(cold, hedged_from, options, result))
+                if cold_starts:
+                    result.on_end(self._stream_answered(cold, hedged_from, options, result))
             else:
                 breaker.record_success(ticket)
-                usage = result.response.get("usage") or {}
-                self._answered(cold, hedged_from, options, usage, ok=True, model=result.model)
+                if cold_starts:
+                    usage = result.response.get("usage") or {}
+                    self._answered(cold, hedged_from, options, usage, ok=True, model=result.model)
             if errors:
                 log.info("served by %s after %d failover(s)", name, len(errors))
             return Served(
